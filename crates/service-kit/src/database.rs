@@ -1,0 +1,48 @@
+//! The service's PostgreSQL pool: connected with patience at start-up, migrated before
+//! the first request.
+
+use std::time::Duration;
+
+use anyhow::Context;
+use sqlx::PgPool;
+use sqlx::migrate::Migrator;
+use sqlx::postgres::PgPoolOptions;
+
+use crate::config::DatabaseConfig;
+use crate::wait::wait_for;
+
+/// Connects (waiting for the server up to the configured time) and applies `migrator`.
+///
+/// sqlx takes an advisory lock while migrating, so replicas starting together do not
+/// race each other.
+pub async fn connect_and_migrate(
+    config: &DatabaseConfig,
+    migrator: &Migrator,
+) -> anyhow::Result<PgPool> {
+    let pool = connect(config).await?;
+    migrator
+        .run(&pool)
+        .await
+        .context("database migrations failed")?;
+    Ok(pool)
+}
+
+/// Connects, waiting for the server up to the configured time.
+pub async fn connect(config: &DatabaseConfig) -> anyhow::Result<PgPool> {
+    let options = PgPoolOptions::new()
+        .max_connections(config.database_max_connections)
+        .acquire_timeout(Duration::from_secs(5));
+    let timeout = Duration::from_secs(config.database_connect_timeout_seconds);
+    wait_for("postgres", timeout, || {
+        options
+            .clone()
+            .connect_with(config.database_url.clone())
+    })
+    .await
+    .with_context(|| {
+        format!(
+            "could not connect to PostgreSQL (DATABASE_URL) within {}s",
+            timeout.as_secs()
+        )
+    })
+}

@@ -1,0 +1,40 @@
+//! What every Switchyard service binary shares, so that each service is only its routes,
+//! its domain and its storage.
+//!
+//! # Layout
+//!
+//! - [`config`]: settings from the environment into clap structs (so `--help` documents
+//!   every variable) and the one-line start-up error for a missing or malformed one.
+//! - [`telemetry`]: `tracing` set up from `RUST_LOG` and `LOG_FORMAT` (`pretty` or one JSON
+//!   object a line).
+//! - [`server`]: a [`server::Service`] built from a bound listener and a router; it drains
+//!   in-flight requests on SIGTERM/SIGINT and stops its background tasks with it.
+//! - [`middleware`]: the one stack of tower layers every service runs behind (request id,
+//!   access log and metrics, problem+json for every error, panic catching, timeout, body
+//!   limit).
+//! - [`problem`]: the RFC 9457 error type every handler returns; [`json`]: a JSON
+//!   extractor whose rejections are problems too.
+//! - [`ops`]: `/healthz`, `/readyz` (with the dependencies a service declares) and
+//!   `/metrics`.
+//! - [`internal_auth`]: the service-key check on internal routes and the [`Caller`]
+//!   identity it makes trustworthy.
+//! - [`database`] and [`redis`]: connections that wait for their server at start-up.
+//!
+//! [`Caller`]: internal_auth::Caller
+
+pub mod config;
+pub mod database;
+pub mod internal_auth;
+pub mod json;
+pub mod metrics;
+pub mod middleware;
+pub mod ops;
+pub mod problem;
+pub mod redis;
+pub mod request_id;
+pub mod server;
+pub mod telemetry;
+pub mod wait;
+
+pub use json::Json;
+pub use problem::Problem;

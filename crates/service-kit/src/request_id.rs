@@ -1,0 +1,132 @@
+//! The request id: accepted from the client when sane, generated otherwise, echoed on the
+//! response, carried by the request's tracing span and by every problem body.
+//!
+//! The id lives in a task-local for the life of the request so that code far from the
+//! handler (problem rendering, the outgoing HTTP client) can read it without threading it
+//! through every signature.
+
+use axum::extract::Request;
+use axum::http::{HeaderName, HeaderValue};
+use axum::middleware::Next;
+use axum::response::Response;
+use tracing::Instrument;
+
+/// The header that carries the id in both directions.
+pub const REQUEST_ID_HEADER: HeaderName = HeaderName::from_static("x-request-id");
+
+/// Longest client-supplied id that is kept.
+pub const MAX_LEN: usize = 128;
+
+tokio::task_local! {
+    static CURRENT: RequestId;
+}
+
+/// The id of one request, as set by [`layer`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RequestId(String);
+
+impl RequestId {
+    /// A fresh random id.
+    pub fn generate() -> Self {
+        Self(uuid::Uuid::new_v4().to_string())
+    }
+
+    /// The client's value if it is sane (1 to 128 visible ASCII characters), else a fresh
+    /// one. Anything else could smuggle control characters into our logs.
+    pub fn from_client(value: Option<&HeaderValue>) -> Self {
+        value
+            .and_then(|v| v.to_str().ok())
+            .filter(|v| is_sane(v))
+            .map_or_else(Self::generate, |v| Self(v.to_owned()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Display for RequestId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+fn is_sane(value: &str) -> bool {
+    !value.is_empty() && value.len() <= MAX_LEN && value.bytes().all(|b| b.is_ascii_graphic())
+}
+
+/// The id of the request this task is serving, if any.
+pub fn current() -> Option<String> {
+    CURRENT.try_with(|id| id.0.clone()).ok()
+}
+
+/// Runs `future` as part of the request `id` (for work spawned off a request).
+pub async fn scope<F: Future>(id: RequestId, future: F) -> F::Output {
+    CURRENT.scope(id, future).await
+}
+
+/// Middleware: assigns the id, opens the request's span, and echoes the id.
+///
+/// It sits outermost so that everything below, including the access log, panics and
+/// timeouts, happens inside the span and can see the id.
+pub async fn layer(mut request: Request, next: Next) -> Response {
+    let id = RequestId::from_client(request.headers().get(&REQUEST_ID_HEADER));
+    let header = HeaderValue::from_str(id.as_str()).ok();
+    if let Some(header) = &header {
+        request
+            .headers_mut()
+            .insert(REQUEST_ID_HEADER, header.clone());
+    }
+    request.extensions_mut().insert(id.clone());
+
+    let span = tracing::info_span!(
+        "request",
+        request_id = %id,
+        method = %request.method(),
+        path = %request.uri().path(),
+    );
+    let mut response = CURRENT
+        .scope(id, next.run(request).instrument(span))
+        .await;
+    if let Some(header) = header {
+        response.headers_mut().insert(REQUEST_ID_HEADER, header);
+    }
+    response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn id_for(value: &[u8]) -> RequestId {
+        let header = HeaderValue::from_bytes(value).expect("a header value");
+        RequestId::from_client(Some(&header))
+    }
+
+    #[test]
+    fn a_sane_client_id_is_kept() {
+        assert_eq!(id_for(b"abc-123_XYZ").as_str(), "abc-123_XYZ");
+        let longest = "a".repeat(MAX_LEN);
+        assert_eq!(id_for(longest.as_bytes()).as_str(), longest);
+    }
+
+    #[test]
+    fn an_overlong_id_is_replaced() {
+        let long = "a".repeat(MAX_LEN + 1);
+        assert_ne!(id_for(long.as_bytes()).as_str(), long);
+    }
+
+    #[test]
+    fn ids_with_spaces_control_or_non_ascii_characters_are_replaced() {
+        for bad in [&b"has space"[..], b"tab\there", b"caf\xc3\xa9"] {
+            let id = id_for(bad);
+            assert!(uuid::Uuid::parse_str(id.as_str()).is_ok(), "{bad:?} kept");
+        }
+    }
+
+    #[test]
+    fn a_missing_id_is_generated() {
+        let id = RequestId::from_client(None);
+        assert!(uuid::Uuid::parse_str(id.as_str()).is_ok());
+    }
+}

@@ -1,0 +1,186 @@
+//! Running a service: an HTTP server on a bound listener plus its background tasks, all
+//! stopped together.
+//!
+//! The listener is bound by the caller so tests can bind port 0 and read the address
+//! before the first request. On shutdown (SIGTERM/SIGINT in a binary, [`RunningService::stop`]
+//! in a test) the server stops accepting, in-flight requests get up to the shutdown
+//! timeout to finish, and background tasks are cancelled and awaited within the same
+//! budget.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use anyhow::Context;
+use axum::Router;
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+/// A service ready to run: listener, router and background tasks.
+pub struct Service {
+    listener: TcpListener,
+    router: Router,
+    shutdown_timeout: Duration,
+    tasks: TaskTracker,
+    cancel: CancellationToken,
+}
+
+impl Service {
+    /// Binds `addr` (port 0 picks a free port).
+    pub async fn bind(addr: SocketAddr) -> anyhow::Result<TcpListener> {
+        TcpListener::bind(addr)
+            .await
+            .with_context(|| format!("could not listen on {addr}"))
+    }
+
+    pub fn new(listener: TcpListener, router: Router, shutdown_timeout: Duration) -> Self {
+        Self {
+            listener,
+            router,
+            shutdown_timeout,
+            tasks: TaskTracker::new(),
+            cancel: CancellationToken::new(),
+        }
+    }
+
+    /// The address the server listens on.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.listener
+            .local_addr()
+            .unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], 0)))
+    }
+
+    /// Starts a background task (a consumer, a relay) that runs until the service stops.
+    /// The task gets a token that is cancelled at shutdown; it should then finish its
+    /// current work and return.
+    pub fn spawn_task<F, Fut>(&self, name: &'static str, task: F)
+    where
+        F: FnOnce(CancellationToken) -> Fut,
+        Fut: Future<Output = ()> + Send + 'static,
+    {
+        let future = task(self.cancel.child_token());
+        self.tasks.spawn(async move {
+            future.await;
+            tracing::debug!(task = name, "background task stopped");
+        });
+    }
+
+    /// Serves until `shutdown` completes, then drains.
+    pub async fn run_until(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> anyhow::Result<()> {
+        let addr = self.local_addr();
+        let stop_accepting = CancellationToken::new();
+        let serve = axum::serve(
+            self.listener,
+            self.router
+                .into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(stop_accepting.clone().cancelled_owned());
+        let mut serve = std::pin::pin!(serve.into_future());
+        tracing::info!(addr = %addr, "listening");
+
+        tokio::select! {
+            result = &mut serve => result.context("server failed")?,
+            () = shutdown => {
+                tracing::info!(
+                    timeout_s = self.shutdown_timeout.as_secs(),
+                    "shutting down: draining in-flight requests"
+                );
+                stop_accepting.cancel();
+                self.cancel.cancel();
+                let deadline = Instant::now() + self.shutdown_timeout;
+                match tokio::time::timeout_at(deadline, &mut serve).await {
+                    Ok(result) => result.context("server failed")?,
+                    Err(_) => tracing::warn!("drain timed out; dropping open connections"),
+                }
+                self.tasks.close();
+                if tokio::time::timeout_at(deadline, self.tasks.wait()).await.is_err() {
+                    tracing::warn!("background tasks did not stop in time");
+                }
+            }
+        }
+        tracing::info!("stopped");
+        Ok(())
+    }
+
+    /// Runs in the background until [`RunningService::stop`]; for tests.
+    pub fn spawn(self) -> RunningService {
+        let addr = self.local_addr();
+        let (stop, stopped) = oneshot::channel::<()>();
+        let handle = tokio::spawn(self.run_until(async move {
+            let _ = stopped.await;
+        }));
+        RunningService {
+            addr,
+            stop: Some(stop),
+            handle,
+        }
+    }
+}
+
+/// A service running in the background of a test.
+pub struct RunningService {
+    addr: SocketAddr,
+    stop: Option<oneshot::Sender<()>>,
+    handle: JoinHandle<anyhow::Result<()>>,
+}
+
+impl RunningService {
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// `http://127.0.0.1:<port>`.
+    pub fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.addr.port())
+    }
+
+    /// Shuts down gracefully and waits until it has stopped.
+    pub async fn stop(mut self) -> anyhow::Result<()> {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        (&mut self.handle).await.context("server task panicked")?
+    }
+}
+
+impl Drop for RunningService {
+    fn drop(&mut self) {
+        if self.stop.is_some() {
+            self.handle.abort();
+        }
+    }
+}
+
+/// Completes on SIGTERM or SIGINT (Ctrl-C).
+pub async fn shutdown_signal() {
+    let interrupt = async {
+        if let Err(error) = tokio::signal::ctrl_c().await {
+            tracing::error!(%error, "cannot listen for SIGINT");
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(error) => {
+                tracing::error!(%error, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = interrupt => tracing::info!("received SIGINT"),
+        () = terminate => tracing::info!("received SIGTERM"),
+    }
+}

@@ -1,0 +1,30 @@
+//! Logging: `tracing` with an `EnvFilter` from `RUST_LOG`, written either for people
+//! (`LOG_FORMAT=pretty`) or as one JSON object a line (`LOG_FORMAT=json`).
+//!
+//! The JSON format is our own small layer (see [`json`]) rather than
+//! `tracing-subscriber`'s, because log collectors want `service` and `request_id` as
+//! top-level members of every line, not buried in a list of spans.
+
+pub mod json;
+
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::util::SubscriberInitExt;
+use tracing_subscriber::{EnvFilter, Layer};
+
+use crate::config::{LogFormat, TelemetryConfig};
+
+/// Installs the global subscriber for a service binary. Call once, first thing in `main`.
+pub fn init(service: &'static str, config: &TelemetryConfig) -> anyhow::Result<()> {
+    let filter = EnvFilter::try_new(&config.rust_log)
+        .map_err(|e| anyhow::anyhow!("RUST_LOG is invalid: {e}"))?;
+    let output = match config.log_format {
+        LogFormat::Json => json::JsonLayer::stdout(service).boxed(),
+        LogFormat::Pretty => tracing_subscriber::fmt::layer()
+            .with_target(false)
+            .boxed(),
+    };
+    tracing_subscriber::registry()
+        .with(output.with_filter(filter))
+        .try_init()
+        .map_err(|e| anyhow::anyhow!("logging was already set up: {e}"))
+}

@@ -1,0 +1,22 @@
+//! Test-only helpers shared by every crate's integration tests.
+//!
+//! # Layout
+//!
+//! - [`TestDatabase`]: a fresh, empty PostgreSQL database per test, dropped afterwards,
+//!   on the server named by `TEST_DATABASE_URL` (`./scripts/test` sets it).
+//! - [`redis_url`]: the Redis server named by `TEST_REDIS_URL`.
+//! - [`ServiceProcess`]: a service binary started as a real process, its stdout captured
+//!   line by line, so tests can send it signals and read its logs.
+//!
+//! Tests never share a database, so they run in parallel and leave nothing behind.
+
+mod database;
+mod process;
+
+pub use database::TestDatabase;
+pub use process::ServiceProcess;
+
+/// The Redis server tests use: `TEST_REDIS_URL`, else the local default.
+pub fn redis_url() -> String {
+    std::env::var("TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".to_owned())
+}
