@@ -85,6 +85,10 @@ pub struct RedisConfig {
     /// Redis URL, e.g. redis://127.0.0.1:6379.
     #[arg(long, env = "REDIS_URL", default_value = "redis://127.0.0.1:6379", value_parser = parse_redis_url, hide_env_values = true)]
     pub redis_url: RedisUrl,
+
+    /// Seconds to keep retrying the first connection while Redis is not up yet.
+    #[arg(long, env = "REDIS_CONNECT_TIMEOUT_SECONDS", default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..=3600), hide_env_values = true)]
+    pub redis_connect_timeout_seconds: u64,
 }
 
 /// A Redis URL that has been checked to parse.
@@ -128,6 +132,11 @@ pub enum LogFormat {
 pub struct Secret(String);
 
 impl Secret {
+    /// Wraps a value that must not be shown; see [`parse_secret`] for keys.
+    pub fn new(value: impl Into<String>) -> Self {
+        Self(value.into())
+    }
+
     pub fn expose(&self) -> &str {
         &self.0
     }

@@ -12,8 +12,9 @@ use redis::aio::ConnectionManager;
 use crate::config::RedisConfig;
 use crate::wait::wait_for;
 
-/// Connects to `REDIS_URL`, waiting up to `timeout` for Redis to come up.
-pub async fn connect(config: &RedisConfig, timeout: Duration) -> anyhow::Result<ConnectionManager> {
+/// Connects to `REDIS_URL`, waiting for Redis to come up as long as configured.
+pub async fn connect(config: &RedisConfig) -> anyhow::Result<ConnectionManager> {
+    let timeout = Duration::from_secs(config.redis_connect_timeout_seconds);
     let client = redis::Client::open(config.redis_url.0.as_str()).context("REDIS_URL is invalid")?;
     wait_for("redis", timeout, || ConnectionManager::new(client.clone()))
         .await

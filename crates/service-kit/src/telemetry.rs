@@ -21,6 +21,7 @@ pub fn init(service: &'static str, config: &TelemetryConfig) -> anyhow::Result<(
         LogFormat::Json => json::JsonLayer::stdout(service).boxed(),
         LogFormat::Pretty => tracing_subscriber::fmt::layer()
             .with_target(false)
+            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stdout()))
             .boxed(),
     };
     tracing_subscriber::registry()

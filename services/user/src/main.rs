@@ -1,1 +1,43 @@
-fn main() {}
+//! `user-service`: serves the user API, or runs one of its maintenance commands.
+
+use std::process::ExitCode;
+
+use service_kit::server::shutdown_signal;
+use user_service::config::{Cli, Command};
+use user_service::{Application, signing_keys};
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli: Cli = service_kit::config::parse();
+    if let Err(error) = service_kit::telemetry::init("user", &cli.config.telemetry) {
+        eprintln!("error: {error:#}");
+        return ExitCode::from(2);
+    }
+    let result = match cli.command.unwrap_or(Command::Serve) {
+        Command::Serve => serve(cli.config).await,
+        Command::RotateSigningKey => rotate(cli.config).await,
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            tracing::error!(error = format!("{error:#}"), "user-service failed");
+            eprintln!("error: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn serve(config: user_service::config::Config) -> anyhow::Result<()> {
+    let service = Application::build(config).await?;
+    service.run_until(shutdown_signal()).await
+}
+
+async fn rotate(config: user_service::config::Config) -> anyhow::Result<()> {
+    let pool =
+        service_kit::database::connect_and_migrate(&config.database, &user_service::MIGRATOR)
+            .await?;
+    let kid = signing_keys::rotate(&pool).await?;
+    tracing::info!(kid, "signing key rotated");
+    println!("new signing key: {kid}");
+    Ok(())
+}

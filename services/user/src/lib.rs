@@ -1,0 +1,87 @@
+//! The user service: accounts, passwords and the access tokens every other route in
+//! Switchyard is authorised with.
+//!
+//! # Layout
+//!
+//! - [`config`]: every setting, from the environment.
+//! - [`Application`]: wires the database, Redis, password hasher and routes into a
+//!   [`service_kit::server::Service`].
+//! - [`routes`]: one module per endpoint; the gateway maps `/api/auth/*` and
+//!   `/api/users/*` onto them. `/internal/*` routes are for other services only.
+//! - [`users`]: the user model and its storage; [`validation`]: what a valid email,
+//!   password and name are.
+//! - [`passwords`]: Argon2id hashing off the async runtime, and constant-time login.
+//! - [`signing_keys`] and [`tokens`]: Ed25519 keys in the database (the same for every
+//!   replica, rotated by a command) and the JWTs they sign.
+//! - [`admin`]: the first admin account, created from the environment at start-up.
+
+pub mod admin;
+pub mod config;
+pub mod passwords;
+pub mod routes;
+pub mod signing_keys;
+pub mod tokens;
+pub mod users;
+pub mod validation;
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::middleware::from_fn_with_state;
+use service_kit::internal_auth::{ServiceKey, require_service_key};
+use service_kit::ops::Readiness;
+use service_kit::server::Service;
+use sqlx::PgPool;
+
+use crate::config::Config;
+use crate::passwords::Passwords;
+
+/// The user database's migrations, embedded in the binary.
+pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../../migrations/user");
+
+/// The port the user service listens on unless told otherwise.
+pub const DEFAULT_PORT: u16 = 8001;
+
+/// What every handler can reach.
+#[derive(Clone)]
+pub struct AppState {
+    pub pool: PgPool,
+    pub passwords: Passwords,
+    pub tokens: Arc<tokens::TokenSettings>,
+}
+
+/// Builds the user service.
+pub struct Application;
+
+impl Application {
+    /// Connects to the database and Redis (waiting for them), migrates, makes sure a
+    /// signing key and the configured admin exist, and binds the listen address.
+    pub async fn build(config: Config) -> anyhow::Result<Service> {
+        let pool = service_kit::database::connect_and_migrate(&config.database, &MIGRATOR).await?;
+        let redis = service_kit::redis::connect(&config.redis).await?;
+        signing_keys::ensure_one(&pool).await?;
+        let passwords = Passwords::new().await?;
+        if let Some(admin) = config.admin()? {
+            admin::ensure_admin(&pool, &passwords, admin).await?;
+        }
+        service_kit::metrics::handle();
+
+        let state = AppState {
+            pool: pool.clone(),
+            passwords,
+            tokens: Arc::new(tokens::TokenSettings::from(&config)),
+        };
+        let key = ServiceKey::new(&config.service_key);
+        let api = routes::router()
+            .route_layer(from_fn_with_state(key, require_service_key))
+            .with_state(state);
+        let readiness = Readiness::new().with_postgres(pool).with_redis(redis);
+        let router = service_kit::middleware::apply(
+            Router::new().merge(api).merge(service_kit::ops::router(readiness)),
+            config.http.request_timeout(),
+        );
+
+        let listener = Service::bind(config.http.listen_addr(DEFAULT_PORT)).await?;
+        Ok(Service::new(listener, router, config.http.shutdown_timeout()))
+    }
+}

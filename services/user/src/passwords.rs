@@ -1,0 +1,97 @@
+//! Argon2id password hashes.
+//!
+//! Hashing is deliberately slow and memory-hungry (19 MiB, 2 passes: OWASP's minimum for
+//! Argon2id), so it runs on the blocking pool, never on the async workers, and a
+//! semaphore bounds how many run at once: a burst of logins queues instead of exhausting
+//! memory.
+//!
+//! A login for an unknown email verifies against a dummy hash, so it costs the same as a
+//! wrong password and response times do not reveal which emails have accounts.
+
+use std::sync::Arc;
+
+use anyhow::Context;
+use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
+use argon2::{Algorithm, Argon2, Params, Version};
+use rand::RngCore;
+use tokio::sync::Semaphore;
+
+/// Hashes and verifies passwords; cheap to clone.
+#[derive(Clone)]
+pub struct Passwords {
+    permits: Arc<Semaphore>,
+    dummy_hash: Arc<str>,
+}
+
+fn argon2() -> Argon2<'static> {
+    Argon2::new(Algorithm::Argon2id, Version::V0x13, Params::default())
+}
+
+impl Passwords {
+    /// Prepares the hasher, computing the dummy hash once.
+    pub async fn new() -> anyhow::Result<Self> {
+        let parallel = std::thread::available_parallelism().map_or(2, |n| n.get()) * 2;
+        let mut this = Self {
+            permits: Arc::new(Semaphore::new(parallel)),
+            dummy_hash: Arc::from(""),
+        };
+        let mut bytes = [0u8; 24];
+        rand::rng().fill_bytes(&mut bytes);
+        let dummy = this.hash(format!("{bytes:?}")).await?;
+        this.dummy_hash = Arc::from(dummy);
+        Ok(this)
+    }
+
+    /// A PHC-format Argon2id hash of `password` with a fresh random salt.
+    pub async fn hash(&self, password: String) -> anyhow::Result<String> {
+        let _permit = self.permits.acquire().await.context("hasher closed")?;
+        tokio::task::spawn_blocking(move || {
+            let mut salt = [0u8; 16];
+            rand::rng().fill_bytes(&mut salt);
+            let salt = SaltString::encode_b64(&salt).map_err(|e| anyhow::anyhow!("{e}"))?;
+            argon2()
+                .hash_password(password.as_bytes(), &salt)
+                .map(|hash| hash.to_string())
+                .map_err(|e| anyhow::anyhow!("password hashing failed: {e}"))
+        })
+        .await
+        .context("password hashing task failed")?
+    }
+
+    /// Whether `password` matches `hash`. With no hash (unknown account) it verifies
+    /// against the dummy hash and answers `false`, taking the same time.
+    pub async fn verify(&self, password: String, hash: Option<String>) -> anyhow::Result<bool> {
+        let _permit = self.permits.acquire().await.context("hasher closed")?;
+        let known = hash.is_some();
+        let hash = hash.unwrap_or_else(|| self.dummy_hash.to_string());
+        let matches = tokio::task::spawn_blocking(move || {
+            PasswordHash::new(&hash)
+                .map(|parsed| argon2().verify_password(password.as_bytes(), &parsed).is_ok())
+                .unwrap_or(false)
+        })
+        .await
+        .context("password verification task failed")?;
+        Ok(known && matches)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_hash_verifies_its_password_and_no_other() {
+        let passwords = Passwords::new().await.expect("hasher");
+        let hash = passwords.hash("correct horse".into()).await.expect("hash");
+        assert!(hash.starts_with("$argon2id$"));
+        assert!(!hash.contains("correct horse"));
+        assert!(passwords.verify("correct horse".into(), Some(hash.clone())).await.expect("verify"));
+        assert!(!passwords.verify("wrong horse".into(), Some(hash)).await.expect("verify"));
+    }
+
+    #[tokio::test]
+    async fn an_unknown_account_never_verifies() {
+        let passwords = Passwords::new().await.expect("hasher");
+        assert!(!passwords.verify("anything at all".into(), None).await.expect("verify"));
+    }
+}

@@ -1,0 +1,58 @@
+//! `POST /auth/register {email, password, name}` → 201 User.
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use serde::Deserialize;
+use service_kit::{Json, Problem};
+
+use crate::AppState;
+use crate::users::{self, InsertError, NewUser, User};
+use crate::validation::{self, Errors};
+
+#[derive(Deserialize)]
+pub struct Registration {
+    email: Option<String>,
+    password: Option<String>,
+    name: Option<String>,
+}
+
+pub async fn register(
+    State(state): State<AppState>,
+    Json(body): Json<Registration>,
+) -> Result<(StatusCode, Json<User>), Problem> {
+    let mut errors = Errors::default();
+    let email = errors
+        .required("email", body.email)
+        .and_then(|email| errors.check("email", validation::email(&email)));
+    let password = errors
+        .required("password", body.password)
+        .and_then(|password| {
+            let valid = validation::password(&password);
+            errors.check("password", valid).map(|()| password)
+        });
+    let name = errors
+        .required("name", body.name)
+        .and_then(|name| errors.check("name", validation::name(&name)));
+    errors.finish()?;
+    let (Some(email), Some(password), Some(name)) = (email, password, name) else {
+        return Err(Problem::internal(anyhow::anyhow!("validated fields missing")));
+    };
+
+    let password_hash = state.passwords.hash(password).await?;
+    let user = users::insert(
+        &state.pool,
+        NewUser {
+            email,
+            name,
+            password_hash,
+            roles: vec!["user".to_owned()],
+        },
+    )
+    .await
+    .map_err(|error| match error {
+        InsertError::EmailTaken => Problem::conflict("This email address is already registered."),
+        InsertError::Database(error) => Problem::internal(error),
+    })?;
+    tracing::info!(user_id = %user.id, "user registered");
+    Ok((StatusCode::CREATED, Json(user)))
+}

@@ -1,0 +1,121 @@
+//! The user model and its storage.
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use sqlx::PgPool;
+use uuid::Uuid;
+
+/// A user as the API shows it: never with a password hash.
+#[derive(Debug, Clone, Serialize, sqlx::FromRow, PartialEq, Eq)]
+pub struct User {
+    pub id: Uuid,
+    pub email: String,
+    pub name: String,
+    pub roles: Vec<String>,
+    pub created_at: DateTime<Utc>,
+}
+
+/// A validated registration.
+pub struct NewUser {
+    pub email: String,
+    pub name: String,
+    pub password_hash: String,
+    pub roles: Vec<String>,
+}
+
+/// Why a user could not be inserted.
+#[derive(Debug, thiserror::Error)]
+pub enum InsertError {
+    #[error("the email address is already registered")]
+    EmailTaken,
+    #[error(transparent)]
+    Database(#[from] sqlx::Error),
+}
+
+/// Inserts a user; `EmailTaken` when the email exists in any case.
+pub async fn insert(pool: &PgPool, user: NewUser) -> Result<User, InsertError> {
+    sqlx::query_as::<_, User>(
+        "INSERT INTO users (id, email, name, password_hash, roles)
+         VALUES ($1, $2, $3, $4, $5)
+         RETURNING id, email, name, roles, created_at",
+    )
+    .bind(Uuid::now_v7())
+    .bind(&user.email)
+    .bind(&user.name)
+    .bind(&user.password_hash)
+    .bind(&user.roles)
+    .fetch_one(pool)
+    .await
+    .map_err(|error| match &error {
+        sqlx::Error::Database(db) if db.constraint() == Some("users_email_key") => {
+            InsertError::EmailTaken
+        }
+        _ => InsertError::Database(error),
+    })
+}
+
+/// Inserts a user unless the email exists; `None` if it did.
+pub async fn insert_if_absent(pool: &PgPool, user: NewUser) -> sqlx::Result<Option<User>> {
+    sqlx::query_as::<_, User>(
+        "INSERT INTO users (id, email, name, password_hash, roles)
+         VALUES ($1, $2, $3, $4, $5)
+         ON CONFLICT ((lower(email))) DO NOTHING
+         RETURNING id, email, name, roles, created_at",
+    )
+    .bind(Uuid::now_v7())
+    .bind(&user.email)
+    .bind(&user.name)
+    .bind(&user.password_hash)
+    .bind(&user.roles)
+    .fetch_optional(pool)
+    .await
+}
+
+/// The user with this email (any case) and their password hash.
+pub async fn find_with_hash(pool: &PgPool, email: &str) -> sqlx::Result<Option<(User, String)>> {
+    #[derive(sqlx::FromRow)]
+    struct Row {
+        #[sqlx(flatten)]
+        user: User,
+        password_hash: String,
+    }
+    let row = sqlx::query_as::<_, Row>(
+        "SELECT id, email, name, roles, created_at, password_hash
+         FROM users WHERE lower(email) = lower($1)",
+    )
+    .bind(email.trim())
+    .fetch_optional(pool)
+    .await?;
+    Ok(row.map(|row| (row.user, row.password_hash)))
+}
+
+/// The user with this id.
+pub async fn find(pool: &PgPool, id: Uuid) -> sqlx::Result<Option<User>> {
+    sqlx::query_as::<_, User>("SELECT id, email, name, roles, created_at FROM users WHERE id = $1")
+        .bind(id)
+        .fetch_optional(pool)
+        .await
+}
+
+/// The users among `ids` that exist, newest first.
+pub async fn find_many(pool: &PgPool, ids: &[Uuid]) -> sqlx::Result<Vec<User>> {
+    sqlx::query_as::<_, User>(
+        "SELECT id, email, name, roles, created_at FROM users
+         WHERE id = ANY($1) ORDER BY created_at DESC, id DESC",
+    )
+    .bind(ids)
+    .fetch_all(pool)
+    .await
+}
+
+/// Renames a user; `None` if there is no such user.
+pub async fn rename(pool: &PgPool, id: Uuid, name: &str) -> sqlx::Result<Option<User>> {
+    sqlx::query_as::<_, User>(
+        "UPDATE users SET name = $2, updated_at = now() WHERE id = $1
+         RETURNING id, email, name, roles, created_at",
+    )
+    .bind(id)
+    .bind(name)
+    .fetch_optional(pool)
+    .await
+}
