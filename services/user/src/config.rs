@@ -46,7 +46,7 @@ pub struct Config {
     /// Bearer key that callers (the gateway, other services) must present on this
     /// service's routes. At least 16 characters.
     #[arg(long, env = "USER_SERVICE_KEY", value_parser = parse_secret, hide_env_values = true)]
-    pub service_key: Secret,
+    pub user_service_key: Secret,
 
     /// `iss` claim of issued tokens.
     #[arg(long, env = "JWT_ISSUER", default_value = "switchyard", hide_env_values = true)]

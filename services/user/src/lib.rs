@@ -71,7 +71,7 @@ impl Application {
             passwords,
             tokens: Arc::new(tokens::TokenSettings::from(&config)),
         };
-        let key = ServiceKey::new(&config.service_key);
+        let key = ServiceKey::new(&config.user_service_key);
         let api = routes::router()
             .route_layer(from_fn_with_state(key, require_service_key))
             .with_state(state);
