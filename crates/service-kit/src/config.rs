@@ -38,9 +38,8 @@ pub struct HttpConfig {
 impl HttpConfig {
     /// The address to bind: LISTEN_ADDR, else 0.0.0.0:PORT, else 0.0.0.0:`default_port`.
     pub fn listen_addr(&self, default_port: u16) -> SocketAddr {
-        self.listen_addr.unwrap_or_else(|| {
-            SocketAddr::from(([0, 0, 0, 0], self.port.unwrap_or(default_port)))
-        })
+        self.listen_addr
+            .unwrap_or_else(|| SocketAddr::from(([0, 0, 0, 0], self.port.unwrap_or(default_port))))
     }
 
     pub fn request_timeout(&self) -> Duration {
@@ -200,9 +199,12 @@ fn exit_with(error: clap::Error) -> ! {
 pub fn one_line(error: &clap::Error) -> String {
     let setting = match error.get(ContextKind::InvalidArg) {
         Some(ContextValue::String(arg)) => Some(variable_name(arg)),
-        Some(ContextValue::Strings(args)) => {
-            Some(args.iter().map(|a| variable_name(a)).collect::<Vec<_>>().join(", "))
-        }
+        Some(ContextValue::Strings(args)) => Some(
+            args.iter()
+                .map(|a| variable_name(a))
+                .collect::<Vec<_>>()
+                .join(", "),
+        ),
         _ => None,
     };
     let reason = match error.kind() {
@@ -281,7 +283,10 @@ mod tests {
             "--request-timeout-seconds",
             "soon",
         ]);
-        assert!(line.starts_with("REQUEST_TIMEOUT_SECONDS is invalid"), "{line}");
+        assert!(
+            line.starts_with("REQUEST_TIMEOUT_SECONDS is invalid"),
+            "{line}"
+        );
     }
 
     #[test]
@@ -303,6 +308,9 @@ mod tests {
     fn secrets_shorter_than_sixteen_characters_are_refused() {
         assert!(parse_secret("short").is_err());
         assert!(parse_secret("a-long-enough-secret").is_ok());
-        assert_eq!(format!("{:?}", parse_secret("a-long-enough-secret")), "Ok(***)");
+        assert_eq!(
+            format!("{:?}", parse_secret("a-long-enough-secret")),
+            "Ok(***)"
+        );
     }
 }

@@ -34,9 +34,7 @@ pub async fn connect(config: &DatabaseConfig) -> anyhow::Result<PgPool> {
         .acquire_timeout(Duration::from_secs(5));
     let timeout = Duration::from_secs(config.database_connect_timeout_seconds);
     wait_for("postgres", timeout, || {
-        options
-            .clone()
-            .connect_with(config.database_url.clone())
+        options.clone().connect_with(config.database_url.clone())
     })
     .await
     .with_context(|| {

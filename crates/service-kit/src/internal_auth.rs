@@ -153,8 +153,14 @@ mod tests {
     fn an_admin_may_access_anyone_and_a_user_only_themselves() {
         let me = Uuid::new_v4();
         let other = Uuid::new_v4();
-        let user = Caller { user_id: me, roles: vec![Role::User] };
-        let admin = Caller { user_id: me, roles: vec![Role::User, Role::Admin] };
+        let user = Caller {
+            user_id: me,
+            roles: vec![Role::User],
+        };
+        let admin = Caller {
+            user_id: me,
+            roles: vec![Role::User, Role::Admin],
+        };
         assert!(user.may_access(me));
         assert!(!user.may_access(other));
         assert!(admin.may_access(other));

@@ -15,7 +15,8 @@ use crate::wait::wait_for;
 /// Connects to `REDIS_URL`, waiting for Redis to come up as long as configured.
 pub async fn connect(config: &RedisConfig) -> anyhow::Result<ConnectionManager> {
     let timeout = Duration::from_secs(config.redis_connect_timeout_seconds);
-    let client = redis::Client::open(config.redis_url.0.as_str()).context("REDIS_URL is invalid")?;
+    let client =
+        redis::Client::open(config.redis_url.0.as_str()).context("REDIS_URL is invalid")?;
     wait_for("redis", timeout, || ConnectionManager::new(client.clone()))
         .await
         .with_context(|| {

@@ -85,9 +85,7 @@ pub async fn layer(mut request: Request, next: Next) -> Response {
         method = %request.method(),
         path = %request.uri().path(),
     );
-    let mut response = CURRENT
-        .scope(id, next.run(request).instrument(span))
-        .await;
+    let mut response = CURRENT.scope(id, next.run(request).instrument(span)).await;
     if let Some(header) = header {
         response.headers_mut().insert(REQUEST_ID_HEADER, header);
     }

@@ -49,11 +49,21 @@ pub struct Config {
     pub user_service_key: Secret,
 
     /// `iss` claim of issued tokens.
-    #[arg(long, env = "JWT_ISSUER", default_value = "switchyard", hide_env_values = true)]
+    #[arg(
+        long,
+        env = "JWT_ISSUER",
+        default_value = "switchyard",
+        hide_env_values = true
+    )]
     pub jwt_issuer: String,
 
     /// `aud` claim of issued tokens.
-    #[arg(long, env = "JWT_AUDIENCE", default_value = "switchyard-api", hide_env_values = true)]
+    #[arg(
+        long,
+        env = "JWT_AUDIENCE",
+        default_value = "switchyard-api",
+        hide_env_values = true
+    )]
     pub jwt_audience: String,
 
     /// Lifetime of an access token in seconds.
@@ -62,7 +72,12 @@ pub struct Config {
 
     /// Email of the admin account created at start-up if it does not exist (with
     /// ADMIN_PASSWORD).
-    #[arg(long, env = "ADMIN_EMAIL", requires = "admin_password", hide_env_values = true)]
+    #[arg(
+        long,
+        env = "ADMIN_EMAIL",
+        requires = "admin_password",
+        hide_env_values = true
+    )]
     pub admin_email: Option<String>,
 
     /// Password of that admin account; at least 8 characters.

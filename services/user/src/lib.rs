@@ -77,11 +77,17 @@ impl Application {
             .with_state(state);
         let readiness = Readiness::new().with_postgres(pool).with_redis(redis);
         let router = service_kit::middleware::apply(
-            Router::new().merge(api).merge(service_kit::ops::router(readiness)),
+            Router::new()
+                .merge(api)
+                .merge(service_kit::ops::router(readiness)),
             config.http.request_timeout(),
         );
 
         let listener = Service::bind(config.http.listen_addr(DEFAULT_PORT)).await?;
-        Ok(Service::new(listener, router, config.http.shutdown_timeout()))
+        Ok(Service::new(
+            listener,
+            router,
+            config.http.shutdown_timeout(),
+        ))
     }
 }

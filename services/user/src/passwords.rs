@@ -66,7 +66,11 @@ impl Passwords {
         let hash = hash.unwrap_or_else(|| self.dummy_hash.to_string());
         let matches = tokio::task::spawn_blocking(move || {
             PasswordHash::new(&hash)
-                .map(|parsed| argon2().verify_password(password.as_bytes(), &parsed).is_ok())
+                .map(|parsed| {
+                    argon2()
+                        .verify_password(password.as_bytes(), &parsed)
+                        .is_ok()
+                })
                 .unwrap_or(false)
         })
         .await
@@ -85,13 +89,28 @@ mod tests {
         let hash = passwords.hash("correct horse".into()).await.expect("hash");
         assert!(hash.starts_with("$argon2id$"));
         assert!(!hash.contains("correct horse"));
-        assert!(passwords.verify("correct horse".into(), Some(hash.clone())).await.expect("verify"));
-        assert!(!passwords.verify("wrong horse".into(), Some(hash)).await.expect("verify"));
+        assert!(
+            passwords
+                .verify("correct horse".into(), Some(hash.clone()))
+                .await
+                .expect("verify")
+        );
+        assert!(
+            !passwords
+                .verify("wrong horse".into(), Some(hash))
+                .await
+                .expect("verify")
+        );
     }
 
     #[tokio::test]
     async fn an_unknown_account_never_verifies() {
         let passwords = Passwords::new().await.expect("hasher");
-        assert!(!passwords.verify("anything at all".into(), None).await.expect("verify"));
+        assert!(
+            !passwords
+                .verify("anything at all".into(), None)
+                .await
+                .expect("verify")
+        );
     }
 }

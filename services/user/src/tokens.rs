@@ -52,7 +52,11 @@ pub struct AccessToken {
 }
 
 /// Signs a fresh token for `user`.
-pub async fn issue(pool: &PgPool, settings: &TokenSettings, user: &User) -> anyhow::Result<AccessToken> {
+pub async fn issue(
+    pool: &PgPool,
+    settings: &TokenSettings,
+    user: &User,
+) -> anyhow::Result<AccessToken> {
     let key = signing_keys::active(pool).await?;
     let now = chrono::Utc::now().timestamp();
     let claims = Claims {
@@ -67,7 +71,8 @@ pub async fn issue(pool: &PgPool, settings: &TokenSettings, user: &User) -> anyh
     };
     let mut header = Header::new(Algorithm::EdDSA);
     header.kid = Some(key.kid);
-    let token = jsonwebtoken::encode(&header, &claims, &key.encoding).context("failed to sign a token")?;
+    let token =
+        jsonwebtoken::encode(&header, &claims, &key.encoding).context("failed to sign a token")?;
     Ok(AccessToken {
         access_token: token,
         token_type: "Bearer",

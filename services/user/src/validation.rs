@@ -106,15 +106,26 @@ mod tests {
 
     #[test]
     fn plausible_addresses_are_accepted_and_trimmed() {
-        assert_eq!(email("  Ada@Example.com ").as_deref(), Ok("Ada@Example.com"));
+        assert_eq!(
+            email("  Ada@Example.com ").as_deref(),
+            Ok("Ada@Example.com")
+        );
         assert!(email("first.last+tag@sub.example.co.uk").is_ok());
     }
 
     #[test]
     fn malformed_addresses_are_refused() {
         for bad in [
-            "", "plain", "@example.com", "a@", "a@b", "a@@b.com", "a b@c.com", "a@b..com",
-            "a@-b.com", "a@b.com\u{7}",
+            "",
+            "plain",
+            "@example.com",
+            "a@",
+            "a@b",
+            "a@@b.com",
+            "a b@c.com",
+            "a@b..com",
+            "a@-b.com",
+            "a@b.com\u{7}",
         ] {
             assert!(email(bad).is_err(), "{bad:?} accepted");
         }
@@ -124,7 +135,10 @@ mod tests {
     fn passwords_need_eight_characters_and_at_most_a_kibibyte() {
         assert!(password("1234567").is_err());
         assert!(password("12345678").is_ok());
-        assert!(password("ééééééé").is_err(), "characters, not bytes, are counted");
+        assert!(
+            password("ééééééé").is_err(),
+            "characters, not bytes, are counted"
+        );
         assert!(password(&"x".repeat(MAX_PASSWORD_BYTES + 1)).is_err());
     }
 

@@ -1,4 +1,5 @@
 //! The first admin, from ADMIN_EMAIL / ADMIN_PASSWORD.
+#![allow(clippy::unwrap_used)] // in a test, a failed unwrap is a failed test
 
 mod common;
 

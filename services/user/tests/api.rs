@@ -1,4 +1,5 @@
 //! The user API over real HTTP against a real database.
+#![allow(clippy::unwrap_used)] // in a test, a failed unwrap is a failed test
 
 mod common;
 
@@ -9,7 +10,9 @@ use serde_json::{Value, json};
 #[tokio::test]
 async fn a_registered_user_logs_in_and_the_token_verifies_against_the_jwks_with_every_claim() {
     let app = spawn_app().await;
-    let response = app.register("ada@example.com", "correct horse", "Ada").await;
+    let response = app
+        .register("ada@example.com", "correct horse", "Ada")
+        .await;
     assert_eq!(response.status(), 201);
     let user: Value = response.json().await.unwrap();
     assert_eq!(user["email"], "ada@example.com");
@@ -56,7 +59,9 @@ async fn the_token_lifetime_issuer_and_audience_follow_the_configuration() {
     let token = app.token(&user.email, &user.password).await;
     // The default verifier expects the default issuer: a token from elsewhere fails.
     assert!(verify(&token, &app.jwks().await).is_err());
-    let claims = jsonwebtoken::dangerous::insecure_decode::<Value>(&token).unwrap().claims;
+    let claims = jsonwebtoken::dangerous::insecure_decode::<Value>(&token)
+        .unwrap()
+        .claims;
     assert_eq!(claims["iss"], "other-issuer");
     assert_eq!(claims["aud"], "other-audience");
     assert_eq!(
@@ -68,17 +73,33 @@ async fn the_token_lifetime_issuer_and_audience_follow_the_configuration() {
 #[tokio::test]
 async fn an_email_registered_again_in_another_case_is_a_conflict() {
     let app = spawn_app().await;
-    assert_eq!(app.register("Grace@Example.com", "password1", "Grace").await.status(), 201);
-    let response = app.register("  grace@EXAMPLE.com ", "password2", "Other").await;
+    assert_eq!(
+        app.register("Grace@Example.com", "password1", "Grace")
+            .await
+            .status(),
+        201
+    );
+    let response = app
+        .register("  grace@EXAMPLE.com ", "password2", "Other")
+        .await;
     let problem = assert_problem(response, 409).await;
-    assert!(problem["detail"].as_str().unwrap().contains("already registered"));
+    assert!(
+        problem["detail"]
+            .as_str()
+            .unwrap()
+            .contains("already registered")
+    );
 }
 
 #[tokio::test]
 async fn concurrent_registrations_of_one_email_create_one_user() {
     let app = spawn_app().await;
     let attempts = (0..8).map(|i| {
-        let email = if i % 2 == 0 { "race@example.com" } else { "RACE@example.com" };
+        let email = if i % 2 == 0 {
+            "race@example.com"
+        } else {
+            "RACE@example.com"
+        };
         app.register(email, "password123", "Racer")
     });
     let statuses: Vec<u16> = futures::future::join_all(attempts)
@@ -86,17 +107,34 @@ async fn concurrent_registrations_of_one_email_create_one_user() {
         .iter()
         .map(|r| r.status().as_u16())
         .collect();
-    assert_eq!(statuses.iter().filter(|s| **s == 201).count(), 1, "{statuses:?}");
-    assert_eq!(statuses.iter().filter(|s| **s == 409).count(), 7, "{statuses:?}");
+    assert_eq!(
+        statuses.iter().filter(|s| **s == 201).count(),
+        1,
+        "{statuses:?}"
+    );
+    assert_eq!(
+        statuses.iter().filter(|s| **s == 409).count(),
+        7,
+        "{statuses:?}"
+    );
 }
 
 #[tokio::test]
 async fn a_malformed_email_a_short_password_and_an_empty_name_are_422_problems() {
     let app = spawn_app().await;
     let cases = [
-        (json!({"email": "not-an-email", "password": "password1", "name": "A"}), "email"),
-        (json!({"email": "a@example.com", "password": "short", "name": "A"}), "password"),
-        (json!({"email": "a@example.com", "password": "password1", "name": "  "}), "name"),
+        (
+            json!({"email": "not-an-email", "password": "password1", "name": "A"}),
+            "email",
+        ),
+        (
+            json!({"email": "a@example.com", "password": "short", "name": "A"}),
+            "password",
+        ),
+        (
+            json!({"email": "a@example.com", "password": "password1", "name": "  "}),
+            "name",
+        ),
         (json!({"password": "password1", "name": "A"}), "email"),
     ];
     for (body, field) in cases {
@@ -111,7 +149,9 @@ async fn a_malformed_email_a_short_password_and_an_empty_name_are_422_problems()
 #[tokio::test]
 async fn every_invalid_field_is_reported_at_once() {
     let app = spawn_app().await;
-    let response = app.post_json("/auth/register", &json!({"email": "x", "password": "y"})).await;
+    let response = app
+        .post_json("/auth/register", &json!({"email": "x", "password": "y"}))
+        .await;
     let problem = assert_problem(response, 422).await;
     let fields: Vec<&str> = problem["errors"]
         .as_array()
@@ -132,8 +172,12 @@ async fn a_wrong_password_and_an_unknown_email_get_identical_401_bodies() {
             .json(&json!({ "email": email, "password": password }))
             .send()
     };
-    let wrong_password = attempt(user.email.clone(), "not the password").await.unwrap();
-    let unknown_email = attempt("nobody@example.com".into(), "not the password").await.unwrap();
+    let wrong_password = attempt(user.email.clone(), "not the password")
+        .await
+        .unwrap();
+    let unknown_email = attempt("nobody@example.com".into(), "not the password")
+        .await
+        .unwrap();
     assert_eq!(wrong_password.status(), 401);
     assert_eq!(unknown_email.status(), 401);
     let wrong_password = wrong_password.text().await.unwrap();
@@ -164,7 +208,10 @@ async fn malformed_json_and_a_wrong_content_type_are_400_problems() {
     assert_problem(form, 400).await;
 
     let wrong_type = app
-        .post_json("/auth/register", &json!({"email": 5, "password": "password1", "name": "A"}))
+        .post_json(
+            "/auth/register",
+            &json!({"email": 5, "password": "password1", "name": "A"}),
+        )
         .await;
     assert_problem(wrong_type, 422).await;
 }
@@ -228,8 +275,11 @@ async fn a_body_over_one_mebibyte_is_413_with_or_without_a_declared_length() {
         .unwrap();
     assert_problem(declared, 413).await;
 
-    let chunks: Vec<Result<Vec<u8>, std::io::Error>> =
-        big.into_bytes().chunks(64 * 1024).map(|c| Ok(c.to_vec())).collect();
+    let chunks: Vec<Result<Vec<u8>, std::io::Error>> = big
+        .into_bytes()
+        .chunks(64 * 1024)
+        .map(|c| Ok(c.to_vec()))
+        .collect();
     let streamed = app
         .request(Method::POST, "/auth/register")
         .header("content-type", "application/json")
@@ -246,9 +296,20 @@ async fn a_user_reads_and_renames_themselves_but_not_another_user() {
     let ada = app.new_user().await;
     let bob = app.new_user().await;
 
-    let me: Value = app.as_user(&ada, Method::GET, "/users/me").send().await.unwrap().json().await.unwrap();
+    let me: Value = app
+        .as_user(&ada, Method::GET, "/users/me")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     assert_eq!(me["id"], ada.id.to_string());
-    let own = app.as_user(&ada, Method::GET, &format!("/users/{}", ada.id)).send().await.unwrap();
+    let own = app
+        .as_user(&ada, Method::GET, &format!("/users/{}", ada.id))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(own.status(), 200);
     let renamed = app
         .as_user(&ada, Method::PATCH, &format!("/users/{}", ada.id))
@@ -257,17 +318,31 @@ async fn a_user_reads_and_renames_themselves_but_not_another_user() {
         .await
         .unwrap();
     assert_eq!(renamed.status(), 200);
-    assert_eq!(renamed.json::<Value>().await.unwrap()["name"], "Ada Lovelace");
+    assert_eq!(
+        renamed.json::<Value>().await.unwrap()["name"],
+        "Ada Lovelace"
+    );
 
-    let read_other = app.as_user(&ada, Method::GET, &format!("/users/{}", bob.id)).send().await.unwrap();
+    let read_other = app
+        .as_user(&ada, Method::GET, &format!("/users/{}", bob.id))
+        .send()
+        .await
+        .unwrap();
     let missing = app
-        .as_user(&ada, Method::GET, &format!("/users/{}", uuid::Uuid::new_v4()))
+        .as_user(
+            &ada,
+            Method::GET,
+            &format!("/users/{}", uuid::Uuid::new_v4()),
+        )
         .send()
         .await
         .unwrap();
     let read_other = assert_problem(read_other, 404).await;
     let missing = assert_problem(missing, 404).await;
-    assert_eq!(read_other["detail"], missing["detail"], "another user's existence leaks");
+    assert_eq!(
+        read_other["detail"], missing["detail"],
+        "another user's existence leaks"
+    );
 
     let patch_other = app
         .as_user(&ada, Method::PATCH, &format!("/users/{}", bob.id))
@@ -276,7 +351,14 @@ async fn a_user_reads_and_renames_themselves_but_not_another_user() {
         .await
         .unwrap();
     assert_problem(patch_other, 404).await;
-    let bob_now: Value = app.as_user(&bob, Method::GET, "/users/me").send().await.unwrap().json().await.unwrap();
+    let bob_now: Value = app
+        .as_user(&bob, Method::GET, "/users/me")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     assert_eq!(bob_now["name"], "Test User");
 }
 
@@ -287,7 +369,11 @@ async fn an_admin_reads_and_renames_any_user() {
     let mut admin = app.new_user().await;
     admin.roles = vec!["user".into(), "admin".into()];
 
-    let read = app.as_user(&admin, Method::GET, &format!("/users/{}", bob.id)).send().await.unwrap();
+    let read = app
+        .as_user(&admin, Method::GET, &format!("/users/{}", bob.id))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(read.status(), 200);
     let renamed = app
         .as_user(&admin, Method::PATCH, &format!("/users/{}", bob.id))
@@ -304,11 +390,27 @@ async fn a_patch_may_not_change_roles_or_email_or_empty_the_name() {
     let app = spawn_app().await;
     let ada = app.new_user().await;
     let path = format!("/users/{}", ada.id);
-    for body in [json!({"roles": ["admin"]}), json!({"email": "x@example.com"}), json!({"name": ""})] {
-        let response = app.as_user(&ada, Method::PATCH, &path).json(&body).send().await.unwrap();
+    for body in [
+        json!({"roles": ["admin"]}),
+        json!({"email": "x@example.com"}),
+        json!({"name": ""}),
+    ] {
+        let response = app
+            .as_user(&ada, Method::PATCH, &path)
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
         assert_problem(response, 422).await;
     }
-    let me: Value = app.as_user(&ada, Method::GET, "/users/me").send().await.unwrap().json().await.unwrap();
+    let me: Value = app
+        .as_user(&ada, Method::GET, "/users/me")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     assert_eq!(me["roles"], json!(["user"]));
 }
 
@@ -325,22 +427,37 @@ async fn the_batch_lookup_returns_the_users_that_exist() {
         .await;
     assert_eq!(response.status(), 200);
     let body: Value = response.json().await.unwrap();
-    let mut ids: Vec<&str> = body["data"].as_array().unwrap().iter().map(|u| u["id"].as_str().unwrap()).collect();
+    let mut ids: Vec<&str> = body["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|u| u["id"].as_str().unwrap())
+        .collect();
     ids.sort_unstable();
     let mut expected = [ada.id.to_string(), bob.id.to_string()];
     expected.sort_unstable();
     assert_eq!(ids, expected);
 
     let too_many: Vec<uuid::Uuid> = (0..101).map(|_| uuid::Uuid::new_v4()).collect();
-    let response = app.post_json("/internal/users/batch", &json!({"ids": too_many})).await;
+    let response = app
+        .post_json("/internal/users/batch", &json!({"ids": too_many}))
+        .await;
     assert_problem(response, 422).await;
 }
 
 #[tokio::test]
 async fn an_unknown_route_and_a_wrong_method_are_problems() {
     let app = spawn_app().await;
-    let missing = app.request(Method::GET, "/no/such/route").send().await.unwrap();
+    let missing = app
+        .request(Method::GET, "/no/such/route")
+        .send()
+        .await
+        .unwrap();
     assert_problem(missing, 404).await;
-    let wrong_method = app.request(Method::DELETE, "/auth/login").send().await.unwrap();
+    let wrong_method = app
+        .request(Method::DELETE, "/auth/login")
+        .send()
+        .await
+        .unwrap();
     assert_problem(wrong_method, 405).await;
 }

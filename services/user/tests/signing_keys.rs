@@ -1,5 +1,6 @@
 //! Signing keys: shared by replicas, kept across restarts, rotated without breaking
 //! tokens already issued.
+#![allow(clippy::unwrap_used)] // in a test, a failed unwrap is a failed test
 
 mod common;
 
@@ -64,7 +65,11 @@ async fn tokens_stay_valid_across_a_restart() {
     let second = start(db.url(), &[]).await;
     verify(&token, &jwks(&second.url()).await).expect("the old token verifies after a restart");
     let new_token = login(&second.url(), "restart@example.com").await;
-    assert_eq!(kid(&new_token), kid(&token), "the restart created a new key");
+    assert_eq!(
+        kid(&new_token),
+        kid(&token),
+        "the restart created a new key"
+    );
 }
 
 #[tokio::test]
@@ -72,7 +77,8 @@ async fn replicas_started_together_on_one_database_share_one_key() {
     let db = TestDatabase::create().await;
     let (a, b) = tokio::join!(start(db.url(), &[]), start(db.url(), &[]));
     let token = register_and_login(&a.url(), "replica@example.com").await;
-    verify(&token, &jwks(&b.url()).await).expect("a token from one replica verifies with the other's JWKS");
+    verify(&token, &jwks(&b.url()).await)
+        .expect("a token from one replica verifies with the other's JWKS");
     let from_b = login(&b.url(), "replica@example.com").await;
     assert_eq!(kid(&from_b), kid(&token));
     assert_eq!(jwks(&a.url()).await.keys.len(), 1);
@@ -94,16 +100,27 @@ async fn after_rotation_old_tokens_verify_and_new_tokens_carry_the_new_kid() {
         .output()
         .await
         .unwrap();
-    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
 
     let keys = jwks(&service.url()).await;
-    assert_eq!(keys.keys.len(), 2, "the JWKS publishes the new and the previous key");
+    assert_eq!(
+        keys.keys.len(),
+        2,
+        "the JWKS publishes the new and the previous key"
+    );
     verify(&old_token, &keys).expect("a token signed before the rotation still verifies");
     let new_token = login(&service.url(), "rotate@example.com").await;
     assert_ne!(kid(&new_token), kid(&old_token));
     verify(&new_token, &keys).expect("the new token verifies");
     let printed = String::from_utf8_lossy(&output.stdout);
-    assert!(printed.contains(&kid(&new_token)), "the command names the new key: {printed}");
+    assert!(
+        printed.contains(&kid(&new_token)),
+        "the command names the new key: {printed}"
+    );
 }
 
 #[tokio::test]
@@ -116,19 +133,23 @@ async fn a_retired_key_leaves_the_jwks_once_its_tokens_have_expired() {
 
     // Retired longer ago than a token lifetime (900 s) plus the skew allowance.
     let mut connection = sqlx::PgConnection::connect(db.url()).await.unwrap();
-    sqlx::query("UPDATE signing_keys SET retired_at = now() - interval '961 seconds' WHERE kid = $1")
-        .bind(kid(&old_token))
-        .execute(&mut connection)
-        .await
-        .unwrap();
+    sqlx::query(
+        "UPDATE signing_keys SET retired_at = now() - interval '961 seconds' WHERE kid = $1",
+    )
+    .bind(kid(&old_token))
+    .execute(&mut connection)
+    .await
+    .unwrap();
     let keys = jwks(&service.url()).await;
     assert_eq!(keys.keys.len(), 1);
     assert!(keys.find(&kid(&old_token)).is_none());
 
-    sqlx::query("UPDATE signing_keys SET retired_at = now() - interval '900 seconds' WHERE kid = $1")
-        .bind(kid(&old_token))
-        .execute(&mut connection)
-        .await
-        .unwrap();
+    sqlx::query(
+        "UPDATE signing_keys SET retired_at = now() - interval '900 seconds' WHERE kid = $1",
+    )
+    .bind(kid(&old_token))
+    .execute(&mut connection)
+    .await
+    .unwrap();
     assert!(jwks(&service.url()).await.find(&kid(&old_token)).is_some());
 }

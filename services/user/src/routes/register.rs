@@ -35,7 +35,9 @@ pub async fn register(
         .and_then(|name| errors.check("name", validation::name(&name)));
     errors.finish()?;
     let (Some(email), Some(password), Some(name)) = (email, password, name) else {
-        return Err(Problem::internal(anyhow::anyhow!("validated fields missing")));
+        return Err(Problem::internal(anyhow::anyhow!(
+            "validated fields missing"
+        )));
     };
 
     let password_hash = state.passwords.hash(password).await?;

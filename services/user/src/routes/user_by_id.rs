@@ -29,7 +29,10 @@ pub async fn get_user(
     if !caller.may_access(id) {
         return Err(not_found());
     }
-    users::find(&state.pool, id).await?.map(Json).ok_or_else(not_found)
+    users::find(&state.pool, id)
+        .await?
+        .map(Json)
+        .ok_or_else(not_found)
 }
 
 /// What a user may change about themselves. Unknown members (`email`, `roles`) are
@@ -58,5 +61,8 @@ pub async fn update_user(
     let Some(name) = name else {
         return Err(Problem::internal(anyhow::anyhow!("validated name missing")));
     };
-    users::rename(&state.pool, id, &name).await?.map(Json).ok_or_else(not_found)
+    users::rename(&state.pool, id, &name)
+        .await?
+        .map(Json)
+        .ok_or_else(not_found)
 }

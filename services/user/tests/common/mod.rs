@@ -1,6 +1,7 @@
 //! The user service under test: in-process on port 0 with a fresh database, talked to
 //! over real HTTP with the service key, as the gateway would.
 #![allow(dead_code)] // each test binary uses its own part of this module
+#![allow(clippy::unwrap_used)] // in a test, a failed unwrap is a failed test
 
 use clap::Parser;
 use reqwest::{Client, Response};
@@ -122,7 +123,10 @@ impl TestApp {
         assert_eq!(response.status(), 201);
         let body: Value = response.json().await.expect("json");
         TestUser {
-            id: body["id"].as_str().and_then(|id| id.parse().ok()).expect("id"),
+            id: body["id"]
+                .as_str()
+                .and_then(|id| id.parse().ok())
+                .expect("id"),
             email,
             password,
             roles: vec!["user".to_owned()],
@@ -161,7 +165,9 @@ impl TestApp {
 pub fn verify(token: &str, jwks: &jsonwebtoken::jwk::JwkSet) -> Result<Value, String> {
     let header = jsonwebtoken::decode_header(token).map_err(|e| e.to_string())?;
     let kid = header.kid.ok_or("no kid")?;
-    let jwk = jwks.find(&kid).ok_or_else(|| format!("kid {kid} not in the JWKS"))?;
+    let jwk = jwks
+        .find(&kid)
+        .ok_or_else(|| format!("kid {kid} not in the JWKS"))?;
     let key = jsonwebtoken::DecodingKey::from_jwk(jwk).map_err(|e| e.to_string())?;
     let mut validation = jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::EdDSA);
     validation.set_issuer(&["switchyard"]);
