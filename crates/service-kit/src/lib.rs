@@ -16,6 +16,9 @@
 //!   extractor whose rejections are problems too.
 //! - [`ops`]: `/healthz`, `/readyz` (with the dependencies a service declares) and
 //!   `/metrics`.
+//! - [`request_id`], [`trace_context`], [`deadline`]: what a request carries from its
+//!   caller (id, W3C `traceparent`, time budget), kept in task-locals so the outgoing
+//!   client passes them on without the handler's help.
 //! - [`internal_auth`]: the service-key check on internal routes and the [`Caller`]
 //!   identity it makes trustworthy.
 //! - [`database`] and [`redis`]: connections that wait for their server at start-up.
@@ -24,6 +27,7 @@
 
 pub mod config;
 pub mod database;
+pub mod deadline;
 pub mod internal_auth;
 pub mod json;
 pub mod metrics;
@@ -34,6 +38,7 @@ pub mod redis;
 pub mod request_id;
 pub mod server;
 pub mod telemetry;
+pub mod trace_context;
 pub mod wait;
 
 pub use json::Json;

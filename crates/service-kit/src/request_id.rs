@@ -84,6 +84,7 @@ pub async fn layer(mut request: Request, next: Next) -> Response {
         request_id = %id,
         method = %request.method(),
         path = %request.uri().path(),
+        trace_id = tracing::field::Empty,
     );
     let mut response = CURRENT.scope(id, next.run(request).instrument(span)).await;
     if let Some(header) = header {

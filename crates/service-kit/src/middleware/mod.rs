@@ -12,10 +12,12 @@
 //!    and 405, a 413 from the body limit, a panic's 500) is rewritten as one.
 //! 4. catch-panic: a panicking handler becomes a 500, never a dropped connection or a
 //!    stack trace.
-//! 5. [`timeout::layer`]: a request that runs too long is answered with 504.
-//! 6. The body limit (1 MiB) on the declared length; axum's `DefaultBodyLimit` covers
+//! 5. [`crate::trace_context::layer`]: continues the caller's W3C trace or starts one.
+//! 6. [`timeout::layer`]: a request that runs too long is answered with 504;
+//!    [`crate::deadline::layer`]: so is one whose caller's deadline has passed.
+//! 7. The body limit (1 MiB) on the declared length; axum's `DefaultBodyLimit` covers
 //!    bodies without one.
-//! 7. Sensitive headers: `Authorization` and keys are marked so no layer logs them.
+//! 8. Sensitive headers: `Authorization` and keys are marked so no layer logs them.
 //!
 //! The route-template layer ([`access::route_template`]) is added with `route_layer` by
 //! [`apply`], because only matched routes know their template.
@@ -58,7 +60,9 @@ pub fn apply(router: Router, request_timeout: Duration) -> Router {
                 .layer(from_fn(access::layer))
                 .layer(from_fn(problems::layer))
                 .layer(CatchPanicLayer::custom(problems::from_panic))
+                .layer(from_fn(crate::trace_context::layer))
                 .layer(from_fn_with_state(request_timeout, timeout::layer))
+                .layer(from_fn(crate::deadline::layer))
                 .layer(RequestBodyLimitLayer::new(MAX_BODY_BYTES))
                 .layer(SetSensitiveRequestHeadersLayer::new(SENSITIVE_HEADERS)),
         )

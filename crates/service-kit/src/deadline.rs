@@ -1,0 +1,75 @@
+//! Deadline propagation: a caller tells the callee how much time it has left, and the
+//! callee stops working once that has passed, since nobody is waiting for the answer.
+//!
+//! The budget travels as a relative number of milliseconds (`X-Deadline-Ms`, like
+//! gRPC's `grpc-timeout`), not an absolute time, so the two machines' clocks need not
+//! agree. The server layer turns it into an instant, keeps it in a task-local for the
+//! outgoing client (which sends what remains of it on every onward call), and answers
+//! 504 once it passes.
+
+use std::time::Duration;
+
+use axum::extract::Request;
+use axum::http::{HeaderName, StatusCode};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use tokio::time::Instant;
+
+use crate::problem::Problem;
+
+/// Milliseconds the caller is still willing to wait.
+pub const DEADLINE_HEADER: HeaderName = HeaderName::from_static("x-deadline-ms");
+
+/// Longest budget a caller may grant: a malformed huge value must not disable timeouts.
+const MAX_BUDGET: Duration = Duration::from_secs(3600);
+
+tokio::task_local! {
+    static CURRENT: Instant;
+}
+
+/// When the caller of the request being served gives up, if it said.
+pub fn current() -> Option<Instant> {
+    CURRENT.try_with(|d| *d).ok()
+}
+
+/// Time left before the served request's deadline, if it has one.
+pub fn remaining() -> Option<Duration> {
+    current().map(|deadline| deadline.saturating_duration_since(Instant::now()))
+}
+
+/// Runs `future` under `deadline` (for tests and for work spawned off a request).
+pub async fn scope<F: Future>(deadline: Instant, future: F) -> F::Output {
+    CURRENT.scope(deadline, future).await
+}
+
+fn expired() -> Response {
+    Problem::new(
+        StatusCode::GATEWAY_TIMEOUT,
+        "The caller's deadline passed before the request completed.",
+    )
+    .into_response()
+}
+
+/// Middleware: enforces the caller's deadline, when it sent one.
+pub async fn layer(request: Request, next: Next) -> Response {
+    let budget = request
+        .headers()
+        .get(&DEADLINE_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .map(|ms| Duration::from_millis(ms).min(MAX_BUDGET));
+    let Some(budget) = budget else {
+        return next.run(request).await;
+    };
+    if budget.is_zero() {
+        return expired();
+    }
+    let deadline = Instant::now() + budget;
+    match tokio::time::timeout_at(deadline, CURRENT.scope(deadline, next.run(request))).await {
+        Ok(response) => response,
+        Err(_) => {
+            tracing::info!(budget_ms = budget.as_millis() as u64, "caller's deadline passed; work abandoned");
+            expired()
+        }
+    }
+}

@@ -1,0 +1,163 @@
+//! W3C Trace Context (`traceparent`): the trace a request belongs to, continued from the
+//! caller when it sent one, started here otherwise.
+//!
+//! The server layer keeps the context of the request being served in a task-local, so
+//! the outgoing HTTP client can send a child `traceparent` without the handler passing
+//! anything along, and the trace id lands in the request's log span.
+
+use axum::extract::Request;
+use axum::http::{HeaderName, HeaderValue};
+use axum::middleware::Next;
+use axum::response::Response;
+use rand::RngCore;
+
+/// The W3C header.
+pub const TRACEPARENT: HeaderName = HeaderName::from_static("traceparent");
+
+tokio::task_local! {
+    static CURRENT: TraceParent;
+}
+
+/// A parsed `traceparent`: version 00, trace id, parent (span) id, flags.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TraceParent {
+    pub trace_id: [u8; 16],
+    pub span_id: [u8; 8],
+    pub flags: u8,
+}
+
+fn random<const N: usize>() -> [u8; N] {
+    let mut bytes = [0u8; N];
+    // All-zero ids are invalid; a CSPRNG practically never yields one, but be exact.
+    while bytes.iter().all(|b| *b == 0) {
+        rand::rng().fill_bytes(&mut bytes);
+    }
+    bytes
+}
+
+fn parse_hex<const N: usize>(hex: &str) -> Option<[u8; N]> {
+    if hex.len() != N * 2 || !hex.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')) {
+        return None;
+    }
+    let mut out = [0u8; N];
+    for (i, byte) in out.iter_mut().enumerate() {
+        *byte = u8::from_str_radix(&hex[i * 2..i * 2 + 2], 16).ok()?;
+    }
+    Some(out)
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+impl TraceParent {
+    /// A new trace, sampled.
+    pub fn new_root() -> Self {
+        Self {
+            trace_id: random(),
+            span_id: random(),
+            flags: 0x01,
+        }
+    }
+
+    /// Parses version-00 `traceparent`; `None` for anything malformed or all-zero.
+    pub fn parse(value: &str) -> Option<Self> {
+        let mut parts = value.trim().split('-');
+        let (version, trace, span, flags) =
+            (parts.next()?, parts.next()?, parts.next()?, parts.next()?);
+        if version != "00" || parts.next().is_some() {
+            return None;
+        }
+        let trace_id = parse_hex::<16>(trace)?;
+        let span_id = parse_hex::<8>(span)?;
+        let flags = parse_hex::<1>(flags)?[0];
+        if trace_id.iter().all(|b| *b == 0) || span_id.iter().all(|b| *b == 0) {
+            return None;
+        }
+        Some(Self {
+            trace_id,
+            span_id,
+            flags,
+        })
+    }
+
+    /// The same trace with a new span id: what to send on an outgoing call.
+    pub fn child(&self) -> Self {
+        Self {
+            span_id: random(),
+            ..*self
+        }
+    }
+
+    pub fn trace_id_hex(&self) -> String {
+        hex(&self.trace_id)
+    }
+}
+
+impl std::fmt::Display for TraceParent {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "00-{}-{}-{:02x}",
+            hex(&self.trace_id),
+            hex(&self.span_id),
+            self.flags
+        )
+    }
+}
+
+/// The trace context of the request this task is serving, if any.
+pub fn current() -> Option<TraceParent> {
+    CURRENT.try_with(|t| *t).ok()
+}
+
+/// Runs `future` within `trace` (for work spawned off a request, and for tests).
+pub async fn scope<F: Future>(trace: TraceParent, future: F) -> F::Output {
+    CURRENT.scope(trace, future).await
+}
+
+/// Middleware: continues the caller's trace (as a new span of it) or starts one.
+pub async fn layer(request: Request, next: Next) -> Response {
+    let incoming = request
+        .headers()
+        .get(&TRACEPARENT)
+        .and_then(|v| v.to_str().ok())
+        .and_then(TraceParent::parse);
+    let trace = incoming.map_or_else(TraceParent::new_root, |t| t.child());
+    tracing::Span::current().record("trace_id", trace.trace_id_hex());
+    let mut response = CURRENT.scope(trace, next.run(request)).await;
+    if let Ok(value) = HeaderValue::from_str(&trace.to_string()) {
+        response.headers_mut().insert(TRACEPARENT, value);
+    }
+    response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_valid_traceparent_round_trips() {
+        let value = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+        let parsed = TraceParent::parse(value).expect("valid");
+        assert_eq!(parsed.to_string(), value);
+        let child = parsed.child();
+        assert_eq!(child.trace_id, parsed.trace_id);
+        assert_ne!(child.span_id, parsed.span_id);
+    }
+
+    #[test]
+    fn malformed_or_zero_traceparents_are_refused() {
+        for bad in [
+            "",
+            "01-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+            "00-00000000000000000000000000000000-00f067aa0ba902b7-01",
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-0000000000000000-01",
+            "00-4BF92F3577B34DA6A3CE929D0E0E4736-00f067aa0ba902b7-01",
+            "00-4bf92f3577b34da6a3ce929d0e0e473-00f067aa0ba902b7-01",
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01-extra",
+        ] {
+            assert!(TraceParent::parse(bad).is_none(), "{bad} accepted");
+        }
+    }
+}
