@@ -1,1 +1,97 @@
-fn main() {}
+//! What the client costs: a breaker check, and a whole call through the client against
+//! the same call through bare reqwest, both to a local server.
+//!
+//! `cargo bench -p service-client`; figures are recorded in this crate's README.
+
+use std::hint::black_box;
+use std::time::Duration;
+
+use axum::Router;
+use axum::routing::get;
+use criterion::{Criterion, criterion_group, criterion_main};
+use service_client::breaker::Outcome;
+use service_client::{Client, ClientSettings, PeerConfig};
+use service_kit::config::Secret;
+
+fn breaker_check(c: &mut Criterion) {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let _guard = runtime.enter();
+    let peer = PeerConfig::new(
+        "bench",
+        "http://127.0.0.1:1",
+        Secret::new("bench-key-0123456789"),
+        &ClientSettings::default(),
+    );
+    let breaker = service_client::CircuitBreaker::new(peer.breaker);
+    c.bench_function("breaker: acquire + record (closed)", |b| {
+        b.iter(|| {
+            let permit = breaker.try_acquire().expect("closed");
+            breaker.record(
+                permit,
+                black_box(Outcome::Success),
+                Duration::from_micros(50),
+            );
+        });
+    });
+}
+
+fn whole_call(c: &mut Criterion) {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let url = runtime.block_on(async {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let router = Router::new().route("/ok", get(|| async { "ok" }));
+        tokio::spawn(async move { axum::serve(listener, router).await });
+        format!("http://{addr}")
+    });
+
+    let bare = reqwest::Client::builder()
+        .tcp_nodelay(true)
+        .build()
+        .expect("reqwest");
+    let bare_url = format!("{url}/ok");
+    let client = {
+        let _guard = runtime.enter();
+        Client::new(
+            "bench",
+            PeerConfig::new(
+                "bench",
+                &url,
+                Secret::new("bench-key-0123456789"),
+                &ClientSettings::default(),
+            ),
+        )
+        .expect("client")
+    };
+
+    let mut group = c.benchmark_group("GET to a local server");
+    group.bench_function("bare reqwest", |b| {
+        b.to_async(&runtime).iter(|| async {
+            let response = bare
+                .get(&bare_url)
+                .header("authorization", "Bearer bench-key-0123456789")
+                .send()
+                .await
+                .expect("response");
+            black_box(response.bytes().await.expect("body"));
+        });
+    });
+    group.bench_function("service-client", |b| {
+        b.to_async(&runtime).iter(|| async {
+            black_box(client.get("/ok").send().await.expect("response"));
+        });
+    });
+    group.finish();
+}
+
+criterion_group!(benches, breaker_check, whole_call);
+criterion_main!(benches);

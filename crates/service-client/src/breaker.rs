@@ -116,7 +116,9 @@ pub struct Permit {
 
 impl std::fmt::Debug for CircuitBreaker {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("CircuitBreaker").field("state", &self.state()).finish()
+        f.debug_struct("CircuitBreaker")
+            .field("state", &self.state())
+            .finish()
     }
 }
 
@@ -149,7 +151,9 @@ impl CircuitBreaker {
 
     fn lock(&self) -> MutexGuard<'_, Inner> {
         // A panic while holding this lock leaves consistent counters; keep going.
-        self.inner.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.inner
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     /// The current state (an open breaker whose wait is over reads as half-open).
@@ -172,12 +176,17 @@ impl CircuitBreaker {
                 if Instant::now() < until {
                     return Err(Rejected);
                 }
-                inner.state = State::HalfOpen { granted: 1, succeeded: 0 };
+                inner.state = State::HalfOpen {
+                    granted: 1,
+                    succeeded: 0,
+                };
                 inner.generation += 1;
                 transition = Some((BreakerState::Open, BreakerState::HalfOpen));
                 true
             }
-            State::HalfOpen { ref mut granted, .. } => {
+            State::HalfOpen {
+                ref mut granted, ..
+            } => {
                 if *granted >= self.config.probes {
                     return Err(Rejected);
                 }
@@ -211,7 +220,9 @@ impl CircuitBreaker {
             } else {
                 match inner.state {
                     State::Closed => self.record_closed(&mut inner, Recorded { failed, slow }),
-                    State::HalfOpen { ref mut succeeded, .. } => {
+                    State::HalfOpen {
+                        ref mut succeeded, ..
+                    } => {
                         if failed {
                             Some(self.open(&mut inner, BreakerState::HalfOpen))
                         } else {
@@ -233,13 +244,19 @@ impl CircuitBreaker {
     fn release(&self, permit: &Permit) {
         let mut inner = self.lock();
         if permit.generation == inner.generation
-            && let State::HalfOpen { ref mut granted, .. } = inner.state
+            && let State::HalfOpen {
+                ref mut granted, ..
+            } = inner.state
         {
             *granted = granted.saturating_sub(1);
         }
     }
 
-    fn record_closed(&self, inner: &mut Inner, outcome: Recorded) -> Option<(BreakerState, BreakerState)> {
+    fn record_closed(
+        &self,
+        inner: &mut Inner,
+        outcome: Recorded,
+    ) -> Option<(BreakerState, BreakerState)> {
         if inner.window.len() >= self.config.window as usize
             && let Some(oldest) = inner.window.pop_front()
         {
@@ -249,7 +266,11 @@ impl CircuitBreaker {
         inner.window.push_back(outcome);
         inner.failures_in_window += u32::from(outcome.failed);
         inner.slow_in_window += u32::from(outcome.slow);
-        inner.consecutive_failures = if outcome.failed { inner.consecutive_failures + 1 } else { 0 };
+        inner.consecutive_failures = if outcome.failed {
+            inner.consecutive_failures + 1
+        } else {
+            0
+        };
 
         let calls = inner.window.len() as f32;
         let rates_apply = inner.window.len() as u32 >= self.config.minimum_calls.max(1);
@@ -257,7 +278,8 @@ impl CircuitBreaker {
         let slow_rate = inner.slow_in_window as f32 / calls;
         let trips = inner.consecutive_failures >= self.config.consecutive_failures
             || (rates_apply
-                && (failure_rate >= self.config.failure_rate || slow_rate >= self.config.slow_call_rate));
+                && (failure_rate >= self.config.failure_rate
+                    || slow_rate >= self.config.slow_call_rate));
         trips.then(|| self.open(inner, BreakerState::Closed))
     }
 
@@ -268,7 +290,9 @@ impl CircuitBreaker {
             self.config.open_wait
         };
         inner.next_wait = wait;
-        inner.state = State::Open { until: Instant::now() + wait };
+        inner.state = State::Open {
+            until: Instant::now() + wait,
+        };
         inner.generation += 1;
         (from, BreakerState::Open)
     }
@@ -345,7 +369,11 @@ mod tests {
         call(&breaker, Outcome::Failure).unwrap();
         call(&breaker, Outcome::Success).unwrap();
         call(&breaker, Outcome::Failure).unwrap();
-        assert_eq!(breaker.state(), BreakerState::Closed, "3 calls are under the minimum");
+        assert_eq!(
+            breaker.state(),
+            BreakerState::Closed,
+            "3 calls are under the minimum"
+        );
         call(&breaker, Outcome::Success).unwrap();
         assert_eq!(breaker.state(), BreakerState::Open, "2 of 4 failed: 50 %");
     }
@@ -371,7 +399,11 @@ mod tests {
         tokio::time::advance(Duration::from_secs(5)).await;
         let first = breaker.try_acquire().unwrap();
         let second = breaker.try_acquire().unwrap();
-        assert_eq!(breaker.try_acquire().unwrap_err(), Rejected, "only two probes");
+        assert_eq!(
+            breaker.try_acquire().unwrap_err(),
+            Rejected,
+            "only two probes"
+        );
         breaker.record(first, Outcome::Success, Duration::ZERO);
         assert_eq!(breaker.state(), BreakerState::HalfOpen);
         breaker.record(second, Outcome::Success, Duration::ZERO);
@@ -388,10 +420,15 @@ mod tests {
         for expected_wait in [10, 20, 30, 30] {
             tokio::time::advance(Duration::from_secs(30)).await;
             call(&breaker, Outcome::Failure).unwrap();
-            tokio::time::advance(Duration::from_secs(expected_wait) - Duration::from_millis(1)).await;
+            tokio::time::advance(Duration::from_secs(expected_wait) - Duration::from_millis(1))
+                .await;
             assert_eq!(breaker.state(), BreakerState::Open, "wait {expected_wait}s");
             tokio::time::advance(Duration::from_millis(1)).await;
-            assert_eq!(breaker.state(), BreakerState::HalfOpen, "wait {expected_wait}s");
+            assert_eq!(
+                breaker.state(),
+                BreakerState::HalfOpen,
+                "wait {expected_wait}s"
+            );
         }
     }
 
@@ -405,7 +442,9 @@ mod tests {
         let first = breaker.try_acquire().unwrap();
         let second = breaker.try_acquire().unwrap();
         drop(second);
-        let third = breaker.try_acquire().expect("the dropped probe's slot is free again");
+        let third = breaker
+            .try_acquire()
+            .expect("the dropped probe's slot is free again");
         breaker.record(first, Outcome::Success, Duration::ZERO);
         breaker.record(third, Outcome::Success, Duration::ZERO);
         assert_eq!(breaker.state(), BreakerState::Closed);
@@ -421,7 +460,11 @@ mod tests {
         tokio::time::advance(Duration::from_secs(5)).await;
         let probe = breaker.try_acquire().unwrap();
         breaker.record(early, Outcome::Failure, Duration::ZERO);
-        assert_eq!(breaker.state(), BreakerState::HalfOpen, "a stale failure reopened it");
+        assert_eq!(
+            breaker.state(),
+            BreakerState::HalfOpen,
+            "a stale failure reopened it"
+        );
         breaker.record(probe, Outcome::Success, Duration::ZERO);
     }
 
@@ -444,7 +487,8 @@ mod tests {
             let barrier = Arc::new(tokio::sync::Barrier::new(200));
             let tasks: Vec<_> = (0..200)
                 .map(|_| {
-                    let (breaker, granted, barrier) = (breaker.clone(), granted.clone(), barrier.clone());
+                    let (breaker, granted, barrier) =
+                        (breaker.clone(), granted.clone(), barrier.clone());
                     tokio::spawn(async move {
                         barrier.wait().await;
                         if let Ok(permit) = breaker.try_acquire() {

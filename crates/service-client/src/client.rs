@@ -53,7 +53,11 @@ impl std::fmt::Debug for Client {
 impl Client {
     /// A client that calls `peer` on behalf of the service named `caller`.
     pub fn new(caller: &'static str, peer: PeerConfig) -> Result<Self, Error> {
-        let invalid = |message: String| Error { peer: peer.name, kind: ErrorKind::InvalidRequest(message), attempts: 0 };
+        let invalid = |message: String| Error {
+            peer: peer.name,
+            kind: ErrorKind::InvalidRequest(message),
+            attempts: 0,
+        };
         let http = reqwest::Client::builder()
             .connect_timeout(peer.connect_timeout)
             .pool_idle_timeout(Duration::from_secs(60))
@@ -68,9 +72,21 @@ impl Client {
         let hook_metrics = metrics.clone();
         let breaker = CircuitBreaker::new(peer.breaker.clone())
             .with_transition_hook(Arc::new(move |from, to| hook_metrics.transition(from, to)));
-        let budget = TpsBudget::new(BUDGET_TTL, peer.retry_budget_min_per_second, peer.retry_budget_ratio);
+        let budget = TpsBudget::new(
+            BUDGET_TTL,
+            peer.retry_budget_min_per_second,
+            peer.retry_budget_ratio,
+        );
         Ok(Self {
-            inner: Arc::new(Inner { http, peer, authorization, service_name, breaker, budget, metrics }),
+            inner: Arc::new(Inner {
+                http,
+                peer,
+                authorization,
+                service_name,
+                breaker,
+                budget,
+                metrics,
+            }),
         })
     }
 
@@ -153,8 +169,10 @@ impl Call {
     pub fn json<T: Serialize + ?Sized>(mut self, body: &T) -> Self {
         match serde_json::to_vec(body) {
             Ok(bytes) => {
-                self.headers
-                    .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+                self.headers.insert(
+                    header::CONTENT_TYPE,
+                    HeaderValue::from_static("application/json"),
+                );
                 self.body = Some(Bytes::from(bytes));
             }
             Err(error) => self.error = Some(error.to_string()),
@@ -215,7 +233,10 @@ impl Call {
         let inner = &client.inner;
         let started = Instant::now();
         let result = self.run().await;
-        inner.metrics.duration.record(started.elapsed().as_secs_f64());
+        inner
+            .metrics
+            .duration
+            .record(started.elapsed().as_secs_f64());
         inner.metrics.call(match &result {
             Ok(_) => CallOutcome::Success,
             Err(error) => match error.kind {
@@ -244,7 +265,11 @@ impl Call {
     async fn run(self) -> Result<Response, Error> {
         let inner = &self.client.inner;
         let peer = &inner.peer;
-        let fail = |kind: ErrorKind, attempts: u32| Error { peer: peer.name, kind, attempts };
+        let fail = |kind: ErrorKind, attempts: u32| Error {
+            peer: peer.name,
+            kind,
+            attempts,
+        };
         if let Some(message) = self.error.clone() {
             return Err(fail(ErrorKind::InvalidRequest(message), 0));
         }
@@ -256,7 +281,8 @@ impl Call {
             deadline = deadline.min(served);
         }
         let attempt_timeout = self.attempt_timeout.unwrap_or(peer.attempt_timeout);
-        let retryable_request = retry::is_idempotent(&self.method) || self.headers.contains_key(IDEMPOTENCY_KEY);
+        let retryable_request =
+            retry::is_idempotent(&self.method) || self.headers.contains_key(IDEMPOTENCY_KEY);
         let url = reqwest::Url::parse(&format!("{}{}", peer.base_url, self.path))
             .map_err(|e| fail(ErrorKind::InvalidRequest(format!("bad URL: {e}")), 0))?;
         let headers = self.fixed_headers();
@@ -290,22 +316,43 @@ impl Call {
             let (kind, retry_after) = match outcome {
                 Ok(Ok((status, headers, body))) => {
                     let peer_failed = status.is_server_error();
-                    inner.breaker.record(permit, if peer_failed { Outcome::Failure } else { Outcome::Success }, elapsed);
+                    inner.breaker.record(
+                        permit,
+                        if peer_failed {
+                            Outcome::Failure
+                        } else {
+                            Outcome::Success
+                        },
+                        elapsed,
+                    );
                     if status.is_success() {
-                        return Ok(Response { status, headers, body, attempts });
+                        return Ok(Response {
+                            status,
+                            headers,
+                            body,
+                            attempts,
+                        });
                     }
                     let retry_after = retry::retry_after(&headers);
                     (ErrorKind::Status { status, body }, retry_after)
                 }
                 Ok(Err(error)) => {
                     inner.breaker.record(permit, Outcome::Failure, elapsed);
-                    let kind = if error.is_timeout() { ErrorKind::Timeout } else { ErrorKind::Transport(transport_message(&error)) };
+                    let kind = if error.is_timeout() {
+                        ErrorKind::Timeout
+                    } else {
+                        ErrorKind::Transport(transport_message(&error))
+                    };
                     (kind, None)
                 }
                 Err(_) => {
                     inner.breaker.record(permit, Outcome::Failure, elapsed);
                     // Cut short by the deadline rather than the attempt timeout?
-                    let kind = if budget < attempt_timeout { ErrorKind::DeadlineExceeded } else { ErrorKind::Timeout };
+                    let kind = if budget < attempt_timeout {
+                        ErrorKind::DeadlineExceeded
+                    } else {
+                        ErrorKind::Timeout
+                    };
                     (kind, None)
                 }
             };
@@ -328,7 +375,10 @@ impl Call {
                 return Err(fail(kind, attempts));
             }
             if !inner.budget.withdraw() {
-                return Err(fail(ErrorKind::RetryBudgetExhausted(Box::new(kind)), attempts));
+                return Err(fail(
+                    ErrorKind::RetryBudgetExhausted(Box::new(kind)),
+                    attempts,
+                ));
             }
             inner.metrics.retries.increment(1);
             tracing::debug!(peer = peer.name, attempt = attempts, wait_ms = wait.as_millis() as u64, error = %kind, "retrying");
@@ -350,17 +400,25 @@ impl Call {
         headers
     }
 
-    fn build(&self, url: &reqwest::Url, headers: &HeaderMap, remaining: Duration) -> reqwest::Request {
+    fn build(
+        &self,
+        url: &reqwest::Url,
+        headers: &HeaderMap,
+        remaining: Duration,
+    ) -> reqwest::Request {
         let mut request = reqwest::Request::new(self.method.clone(), url.clone());
         *request.headers_mut() = headers.clone();
         // Each attempt is its own span of the trace.
-        let trace = service_kit::trace_context::current().map_or_else(TraceParent::new_root, |t| t.child());
+        let trace =
+            service_kit::trace_context::current().map_or_else(TraceParent::new_root, |t| t.child());
         if let Ok(value) = HeaderValue::from_str(&trace.to_string()) {
             request.headers_mut().insert(TRACEPARENT, value);
         }
         let remaining_ms = remaining.as_millis().max(1).to_string();
         if let Ok(value) = HeaderValue::from_str(&remaining_ms) {
-            request.headers_mut().insert(service_kit::deadline::DEADLINE_HEADER, value);
+            request
+                .headers_mut()
+                .insert(service_kit::deadline::DEADLINE_HEADER, value);
         }
         if let Some(body) = &self.body {
             *request.body_mut() = Some(reqwest::Body::from(body.clone()));

@@ -159,7 +159,12 @@ pub struct PeerConfig {
 
 impl PeerConfig {
     /// A peer with the given defaults.
-    pub fn new(name: &'static str, base_url: impl Into<String>, key: Secret, settings: &ClientSettings) -> Self {
+    pub fn new(
+        name: &'static str,
+        base_url: impl Into<String>,
+        key: Secret,
+        settings: &ClientSettings,
+    ) -> Self {
         let ms = Duration::from_millis;
         Self {
             name,

@@ -117,15 +117,25 @@ impl From<Error> for service_kit::Problem {
         match &error.kind {
             ErrorKind::Timeout | ErrorKind::DeadlineExceeded => {
                 tracing::warn!(%error, "peer call timed out");
-                Problem::new(StatusCode::GATEWAY_TIMEOUT, format!("The {} service did not answer in time.", error.peer))
+                Problem::new(
+                    StatusCode::GATEWAY_TIMEOUT,
+                    format!("The {} service did not answer in time.", error.peer),
+                )
             }
-            ErrorKind::CircuitOpen | ErrorKind::Transport(_) | ErrorKind::RetryBudgetExhausted(_) => {
+            ErrorKind::CircuitOpen
+            | ErrorKind::Transport(_)
+            | ErrorKind::RetryBudgetExhausted(_) => {
                 tracing::warn!(%error, "peer unavailable");
                 Problem::unavailable(format!("The {} service is unavailable.", error.peer))
             }
-            ErrorKind::Status { status, .. } if status.is_server_error() || *status == StatusCode::TOO_MANY_REQUESTS => {
+            ErrorKind::Status { status, .. }
+                if status.is_server_error() || *status == StatusCode::TOO_MANY_REQUESTS =>
+            {
                 tracing::warn!(%error, "peer failed");
-                Problem::new(StatusCode::BAD_GATEWAY, format!("The {} service failed.", error.peer))
+                Problem::new(
+                    StatusCode::BAD_GATEWAY,
+                    format!("The {} service failed.", error.peer),
+                )
             }
             _ => Problem::internal(error),
         }
@@ -139,7 +149,10 @@ mod tests {
     fn status(code: u16) -> Error {
         Error {
             peer: "user",
-            kind: ErrorKind::Status { status: StatusCode::from_u16(code).unwrap(), body: Bytes::new() },
+            kind: ErrorKind::Status {
+                status: StatusCode::from_u16(code).unwrap(),
+                body: Bytes::new(),
+            },
             attempts: 1,
         }
     }
@@ -154,11 +167,28 @@ mod tests {
 
     #[test]
     fn a_peer_failure_becomes_a_gateway_problem() {
-        assert_eq!(service_kit::Problem::from(status(500)).status(), StatusCode::BAD_GATEWAY);
-        let timeout = Error { peer: "user", kind: ErrorKind::Timeout, attempts: 3 };
+        assert_eq!(
+            service_kit::Problem::from(status(500)).status(),
+            StatusCode::BAD_GATEWAY
+        );
+        let timeout = Error {
+            peer: "user",
+            kind: ErrorKind::Timeout,
+            attempts: 3,
+        };
         assert!(timeout.retried());
-        assert_eq!(service_kit::Problem::from(timeout).status(), StatusCode::GATEWAY_TIMEOUT);
-        let open = Error { peer: "user", kind: ErrorKind::CircuitOpen, attempts: 0 };
-        assert_eq!(service_kit::Problem::from(open).status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(
+            service_kit::Problem::from(timeout).status(),
+            StatusCode::GATEWAY_TIMEOUT
+        );
+        let open = Error {
+            peer: "user",
+            kind: ErrorKind::CircuitOpen,
+            attempts: 0,
+        };
+        assert_eq!(
+            service_kit::Problem::from(open).status(),
+            StatusCode::SERVICE_UNAVAILABLE
+        );
     }
 }

@@ -35,9 +35,7 @@ pub struct PeerMetrics {
 
 impl PeerMetrics {
     pub fn new(peer: &'static str) -> Self {
-        let requests = |outcome: &'static str| {
-            metrics::counter!("http_client_requests_total", "peer" => peer, "outcome" => outcome)
-        };
+        let requests = |outcome: &'static str| metrics::counter!("http_client_requests_total", "peer" => peer, "outcome" => outcome);
         let this = Self {
             success: requests("success"),
             status: requests("status"),
@@ -79,9 +77,19 @@ impl PeerMetrics {
         )
         .increment(1);
         if to == BreakerState::Open {
-            tracing::warn!(peer = self.peer, from = from.as_str(), to = to.as_str(), "circuit breaker opened");
+            tracing::warn!(
+                peer = self.peer,
+                from = from.as_str(),
+                to = to.as_str(),
+                "circuit breaker opened"
+            );
         } else {
-            tracing::info!(peer = self.peer, from = from.as_str(), to = to.as_str(), "circuit breaker state changed");
+            tracing::info!(
+                peer = self.peer,
+                from = from.as_str(),
+                to = to.as_str(),
+                "circuit breaker state changed"
+            );
         }
     }
 }

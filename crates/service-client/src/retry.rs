@@ -45,7 +45,10 @@ pub fn retry_after(headers: &HeaderMap) -> Option<Duration> {
         return Some(Duration::from_secs(seconds));
     }
     let when = httpdate::parse_http_date(value).ok()?;
-    Some(when.duration_since(SystemTime::now()).unwrap_or(Duration::ZERO))
+    Some(
+        when.duration_since(SystemTime::now())
+            .unwrap_or(Duration::ZERO),
+    )
 }
 
 #[cfg(test)]
@@ -65,8 +68,9 @@ mod tests {
 
     #[test]
     fn backoff_is_jittered() {
-        let samples: std::collections::HashSet<Duration> =
-            (0..50).map(|_| backoff(3, Duration::from_millis(100), Duration::from_secs(1))).collect();
+        let samples: std::collections::HashSet<Duration> = (0..50)
+            .map(|_| backoff(3, Duration::from_millis(100), Duration::from_secs(1)))
+            .collect();
         assert!(samples.len() > 40);
     }
 
@@ -77,9 +81,15 @@ mod tests {
         assert_eq!(retry_after(&headers), Some(Duration::from_secs(7)));
 
         let later = SystemTime::now() + Duration::from_secs(120);
-        headers.insert(header::RETRY_AFTER, httpdate::fmt_http_date(later).parse().unwrap());
+        headers.insert(
+            header::RETRY_AFTER,
+            httpdate::fmt_http_date(later).parse().unwrap(),
+        );
         let wait = retry_after(&headers).unwrap();
-        assert!(wait > Duration::from_secs(110) && wait <= Duration::from_secs(120), "{wait:?}");
+        assert!(
+            wait > Duration::from_secs(110) && wait <= Duration::from_secs(120),
+            "{wait:?}"
+        );
 
         headers.insert(header::RETRY_AFTER, "soon".parse().unwrap());
         assert_eq!(retry_after(&headers), None);
@@ -97,7 +107,11 @@ mod tests {
 
     #[test]
     fn post_and_patch_are_not_idempotent() {
-        assert!(is_idempotent(&Method::GET) && is_idempotent(&Method::PUT) && is_idempotent(&Method::DELETE));
+        assert!(
+            is_idempotent(&Method::GET)
+                && is_idempotent(&Method::PUT)
+                && is_idempotent(&Method::DELETE)
+        );
         assert!(!is_idempotent(&Method::POST) && !is_idempotent(&Method::PATCH));
     }
 }

@@ -68,7 +68,10 @@ pub async fn layer(request: Request, next: Next) -> Response {
     match tokio::time::timeout_at(deadline, CURRENT.scope(deadline, next.run(request))).await {
         Ok(response) => response,
         Err(_) => {
-            tracing::info!(budget_ms = budget.as_millis() as u64, "caller's deadline passed; work abandoned");
+            tracing::info!(
+                budget_ms = budget.as_millis() as u64,
+                "caller's deadline passed; work abandoned"
+            );
             expired()
         }
     }

@@ -1,0 +1,180 @@
+//! What travels with a call without the handler passing it: the request id, the trace,
+//! and the deadline, which a service-kit server enforces.
+#![allow(clippy::unwrap_used)] // in a test, a failed unwrap is a failed test
+
+mod common;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use axum::extract::State;
+use axum::routing::get;
+use service_client::{Client, ErrorKind};
+use service_kit::server::{RunningService, Service};
+use wiremock::matchers::method;
+use wiremock::{Mock, MockServer, ResponseTemplate};
+
+async fn serve(router: Router) -> RunningService {
+    let router = service_kit::middleware::apply(router, Duration::from_secs(10));
+    let listener = Service::bind("127.0.0.1:0".parse().unwrap()).await.unwrap();
+    Service::new(listener, router, Duration::from_secs(5)).spawn()
+}
+
+/// A handler that calls its peer and passes nothing along by hand.
+async fn calls_peer(State(peer): State<Client>) -> Result<String, service_kit::Problem> {
+    let response = peer.get("/downstream").send().await?;
+    Ok(response.status.to_string())
+}
+
+#[tokio::test]
+async fn the_request_id_and_trace_of_the_served_request_reach_the_peer() {
+    let peer = MockServer::start().await;
+    Mock::given(method("GET"))
+        .respond_with(ResponseTemplate::new(200))
+        .mount(&peer)
+        .await;
+    let service = serve(
+        Router::new()
+            .route("/upstream", get(calls_peer))
+            .with_state(common::client(&peer.uri())),
+    )
+    .await;
+
+    let incoming_trace = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+    let response = reqwest::Client::new()
+        .get(format!("{}/upstream", service.url()))
+        .header("x-request-id", "req-propagated-1")
+        .header("traceparent", incoming_trace)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.text().await.unwrap(), "200 OK");
+
+    let received = peer.received_requests().await.unwrap();
+    assert_eq!(received.len(), 1);
+    let headers = &received[0].headers;
+    assert_eq!(headers.get("x-request-id").unwrap(), "req-propagated-1");
+    let outgoing = headers.get("traceparent").unwrap().to_str().unwrap();
+    assert!(
+        outgoing.starts_with("00-4bf92f3577b34da6a3ce929d0e0e4736-"),
+        "{outgoing}"
+    );
+    assert!(
+        !outgoing.contains("00f067aa0ba902b7"),
+        "the peer's span must be a new child span"
+    );
+}
+
+#[tokio::test]
+async fn a_call_outside_any_request_starts_a_new_trace() {
+    let peer = MockServer::start().await;
+    Mock::given(method("GET"))
+        .respond_with(ResponseTemplate::new(200))
+        .mount(&peer)
+        .await;
+    common::client(&peer.uri()).get("/x").send().await.unwrap();
+    let received = peer.received_requests().await.unwrap();
+    let trace = received[0]
+        .headers
+        .get("traceparent")
+        .unwrap()
+        .to_str()
+        .unwrap();
+    assert!(
+        service_kit::trace_context::TraceParent::parse(trace).is_some(),
+        "{trace}"
+    );
+    assert!(received[0].headers.get("x-request-id").is_none());
+}
+
+#[tokio::test]
+async fn a_service_kit_server_stops_working_once_the_callers_deadline_has_passed() {
+    let finished = Arc::new(AtomicBool::new(false));
+    let flag = finished.clone();
+    let service = serve(Router::new().route(
+        "/slow",
+        get(move || {
+            let flag = flag.clone();
+            async move {
+                tokio::time::sleep(Duration::from_millis(400)).await;
+                flag.store(true, Ordering::SeqCst);
+                "finished"
+            }
+        }),
+    ))
+    .await;
+
+    let client = common::client_with(&service.url(), |p| p.max_attempts = 1);
+    let started = Instant::now();
+    let error = client
+        .get("/slow")
+        .deadline(Duration::from_millis(100))
+        .send()
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(error.kind, ErrorKind::DeadlineExceeded | ErrorKind::Timeout)
+            || error.status().map(|s| s.as_u16()) == Some(504),
+        "{error}"
+    );
+    assert!(started.elapsed() < Duration::from_millis(400));
+
+    // Past the time the handler would have needed: it was dropped, not left running.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(
+        !finished.load(Ordering::SeqCst),
+        "the handler ran past the caller's deadline"
+    );
+}
+
+#[tokio::test]
+async fn a_request_whose_deadline_header_has_passed_gets_a_504_problem() {
+    let service = serve(Router::new().route("/x", get(|| async { "ok" }))).await;
+    let response = reqwest::Client::new()
+        .get(format!("{}/x", service.url()))
+        .header("x-deadline-ms", "0")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 504);
+    assert_eq!(
+        response.headers()["content-type"],
+        "application/problem+json"
+    );
+}
+
+#[tokio::test]
+async fn an_onward_call_never_outlives_the_served_requests_deadline() {
+    let peer = MockServer::start().await;
+    Mock::given(method("GET"))
+        .respond_with(ResponseTemplate::new(200).set_delay(Duration::from_secs(5)))
+        .mount(&peer)
+        .await;
+    // The peer client alone would wait up to 2 s.
+    let service = serve(
+        Router::new()
+            .route("/upstream", get(calls_peer))
+            .with_state(common::client(&peer.uri())),
+    )
+    .await;
+    let started = Instant::now();
+    let response = reqwest::Client::new()
+        .get(format!("{}/upstream", service.url()))
+        .header("x-deadline-ms", "300")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 504);
+    assert!(started.elapsed() < Duration::from_millis(1500));
+    let sent: u64 = peer.received_requests().await.unwrap()[0]
+        .headers
+        .get("x-deadline-ms")
+        .unwrap()
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(sent <= 300, "the onward call was given {sent} ms");
+}
