@@ -91,6 +91,40 @@ fn whole_call(c: &mut Criterion) {
         });
     });
     group.finish();
+
+    // Wall time per call is dominated by thread wake-ups that vary run to run; CPU time
+    // (client and server together, same server work in both) shows what the client's
+    // own work adds.
+    let mut group = c.benchmark_group("CPU time per GET");
+    group.bench_function("bare reqwest", |b| {
+        b.iter_custom(|iters| {
+            let start = cpu_time::ProcessTime::now();
+            runtime.block_on(async {
+                for _ in 0..iters {
+                    let response = bare
+                        .get(&bare_url)
+                        .header("authorization", "Bearer bench-key-0123456789")
+                        .send()
+                        .await
+                        .expect("response");
+                    black_box(response.bytes().await.expect("body"));
+                }
+            });
+            start.elapsed()
+        });
+    });
+    group.bench_function("service-client", |b| {
+        b.iter_custom(|iters| {
+            let start = cpu_time::ProcessTime::now();
+            runtime.block_on(async {
+                for _ in 0..iters {
+                    black_box(client.get("/ok").send().await.expect("response"));
+                }
+            });
+            start.elapsed()
+        });
+    });
+    group.finish();
 }
 
 criterion_group!(benches, breaker_check, whole_call);
