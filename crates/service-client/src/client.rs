@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, header};
+use http_body_util::BodyExt;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use service_kit::internal_auth::{Caller, SERVICE_NAME_HEADER, USER_ID_HEADER, USER_ROLES_HEADER};
@@ -263,7 +264,8 @@ impl Call {
     }
 
     async fn run(self) -> Result<Response, Error> {
-        let inner = &self.client.inner;
+        let client = self.client.clone();
+        let inner = &client.inner;
         let peer = &inner.peer;
         let fail = |kind: ErrorKind, attempts: u32| Error {
             peer: peer.name,
@@ -285,7 +287,9 @@ impl Call {
             retry::is_idempotent(&self.method) || self.headers.contains_key(IDEMPOTENCY_KEY);
         let url = reqwest::Url::parse(&format!("{}{}", peer.base_url, self.path))
             .map_err(|e| fail(ErrorKind::InvalidRequest(format!("bad URL: {e}")), 0))?;
-        let headers = self.fixed_headers();
+        // Read once: the same on every attempt.
+        let request_id =
+            service_kit::request_id::current().and_then(|id| HeaderValue::from_str(&id).ok());
         inner.budget.deposit();
 
         let mut attempts = 0u32;
@@ -301,14 +305,13 @@ impl Call {
             inner.metrics.attempts.increment(1);
 
             let budget = attempt_timeout.min(remaining);
-            let request = self.build(&url, &headers, remaining);
+            let request = self.build(&url, request_id.as_ref(), remaining);
             let sent = Instant::now();
             let outcome = tokio::time::timeout(budget, async {
-                let response = inner.http.execute(request).await?;
-                let status = response.status();
-                let headers = response.headers().clone();
-                let body = response.bytes().await?;
-                Ok::<_, reqwest::Error>((status, headers, body))
+                let response = http::Response::from(inner.http.execute(request).await?);
+                let (parts, body) = response.into_parts();
+                let body = body.collect().await?.to_bytes();
+                Ok::<_, reqwest::Error>((parts.status, parts.headers, body))
             })
             .await;
             let elapsed = sent.elapsed();
@@ -386,39 +389,36 @@ impl Call {
         }
     }
 
-    /// Headers that are the same on every attempt.
-    fn fixed_headers(&self) -> HeaderMap {
-        let inner = &self.client.inner;
-        let mut headers = self.headers.clone();
-        headers.insert(header::AUTHORIZATION, inner.authorization.clone());
-        headers.insert(SERVICE_NAME_HEADER, inner.service_name.clone());
-        if let Some(id) = service_kit::request_id::current()
-            && let Ok(id) = HeaderValue::from_str(&id)
-        {
-            headers.insert(REQUEST_ID_HEADER, id);
-        }
-        headers
-    }
-
+    /// One attempt's request: every header is set afresh, which costs less than
+    /// cloning a prepared map.
     fn build(
         &self,
         url: &reqwest::Url,
-        headers: &HeaderMap,
+        request_id: Option<&HeaderValue>,
         remaining: Duration,
     ) -> reqwest::Request {
+        let inner = &self.client.inner;
         let mut request = reqwest::Request::new(self.method.clone(), url.clone());
-        *request.headers_mut() = headers.clone();
+        let headers = request.headers_mut();
+        headers.reserve(self.headers.len() + 5);
+        headers.insert(header::AUTHORIZATION, inner.authorization.clone());
+        headers.insert(SERVICE_NAME_HEADER, inner.service_name.clone());
+        if let Some(id) = request_id {
+            headers.insert(REQUEST_ID_HEADER, id.clone());
+        }
         // Each attempt is its own span of the trace.
         let trace =
             service_kit::trace_context::current().map_or_else(TraceParent::new_root, |t| t.child());
-        if let Ok(value) = HeaderValue::from_str(&trace.to_string()) {
-            request.headers_mut().insert(TRACEPARENT, value);
-        }
-        let remaining_ms = remaining.as_millis().max(1).to_string();
-        if let Ok(value) = HeaderValue::from_str(&remaining_ms) {
-            request
-                .headers_mut()
-                .insert(service_kit::deadline::DEADLINE_HEADER, value);
+        headers.insert(TRACEPARENT, trace.to_header_value());
+        let remaining_ms = u64::try_from(remaining.as_millis())
+            .unwrap_or(u64::MAX)
+            .max(1);
+        headers.insert(
+            service_kit::deadline::DEADLINE_HEADER,
+            HeaderValue::from(remaining_ms),
+        );
+        for (name, value) in &self.headers {
+            headers.insert(name.clone(), value.clone());
         }
         if let Some(body) = &self.body {
             *request.body_mut() = Some(reqwest::Body::from(body.clone()));
