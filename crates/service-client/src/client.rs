@@ -35,6 +35,9 @@ pub struct Client {
 struct Inner {
     http: reqwest::Client,
     peer: PeerConfig,
+    /// Parsed once: a full URL parse (host, IDNA) costs more than the rest of a call's
+    /// bookkeeping.
+    base_url: reqwest::Url,
     authorization: HeaderValue,
     service_name: HeaderValue,
     breaker: CircuitBreaker,
@@ -65,6 +68,14 @@ impl Client {
             .tcp_nodelay(true)
             .build()
             .map_err(|e| invalid(e.to_string()))?;
+        let base_url = reqwest::Url::parse(&peer.base_url)
+            .map_err(|e| invalid(format!("the base URL {} is invalid: {e}", peer.base_url)))?;
+        if base_url.cannot_be_a_base() || !matches!(base_url.scheme(), "http" | "https") {
+            return Err(invalid(format!(
+                "the base URL {} is not an http(s) URL",
+                peer.base_url
+            )));
+        }
         let mut authorization = HeaderValue::from_str(&format!("Bearer {}", peer.key.expose()))
             .map_err(|_| invalid("the service key is not a valid header value".into()))?;
         authorization.set_sensitive(true);
@@ -82,6 +93,7 @@ impl Client {
             inner: Arc::new(Inner {
                 http,
                 peer,
+                base_url,
                 authorization,
                 service_name,
                 breaker,
@@ -285,8 +297,7 @@ impl Call {
         let attempt_timeout = self.attempt_timeout.unwrap_or(peer.attempt_timeout);
         let retryable_request =
             retry::is_idempotent(&self.method) || self.headers.contains_key(IDEMPOTENCY_KEY);
-        let url = reqwest::Url::parse(&format!("{}{}", peer.base_url, self.path))
-            .map_err(|e| fail(ErrorKind::InvalidRequest(format!("bad URL: {e}")), 0))?;
+        let url = self.url();
         // Read once: the same on every attempt.
         let request_id =
             service_kit::request_id::current().and_then(|id| HeaderValue::from_str(&id).ok());
@@ -387,6 +398,26 @@ impl Call {
             tracing::debug!(peer = peer.name, attempt = attempts, wait_ms = wait.as_millis() as u64, error = %kind, "retrying");
             tokio::time::sleep(wait).await;
         }
+    }
+
+    /// The base URL with this call's path (and query) appended.
+    fn url(&self) -> reqwest::Url {
+        let base = &self.client.inner.base_url;
+        let mut url = base.clone();
+        let (path, query) = self
+            .path
+            .split_once('?')
+            .map_or((self.path.as_str(), None), |(path, query)| {
+                (path, Some(query))
+            });
+        let prefix = base.path().trim_end_matches('/');
+        if prefix.is_empty() {
+            url.set_path(path);
+        } else {
+            url.set_path(&format!("{prefix}{path}"));
+        }
+        url.set_query(query);
+        url
     }
 
     /// One attempt's request: every header is set afresh, which costs less than

@@ -309,3 +309,27 @@ async fn a_failing_peer_gets_no_retry_storm_from_a_thousand_calls() {
     assert!(sent > 1000, "no retries at all: {sent}");
     assert!(exhausted > 0);
 }
+
+#[tokio::test]
+async fn the_path_and_query_are_appended_to_the_base_url_and_its_path() {
+    let server = MockServer::start().await;
+    Mock::given(method("GET"))
+        .and(path("/prefix/items/42"))
+        .and(wiremock::matchers::query_param("page", "2"))
+        .respond_with(ResponseTemplate::new(200))
+        .mount(&server)
+        .await;
+    let client = common::client(&format!("{}/prefix/", server.uri()));
+    let response = client.get("/items/42?page=2").send().await.unwrap();
+    assert_eq!(response.status, 200);
+}
+
+#[tokio::test]
+async fn a_base_url_that_is_not_http_is_refused_up_front() {
+    let peer = common::peer("mailto:someone@example.com", &common::settings());
+    let error = service_client::Client::new("tester", peer).unwrap_err();
+    assert!(
+        matches!(error.kind, ErrorKind::InvalidRequest(_)),
+        "{error}"
+    );
+}
