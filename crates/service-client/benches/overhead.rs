@@ -9,12 +9,9 @@
 use std::hint::black_box;
 use std::time::Duration;
 
-use axum::Router;
-use axum::routing::get;
-use service_client::{Client, ClientSettings, PeerConfig};
-use service_kit::config::Secret;
+mod common;
 
-const KEY: &str = "bench-key-0123456789";
+use common::KEY;
 
 fn main() {
     let args: Vec<String> = std::env::args()
@@ -25,27 +22,9 @@ fn main() {
         .enable_all()
         .build()
         .expect("runtime");
-    let url = runtime.block_on(async {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind");
-        let addr = listener.local_addr().expect("addr");
-        let router = Router::new().route("/ok", get(|| async { "ok" }));
-        tokio::spawn(async move { axum::serve(listener, router).await });
-        format!("http://{addr}")
-    });
-    let bare = reqwest::Client::builder()
-        .tcp_nodelay(true)
-        .build()
-        .expect("reqwest");
-    let client = {
-        let _guard = runtime.enter();
-        Client::new(
-            "bench",
-            PeerConfig::new("bench", &url, Secret::new(KEY), &ClientSettings::default()),
-        )
-        .expect("client")
-    };
+    let url = common::start_server(&runtime);
+    let bare = common::bare();
+    let client = common::client(&runtime, &url);
     let bare_url = format!("{url}/ok");
 
     let run_bare = |n: u64| {

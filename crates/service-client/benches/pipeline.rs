@@ -6,11 +6,11 @@
 use std::hint::black_box;
 use std::time::Duration;
 
-use axum::Router;
-use axum::routing::get;
+mod common;
+
 use criterion::{Criterion, criterion_group, criterion_main};
 use service_client::breaker::Outcome;
-use service_client::{Client, ClientSettings, PeerConfig};
+use service_client::{ClientSettings, PeerConfig};
 use service_kit::config::Secret;
 
 fn breaker_check(c: &mut Criterion) {
@@ -22,7 +22,7 @@ fn breaker_check(c: &mut Criterion) {
     let peer = PeerConfig::new(
         "bench",
         "http://127.0.0.1:1",
-        Secret::new("bench-key-0123456789"),
+        Secret::new(common::KEY),
         &ClientSettings::default(),
     );
     let breaker = service_client::CircuitBreaker::new(peer.breaker);
@@ -44,41 +44,17 @@ fn whole_call(c: &mut Criterion) {
         .enable_all()
         .build()
         .expect("runtime");
-    let url = runtime.block_on(async {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind");
-        let addr = listener.local_addr().expect("addr");
-        let router = Router::new().route("/ok", get(|| async { "ok" }));
-        tokio::spawn(async move { axum::serve(listener, router).await });
-        format!("http://{addr}")
-    });
-
-    let bare = reqwest::Client::builder()
-        .tcp_nodelay(true)
-        .build()
-        .expect("reqwest");
+    let url = common::start_server(&runtime);
+    let bare = common::bare();
     let bare_url = format!("{url}/ok");
-    let client = {
-        let _guard = runtime.enter();
-        Client::new(
-            "bench",
-            PeerConfig::new(
-                "bench",
-                &url,
-                Secret::new("bench-key-0123456789"),
-                &ClientSettings::default(),
-            ),
-        )
-        .expect("client")
-    };
+    let client = common::client(&runtime, &url);
 
     let mut group = c.benchmark_group("GET to a local server");
     group.bench_function("bare reqwest", |b| {
         b.to_async(&runtime).iter(|| async {
             let response = bare
                 .get(&bare_url)
-                .header("authorization", "Bearer bench-key-0123456789")
+                .bearer_auth(common::KEY)
                 .send()
                 .await
                 .expect("response");
@@ -103,7 +79,7 @@ fn whole_call(c: &mut Criterion) {
                 for _ in 0..iters {
                     let response = bare
                         .get(&bare_url)
-                        .header("authorization", "Bearer bench-key-0123456789")
+                        .bearer_auth(common::KEY)
                         .send()
                         .await
                         .expect("response");

@@ -32,26 +32,12 @@ pub enum InsertError {
     Database(#[from] sqlx::Error),
 }
 
-/// Inserts a user; `EmailTaken` when the email exists in any case.
+/// Inserts a user; `EmailTaken` when the email exists in any case (also when a
+/// concurrent registration of it won the race: the unique index decides).
 pub async fn insert(pool: &PgPool, user: NewUser) -> Result<User, InsertError> {
-    sqlx::query_as::<_, User>(
-        "INSERT INTO users (id, email, name, password_hash, roles)
-         VALUES ($1, $2, $3, $4, $5)
-         RETURNING id, email, name, roles, created_at",
-    )
-    .bind(Uuid::now_v7())
-    .bind(&user.email)
-    .bind(&user.name)
-    .bind(&user.password_hash)
-    .bind(&user.roles)
-    .fetch_one(pool)
-    .await
-    .map_err(|error| match &error {
-        sqlx::Error::Database(db) if db.constraint() == Some("users_email_key") => {
-            InsertError::EmailTaken
-        }
-        _ => InsertError::Database(error),
-    })
+    insert_if_absent(pool, user)
+        .await?
+        .ok_or(InsertError::EmailTaken)
 }
 
 /// Inserts a user unless the email exists; `None` if it did.
