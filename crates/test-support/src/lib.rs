@@ -5,6 +5,7 @@
 //! - [`TestDatabase`]: a fresh, empty PostgreSQL database per test, dropped afterwards,
 //!   on the server named by `TEST_DATABASE_URL` (`./scripts/test` sets it).
 //! - [`redis_url`]: the Redis server named by `TEST_REDIS_URL`.
+//! - [`TestRedis`]: a Redis of the test's own, to stop and restart.
 //! - [`ServiceProcess`]: a service binary started as a real process, its stdout captured
 //!   line by line, so tests can send it signals and read its logs.
 //!
@@ -12,9 +13,11 @@
 
 mod database;
 mod process;
+mod redis_server;
 
 pub use database::TestDatabase;
 pub use process::ServiceProcess;
+pub use redis_server::TestRedis;
 
 /// The Redis server tests use: `TEST_REDIS_URL`, else the local default.
 pub fn redis_url() -> String {

@@ -1,0 +1,45 @@
+//! The event bus on Redis Streams.
+//!
+//! A service never loses an event it committed to, and never applies one twice:
+//!
+//! - **Publishing** goes through an outbox: [`outbox::enqueue`] writes the event in the
+//!   same Postgres transaction as the state change that caused it, and the
+//!   [`relay`] publishes committed rows to their stream (`XADD`, approximate `MAXLEN`)
+//!   and marks them. Redis being down delays events; it never loses them.
+//! - **Consuming** is a [`consumer`] per process in one consumer group per service. An
+//!   entry is acknowledged only after its handler succeeded; a handler that writes to
+//!   Postgres records the event id in the [`inbox`] in the same transaction, so a
+//!   redelivery changes nothing. Entries a dead consumer left pending are reclaimed
+//!   (`XAUTOCLAIM`); one delivered too often goes to a dead-letter stream.
+//!
+//! # Layout
+//!
+//! - [`envelope`]: the event envelope every stream entry carries.
+//! - [`schema`]: the `outbox` and `inbox` tables, installed into a service's database.
+//! - [`publisher`]: `XADD` to a stream, pipelined for batches.
+//! - [`outbox`] and [`relay`]: transactional publishing.
+//! - [`consumer`]: the consumer-group worker, with reclaim and dead letters.
+//! - [`inbox`]: exactly-once effects for handlers that write to Postgres.
+//! - [`dead_letters`]: list and replay what consumers gave up on.
+
+pub mod consumer;
+pub mod dead_letters;
+pub mod envelope;
+pub mod inbox;
+pub mod outbox;
+pub mod publisher;
+pub mod relay;
+pub mod schema;
+
+pub use consumer::{Consumer, ConsumerConfig, HandlerError};
+pub use envelope::Envelope;
+pub use publisher::Publisher;
+pub use relay::{Relay, RelayConfig};
+
+/// The stream field that holds the JSON envelope.
+pub const ENVELOPE_FIELD: &str = "envelope";
+
+/// The dead-letter stream for `stream`.
+pub fn dead_letter_stream(stream: &str) -> String {
+    format!("{stream}:dead")
+}
