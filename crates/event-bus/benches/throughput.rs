@@ -184,7 +184,15 @@ fn redis_benchmark(url: &str) {
     match output {
         Ok(output) => {
             let text = String::from_utf8_lossy(&output.stdout);
-            let line = text.lines().last().unwrap_or_default().trim().to_owned();
+            // redis-benchmark redraws a progress line with carriage returns; the
+            // final figure is the last of them.
+            let line = text
+                .split(['\r', '\n'])
+                .filter(|part| part.contains("requests per second"))
+                .last()
+                .unwrap_or_default()
+                .trim()
+                .to_owned();
             println!("  redis-benchmark XADD, -P 16      {line}");
         }
         Err(error) => println!("  redis-benchmark not run: {error}"),

@@ -67,6 +67,14 @@ pub struct ConsumerConfig {
     pub reclaim_interval: Duration,
     /// Deliveries after which an entry is dead-lettered.
     pub max_deliveries: u64,
+    /// The event types this consumer handles; others are acknowledged and counted
+    /// (`events_unknown_total`). `None`: every type goes to the handler.
+    pub event_types: Option<Vec<String>>,
+    /// Keeps events of one key (e.g. an order id from the payload) in stream order.
+    pub order_key: Option<fn(&Envelope) -> Option<String>>,
+    /// Consumers of the group idle longer than this with nothing pending are removed
+    /// (they belonged to processes that are gone).
+    pub forget_idle_consumers_after: Duration,
 }
 
 impl ConsumerConfig {
@@ -86,6 +94,9 @@ impl ConsumerConfig {
             min_idle: Duration::from_secs(30),
             reclaim_interval: Duration::from_secs(5),
             max_deliveries: 5,
+            event_types: None,
+            order_key: None,
+            forget_idle_consumers_after: Duration::from_secs(3600),
         }
     }
 }
@@ -222,52 +233,85 @@ impl Consumer {
     }
 
     /// Runs the handlers for `entries` (bounded), then acknowledges those that
-    /// succeeded and dead-letters poison.
+    /// succeeded or that no handler wants, and dead-letters poison.
+    ///
+    /// With an `order_key`, entries of one key run one after another, in stream order,
+    /// and a failure holds back the rest of its key until it is retried; different keys
+    /// run concurrently. Without one, every entry runs concurrently.
     async fn process(&self, entries: Vec<Entry>) -> redis::RedisResult<()> {
         if entries.is_empty() {
             return Ok(());
         }
+        let mut done: Vec<(String, String)> = Vec::new();
+        let mut lanes: Vec<Vec<Entry>> = Vec::new();
+        let mut lane_of: HashMap<String, usize> = HashMap::new();
+        for entry in entries {
+            if let (Ok(envelope), Some(wanted)) = (&entry.envelope, &self.config.event_types)
+                && !wanted.contains(&envelope.event_type)
+            {
+                // Not for us (a newer producer, another consumer's type): acknowledge.
+                metrics::counter!("events_unknown_total", "group" => self.config.group.clone())
+                    .increment(1);
+                done.push((entry.stream, entry.id));
+                continue;
+            }
+            let key = match (&entry.envelope, self.config.order_key) {
+                (Ok(envelope), Some(order_key)) => order_key(envelope),
+                _ => None,
+            };
+            match key {
+                Some(key) => {
+                    let lane = *lane_of.entry(key).or_insert_with(|| {
+                        lanes.push(Vec::new());
+                        lanes.len() - 1
+                    });
+                    lanes[lane].push(entry);
+                }
+                None => lanes.push(vec![entry]),
+            }
+        }
+
         let permits = Arc::new(Semaphore::new(self.config.concurrency.max(1)));
         let mut running = JoinSet::new();
-        for entry in entries {
+        for lane in lanes {
             let handler = self.handler.clone();
             let permits = permits.clone();
             let timeout = self.config.handler_timeout;
             running.spawn(async move {
                 let _permit = permits.acquire_owned().await;
-                let outcome = match &entry.envelope {
-                    Err(reason) => Err(HandlerError::Poison(anyhow::anyhow!("{reason}"))),
-                    Ok(envelope) => {
-                        let started = Instant::now();
-                        let result = tokio::time::timeout(timeout, handler(envelope.clone())).await;
-                        metrics::histogram!("events_handler_duration_seconds")
-                            .record(started.elapsed().as_secs_f64());
-                        result.unwrap_or_else(|_| {
-                            Err(HandlerError::Retry(anyhow::anyhow!("handler timed out")))
-                        })
+                let mut outcomes = Vec::with_capacity(lane.len());
+                let mut held_back = false;
+                for entry in lane {
+                    if held_back {
+                        // Left pending, to be reclaimed after the entry that failed.
+                        continue;
                     }
-                };
-                (entry, outcome)
+                    let outcome = run_handler(&handler, &entry, timeout).await;
+                    held_back = outcome.is_err();
+                    outcomes.push((entry, outcome));
+                }
+                outcomes
             });
         }
-        let mut done: Vec<(String, String)> = Vec::new();
         let mut poison: Vec<(Entry, String)> = Vec::new();
         while let Some(joined) = running.join_next().await {
-            let Ok((entry, outcome)) = joined else {
+            let Ok(outcomes) = joined else {
                 continue;
             };
-            match outcome {
-                Ok(()) => {
-                    metrics::counter!("events_processed_total", "group" => self.config.group.clone()).increment(1);
-                    done.push((entry.stream, entry.id));
+            for (entry, outcome) in outcomes {
+                match outcome {
+                    Ok(()) => {
+                        metrics::counter!("events_processed_total", "group" => self.config.group.clone()).increment(1);
+                        done.push((entry.stream, entry.id));
+                    }
+                    Err(HandlerError::Retry(error)) => {
+                        metrics::counter!("events_failed_total", "group" => self.config.group.clone())
+                            .increment(1);
+                        tracing::warn!(group = %self.config.group, entry = %entry.id, error = format!("{error:#}"), "handler failed; will retry");
+                        self.remember_error(&entry.id, format!("{error:#}"));
+                    }
+                    Err(HandlerError::Poison(error)) => poison.push((entry, format!("{error:#}"))),
                 }
-                Err(HandlerError::Retry(error)) => {
-                    metrics::counter!("events_failed_total", "group" => self.config.group.clone())
-                        .increment(1);
-                    tracing::warn!(group = %self.config.group, entry = %entry.id, error = format!("{error:#}"), "handler failed; will retry");
-                    self.remember_error(&entry.id, format!("{error:#}"));
-                }
-                Err(HandlerError::Poison(error)) => poison.push((entry, format!("{error:#}"))),
             }
         }
         for (entry, error) in poison {
@@ -344,6 +388,7 @@ impl Consumer {
     pub async fn reclaim(&self) -> redis::RedisResult<()> {
         for stream in &self.config.streams {
             let mut redis = self.redis.clone();
+            self.observe_and_tidy(stream).await?;
             let reply: StreamAutoClaimReply = redis::cmd("XAUTOCLAIM")
                 .arg(stream)
                 .arg(&self.config.group)
@@ -383,6 +428,48 @@ impl Consumer {
         Ok(())
     }
 
+    /// Exports the group's pending count and lag on `stream`, and removes consumers of
+    /// the group that have been idle for long with nothing pending.
+    async fn observe_and_tidy(&self, stream: &str) -> redis::RedisResult<()> {
+        let labels = [
+            ("group", self.config.group.clone()),
+            ("stream", stream.to_owned()),
+        ];
+        if let Some((pending, lag)) = group_info(&self.redis, stream, &self.config.group).await? {
+            metrics::gauge!("events_pending", &labels).set(pending as f64);
+            if let Some(lag) = lag {
+                metrics::gauge!("events_lag", &labels).set(lag as f64);
+            }
+        }
+        let mut redis = self.redis.clone();
+        let consumers: Vec<HashMap<String, Value>> = redis::cmd("XINFO")
+            .arg("CONSUMERS")
+            .arg(stream)
+            .arg(&self.config.group)
+            .query_async(&mut redis)
+            .await?;
+        let threshold = self.config.forget_idle_consumers_after.as_millis() as i64;
+        for consumer in consumers {
+            let name = text(consumer.get("name"));
+            let pending = integer(consumer.get("pending"));
+            let idle = integer(consumer.get("idle"));
+            if name != self.config.consumer
+                && pending == Some(0)
+                && idle.is_some_and(|idle| idle > threshold)
+            {
+                redis::cmd("XGROUP")
+                    .arg("DELCONSUMER")
+                    .arg(stream)
+                    .arg(&self.config.group)
+                    .arg(&name)
+                    .query_async::<i64>(&mut redis)
+                    .await?;
+                tracing::info!(group = %self.config.group, consumer = %name, "removed an idle consumer");
+            }
+        }
+        Ok(())
+    }
+
     /// How many times each of `entries` has been delivered, from `XPENDING`.
     async fn delivery_counts(
         &self,
@@ -409,6 +496,25 @@ impl Consumer {
     }
 }
 
+/// One handler call, bounded by the handler timeout; an unreadable envelope is poison.
+async fn run_handler(
+    handler: &Handler,
+    entry: &Entry,
+    timeout: Duration,
+) -> Result<(), HandlerError> {
+    match &entry.envelope {
+        Err(reason) => Err(HandlerError::Poison(anyhow::anyhow!("{reason}"))),
+        Ok(envelope) => {
+            let started = Instant::now();
+            let result = tokio::time::timeout(timeout, handler(envelope.clone())).await;
+            metrics::histogram!("events_handler_duration_seconds")
+                .record(started.elapsed().as_secs_f64());
+            result
+                .unwrap_or_else(|_| Err(HandlerError::Retry(anyhow::anyhow!("handler timed out"))))
+        }
+    }
+}
+
 fn to_entry(stream: &str, entry: StreamId) -> Entry {
     let envelope = match entry.map.get(ENVELOPE_FIELD) {
         Some(Value::BulkString(bytes)) => serde_json::from_slice::<Envelope>(bytes).map_err(|e| {
@@ -427,6 +533,22 @@ fn to_entry(stream: &str, entry: StreamId) -> Entry {
     }
 }
 
+/// A Redis reply value as text (empty when it is not one).
+pub(crate) fn text(value: Option<&Value>) -> String {
+    match value {
+        Some(Value::BulkString(bytes)) => String::from_utf8_lossy(bytes).into_owned(),
+        Some(Value::SimpleString(s)) => s.clone(),
+        _ => String::new(),
+    }
+}
+
+fn integer(value: Option<&Value>) -> Option<i64> {
+    match value {
+        Some(Value::Int(n)) => Some(*n),
+        _ => None,
+    }
+}
+
 /// Pending entries and lag of `group` on `stream` (`XINFO GROUPS`), for metrics and
 /// tests.
 pub async fn group_info(
@@ -440,21 +562,11 @@ pub async fn group_info(
         .arg(stream)
         .query_async(&mut redis)
         .await?;
-    let as_u64 = |value: Option<&Value>| match value {
-        Some(Value::Int(n)) => u64::try_from(*n).ok(),
-        _ => None,
-    };
     Ok(groups.into_iter().find_map(|info| {
-        let name = match info.get("name") {
-            Some(Value::BulkString(bytes)) => String::from_utf8_lossy(bytes).into_owned(),
-            Some(Value::SimpleString(s)) => s.clone(),
-            _ => return None,
-        };
-        (name == group).then(|| {
-            (
-                as_u64(info.get("pending")).unwrap_or(0),
-                as_u64(info.get("lag")),
-            )
+        (text(info.get("name")) == group).then(|| {
+            let pending = integer(info.get("pending")).and_then(|n| u64::try_from(n).ok());
+            let lag = integer(info.get("lag")).and_then(|n| u64::try_from(n).ok());
+            (pending.unwrap_or(0), lag)
         })
     }))
 }

@@ -26,12 +26,7 @@ pub struct DeadLetter {
 }
 
 fn field(map: &HashMap<String, Value>, name: &str) -> String {
-    match map.get(name) {
-        Some(Value::BulkString(bytes)) => String::from_utf8_lossy(bytes).into_owned(),
-        Some(Value::SimpleString(s)) => s.clone(),
-        Some(Value::Int(n)) => n.to_string(),
-        _ => String::new(),
-    }
+    crate::consumer::text(map.get(name))
 }
 
 /// The dead letters of `stream`, oldest first.

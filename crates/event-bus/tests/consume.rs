@@ -209,3 +209,170 @@ async fn shutdown_lets_handlers_in_flight_finish_and_acknowledges_them() {
         "finished work was not acknowledged"
     );
 }
+
+#[tokio::test]
+async fn unknown_event_types_are_acknowledged_without_reaching_the_handler() {
+    let bus = bus().await;
+    let publisher = Publisher::new(bus.redis.clone(), 10_000);
+    let other = event_bus::Envelope::new("other.thing", "tests", &serde_json::json!({})).unwrap();
+    publisher
+        .publish_batch(&bus.stream, &[other, envelope(1)])
+        .await
+        .unwrap();
+    let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let record = seen.clone();
+    let mut config = config("picky", &bus.stream);
+    config.event_types = Some(vec!["test.happened".to_owned()]);
+    let cancel = CancellationToken::new();
+    let consumer = Consumer::new(
+        bus.redis.clone(),
+        config,
+        move |event: event_bus::Envelope| {
+            record.lock().unwrap().push(event.event_type);
+            async { Ok(()) }
+        },
+    );
+    let task = tokio::spawn(consumer.run(cancel.clone()));
+    let drained = eventually(Duration::from_secs(5), || async {
+        group_info(&bus.redis, &bus.stream, "picky")
+            .await
+            .unwrap()
+            .is_some_and(|(pending, lag)| pending == 0 && lag == Some(0))
+    })
+    .await;
+    cancel.cancel();
+    task.await.unwrap();
+    assert!(drained);
+    assert_eq!(*seen.lock().unwrap(), ["test.happened"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn events_of_one_key_are_handled_in_stream_order_when_asked() {
+    let bus = bus().await;
+    let publisher = Publisher::new(bus.redis.clone(), 10_000);
+    let events: Vec<_> = (0..200)
+        .map(|n| {
+            event_bus::Envelope::new(
+                "test.happened",
+                "tests",
+                &serde_json::json!({"key": format!("k{}", n % 5), "seq": n}),
+            )
+            .unwrap()
+        })
+        .collect();
+    publisher.publish_batch(&bus.stream, &events).await.unwrap();
+
+    let handled = Arc::new(std::sync::Mutex::new(Vec::<(String, u64)>::new()));
+    let record = handled.clone();
+    let mut config = config("ordered", &bus.stream);
+    config.order_key = Some(|event| event.data["key"].as_str().map(str::to_owned));
+    let cancel = CancellationToken::new();
+    let consumer = Consumer::new(
+        bus.redis.clone(),
+        config,
+        move |event: event_bus::Envelope| {
+            let record = record.clone();
+            async move {
+                // Uneven work, so unordered handling would show.
+                let seq = event.data["seq"].as_u64().unwrap();
+                tokio::time::sleep(Duration::from_micros((seq * 7919) % 3000)).await;
+                record
+                    .lock()
+                    .unwrap()
+                    .push((event.data["key"].as_str().unwrap().to_owned(), seq));
+                Ok(())
+            }
+        },
+    );
+    let task = tokio::spawn(consumer.run(cancel.clone()));
+    assert!(
+        eventually(Duration::from_secs(10), || async {
+            handled.lock().unwrap().len() == 200
+        })
+        .await
+    );
+    cancel.cancel();
+    task.await.unwrap();
+    let handled = handled.lock().unwrap();
+    for key in ["k0", "k1", "k2", "k3", "k4"] {
+        let seqs: Vec<u64> = handled
+            .iter()
+            .filter(|(k, _)| k == key)
+            .map(|(_, s)| *s)
+            .collect();
+        assert_eq!(seqs.len(), 40);
+        assert!(
+            seqs.windows(2).all(|w| w[0] < w[1]),
+            "{key} out of order: {seqs:?}"
+        );
+    }
+    let interleaved = handled.windows(2).any(|w| w[0].0 != w[1].0);
+    assert!(interleaved, "keys were not handled concurrently");
+}
+
+#[tokio::test]
+async fn consumers_idle_for_long_with_nothing_pending_are_removed() {
+    let bus = bus().await;
+    let mut config = config("tidy", &bus.stream);
+    config.forget_idle_consumers_after = Duration::from_millis(200);
+    let consumer = Consumer::new(bus.redis.clone(), config, |_| async { Ok(()) });
+    consumer.ensure_groups().await.unwrap();
+    // A consumer of a process that is gone: it read one entry, acknowledged it, and
+    // never came back.
+    Publisher::new(bus.redis.clone(), 100)
+        .publish(&bus.stream, &envelope(1))
+        .await
+        .unwrap();
+    let mut redis = bus.redis.clone();
+    let read: redis::streams::StreamReadReply = redis::cmd("XREADGROUP")
+        .arg("GROUP")
+        .arg("tidy")
+        .arg("ghost")
+        .arg("COUNT")
+        .arg(1)
+        .arg("STREAMS")
+        .arg(&bus.stream)
+        .arg(">")
+        .query_async(&mut redis)
+        .await
+        .unwrap();
+    let id = read.keys[0].ids[0].id.clone();
+    let _: i64 = redis::cmd("XACK")
+        .arg(&bus.stream)
+        .arg("tidy")
+        .arg(id)
+        .query_async(&mut redis)
+        .await
+        .unwrap();
+    let names = |redis: redis::aio::ConnectionManager, stream: String| async move {
+        let mut redis = redis;
+        let consumers: Vec<std::collections::HashMap<String, redis::Value>> = redis::cmd("XINFO")
+            .arg("CONSUMERS")
+            .arg(&stream)
+            .arg("tidy")
+            .query_async(&mut redis)
+            .await
+            .unwrap();
+        consumers
+            .iter()
+            .map(|c| match c.get("name") {
+                Some(redis::Value::BulkString(b)) => String::from_utf8_lossy(b).into_owned(),
+                other => format!("{other:?}"),
+            })
+            .collect::<Vec<_>>()
+    };
+    let before = names(bus.redis.clone(), bus.stream.clone()).await;
+    assert!(before.contains(&"ghost".to_owned()), "{before:?}");
+
+    let cancel = CancellationToken::new();
+    let task = tokio::spawn(consumer.run(cancel.clone()));
+    let removed = eventually(Duration::from_secs(5), || async {
+        !names(bus.redis.clone(), bus.stream.clone())
+            .await
+            .contains(&"ghost".to_owned())
+    })
+    .await;
+    cancel.cancel();
+    task.await.unwrap();
+    assert!(removed, "the idle consumer is still in the group");
+}

@@ -130,3 +130,64 @@ async fn an_entry_whose_envelope_does_not_parse_is_dead_lettered_at_once() {
     let letter = &dead_letters::list(&bus.redis, &bus.stream).await.unwrap()[0];
     assert!(letter.error.contains("unreadable envelope"), "{letter:?}");
 }
+
+#[tokio::test]
+async fn the_dead_letters_command_lists_and_replays() {
+    let bus = bus().await;
+    let mut redis = bus.redis.clone();
+    let event = envelope(7);
+    let _: String = redis::cmd("XADD")
+        .arg(event_bus::dead_letter_stream(&bus.stream))
+        .arg("*")
+        .arg("envelope")
+        .arg(serde_json::to_string(&event).unwrap())
+        .arg("error")
+        .arg("it broke")
+        .arg("group")
+        .arg("cli")
+        .arg("stream")
+        .arg(&bus.stream)
+        .arg("original_id")
+        .arg("1-0")
+        .query_async(&mut redis)
+        .await
+        .unwrap();
+    let run = |command: &'static str| {
+        let stream = bus.stream.clone();
+        async move {
+            tokio::process::Command::new(env!("CARGO_BIN_EXE_dead-letters"))
+                .args([command, "--stream", &stream])
+                .env_clear()
+                .env("REDIS_URL", test_support::redis_url())
+                .current_dir(std::env::temp_dir())
+                .output()
+                .await
+                .unwrap()
+        }
+    };
+    let listed = run("list").await;
+    assert!(
+        listed.status.success(),
+        "{}",
+        String::from_utf8_lossy(&listed.stderr)
+    );
+    let line: serde_json::Value = serde_json::from_slice(&listed.stdout).unwrap();
+    assert_eq!(line["error"], "it broke");
+    assert_eq!(line["envelope"]["id"], event.id.to_string());
+
+    let replayed = run("replay").await;
+    assert!(replayed.status.success());
+    assert!(String::from_utf8_lossy(&replayed.stdout).contains("replayed 1"));
+    assert!(
+        dead_letters::list(&bus.redis, &bus.stream)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let len: usize = redis::cmd("XLEN")
+        .arg(&bus.stream)
+        .query_async(&mut redis)
+        .await
+        .unwrap();
+    assert_eq!(len, 1);
+}
