@@ -188,8 +188,7 @@ fn redis_benchmark(url: &str) {
             // final figure is the last of them.
             let line = text
                 .split(['\r', '\n'])
-                .filter(|part| part.contains("requests per second"))
-                .last()
+                .rfind(|part| part.contains("requests per second"))
                 .unwrap_or_default()
                 .trim()
                 .to_owned();
