@@ -141,3 +141,40 @@ async fn two_relays_on_one_database_publish_every_row_once_in_order() {
             .unwrap();
     assert_eq!(unpublished, 0);
 }
+
+#[tokio::test]
+async fn published_rows_older_than_the_retention_are_pruned_and_unpublished_ones_kept() {
+    let bus = bus().await;
+    let mut tx = bus.pool.begin().await.unwrap();
+    for n in 0..3 {
+        outbox::enqueue(&mut tx, &bus.stream, &envelope(n))
+            .await
+            .unwrap();
+    }
+    tx.commit().await.unwrap();
+    let relay = Relay::new(
+        bus.pool.clone(),
+        Publisher::new(bus.redis.clone(), 10_000),
+        RelayConfig {
+            retention: Duration::from_secs(3600),
+            ..RelayConfig::default()
+        },
+    );
+    relay.publish_pending().await.unwrap();
+    let mut tx = bus.pool.begin().await.unwrap();
+    outbox::enqueue(&mut tx, &bus.stream, &envelope(3))
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+    // Two of the published rows are past the retention.
+    sqlx::query("UPDATE outbox SET published_at = now() - interval '2 hours' WHERE seq IN (SELECT seq FROM outbox WHERE published_at IS NOT NULL ORDER BY seq LIMIT 2)")
+        .execute(&bus.pool)
+        .await
+        .unwrap();
+    assert_eq!(relay.prune().await.unwrap(), 2);
+    let left: (i64, i64) = sqlx::query_as("SELECT count(*) FILTER (WHERE published_at IS NOT NULL), count(*) FILTER (WHERE published_at IS NULL) FROM outbox")
+        .fetch_one(&bus.pool)
+        .await
+        .unwrap();
+    assert_eq!(left, (1, 1));
+}
