@@ -35,7 +35,7 @@ fn events(n: usize) -> Vec<Envelope> {
 }
 
 async fn consume(
-    redis: &ConnectionManager,
+    client: &redis::Client,
     stream: &str,
     group: &str,
     expected: usize,
@@ -51,7 +51,7 @@ async fn consume(
     config.block = Duration::from_millis(50);
     let cancel = CancellationToken::new();
     let started = Instant::now();
-    let task = tokio::spawn(Consumer::new(redis.clone(), config, handler).run(cancel.clone()));
+    let task = tokio::spawn(Consumer::new(client.clone(), config, handler).run(cancel.clone()));
     while done.load(Ordering::SeqCst) < expected {
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
@@ -67,6 +67,7 @@ fn rate(n: usize, elapsed: Duration) -> String {
 
 async fn run() {
     let redis_url = test_support::redis_url();
+    let client = redis::Client::open(redis_url.as_str()).expect("REDIS url");
     let redis = ConnectionManager::new(redis::Client::open(redis_url.as_str()).expect("REDIS url"))
         .await
         .expect("redis");
@@ -86,7 +87,7 @@ async fn run() {
     let acked = Arc::new(AtomicUsize::new(0));
     let counter = acked.clone();
     let noop = consume(
-        &redis,
+        &client,
         &stream,
         "noop",
         EVENTS,
@@ -119,7 +120,7 @@ async fn run() {
     let applied = Arc::new(AtomicUsize::new(0));
     let counter = applied.clone();
     let through_inbox = consume(
-        &redis,
+        &client,
         &inbox_stream,
         "inbox",
         INBOX_EVENTS,

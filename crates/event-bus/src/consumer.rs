@@ -19,9 +19,9 @@ use std::time::Duration;
 
 use futures::future::BoxFuture;
 use redis::Value;
-use redis::aio::ConnectionManager;
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::streams::{StreamAutoClaimReply, StreamId, StreamReadReply};
-use tokio::sync::Semaphore;
+use tokio::sync::{OnceCell, Semaphore};
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
@@ -109,9 +109,15 @@ struct Entry {
 }
 
 /// A consumer-group worker.
+///
+/// It holds two connections: one for blocking reads alone, because Redis answers a
+/// connection's commands in order and a `BLOCK`ed read would hold up every command
+/// behind it (acknowledgements, the relay's publishing), and one for everything else.
 #[derive(Clone)]
 pub struct Consumer {
-    redis: ConnectionManager,
+    client: redis::Client,
+    commands: Arc<OnceCell<ConnectionManager>>,
+    reads: Arc<OnceCell<ConnectionManager>>,
     config: Arc<ConsumerConfig>,
     handler: Handler,
     /// The last error per entry, for the dead letter.
@@ -119,14 +125,16 @@ pub struct Consumer {
 }
 
 impl Consumer {
-    pub fn new<F, Fut>(redis: ConnectionManager, config: ConsumerConfig, handler: F) -> Self
+    pub fn new<F, Fut>(client: redis::Client, config: ConsumerConfig, handler: F) -> Self
     where
         F: Fn(Envelope) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = Result<(), HandlerError>> + Send + 'static,
     {
         let handler: Handler = Arc::new(move |envelope| Box::pin(handler(envelope)));
         Self {
-            redis,
+            client,
+            commands: Arc::new(OnceCell::new()),
+            reads: Arc::new(OnceCell::new()),
             config: Arc::new(config),
             handler,
             errors: Arc::new(Mutex::new(HashMap::new())),
@@ -137,9 +145,31 @@ impl Consumer {
         &self.config
     }
 
+    /// The connection for every command but blocking reads.
+    async fn commands(&self) -> redis::RedisResult<ConnectionManager> {
+        self.commands
+            .get_or_try_init(|| ConnectionManager::new(self.client.clone()))
+            .await
+            .cloned()
+    }
+
+    /// The connection for blocking reads, whose answers may take the whole `block`.
+    async fn reads(&self) -> redis::RedisResult<ConnectionManager> {
+        let timeout = self.config.block + Duration::from_secs(5);
+        self.reads
+            .get_or_try_init(|| {
+                ConnectionManager::new_with_config(
+                    self.client.clone(),
+                    ConnectionManagerConfig::new().set_response_timeout(Some(timeout)),
+                )
+            })
+            .await
+            .cloned()
+    }
+
     /// Creates the group on every stream unless it exists.
     pub async fn ensure_groups(&self) -> redis::RedisResult<()> {
-        let mut redis = self.redis.clone();
+        let mut redis = self.commands().await?;
         for stream in &self.config.streams {
             let created: redis::RedisResult<()> = redis::cmd("XGROUP")
                 .arg("CREATE")
@@ -210,7 +240,7 @@ impl Consumer {
         for _ in &self.config.streams {
             command.arg(from);
         }
-        let mut redis = self.redis.clone();
+        let mut redis = self.reads().await?;
         let reply: Option<StreamReadReply> = tokio::select! {
             // Blocking reads end early on shutdown; an unread entry is simply not taken.
             () = cancel.cancelled() => return Ok(Vec::new()),
@@ -337,7 +367,7 @@ impl Consumer {
                 errors.remove(id);
             }
         }
-        let mut redis = self.redis.clone();
+        let mut redis = self.commands().await?;
         pipe.query_async::<()>(&mut redis).await
     }
 
@@ -358,7 +388,7 @@ impl Consumer {
             Ok(envelope) => serde_json::to_string(envelope).unwrap_or_default(),
             Err(reason) => reason.clone(),
         };
-        let mut redis = self.redis.clone();
+        let mut redis = self.commands().await?;
         redis::cmd("XADD")
             .arg(dead_letter_stream(&entry.stream))
             .arg("*")
@@ -387,7 +417,7 @@ impl Consumer {
     /// the rest.
     pub async fn reclaim(&self) -> redis::RedisResult<()> {
         for stream in &self.config.streams {
-            let mut redis = self.redis.clone();
+            let mut redis = self.commands().await?;
             self.observe_and_tidy(stream).await?;
             let reply: StreamAutoClaimReply = redis::cmd("XAUTOCLAIM")
                 .arg(stream)
@@ -435,13 +465,15 @@ impl Consumer {
             ("group", self.config.group.clone()),
             ("stream", stream.to_owned()),
         ];
-        if let Some((pending, lag)) = group_info(&self.redis, stream, &self.config.group).await? {
+        if let Some((pending, lag)) =
+            group_info(&self.commands().await?, stream, &self.config.group).await?
+        {
             metrics::gauge!("events_pending", &labels).set(pending as f64);
             if let Some(lag) = lag {
                 metrics::gauge!("events_lag", &labels).set(lag as f64);
             }
         }
-        let mut redis = self.redis.clone();
+        let mut redis = self.commands().await?;
         let consumers: Vec<HashMap<String, Value>> = redis::cmd("XINFO")
             .arg("CONSUMERS")
             .arg(stream)
@@ -479,7 +511,7 @@ impl Consumer {
         let (Some(first), Some(last)) = (entries.first(), entries.last()) else {
             return Ok(HashMap::new());
         };
-        let mut redis = self.redis.clone();
+        let mut redis = self.commands().await?;
         let rows: Vec<(String, String, u64, u64)> = redis::cmd("XPENDING")
             .arg(stream)
             .arg(&self.config.group)

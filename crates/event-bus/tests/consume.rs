@@ -27,7 +27,7 @@ async fn ten_thousand_events_are_applied_exactly_once_by_each_of_two_groups() {
     let mut tasks = Vec::new();
     for applied in &per_consumer {
         let consumer = Consumer::new(
-            bus.redis.clone(),
+            bus.client(),
             config("alpha", &bus.stream),
             effect(bus.pool.clone(), "alpha", applied.clone()),
         );
@@ -35,7 +35,7 @@ async fn ten_thousand_events_are_applied_exactly_once_by_each_of_two_groups() {
     }
     let beta_applied = Arc::new(AtomicUsize::new(0));
     let beta = Consumer::new(
-        bus.redis.clone(),
+        bus.client(),
         config("beta", &bus.stream),
         effect(bus.pool.clone(), "beta", beta_applied.clone()),
     );
@@ -91,7 +91,7 @@ async fn the_same_envelope_published_three_times_takes_effect_once() {
     let applied = Arc::new(AtomicUsize::new(0));
     let cancel = CancellationToken::new();
     let consumer = Consumer::new(
-        bus.redis.clone(),
+        bus.client(),
         config("once", &bus.stream),
         effect(bus.pool.clone(), "once", applied.clone()),
     );
@@ -118,11 +118,9 @@ async fn a_consumer_that_died_holding_entries_has_them_reclaimed_by_another() {
     publisher.publish_batch(&bus.stream, &events).await.unwrap();
 
     // A consumer takes every entry, then dies before acknowledging any.
-    let doomed = Consumer::new(
-        bus.redis.clone(),
-        config("reclaim", &bus.stream),
-        |_| async { std::future::pending::<Result<(), event_bus::HandlerError>>().await },
-    );
+    let doomed = Consumer::new(bus.client(), config("reclaim", &bus.stream), |_| async {
+        std::future::pending::<Result<(), event_bus::HandlerError>>().await
+    });
     doomed.ensure_groups().await.unwrap();
     let doomed_cancel = CancellationToken::new();
     let doomed_task = tokio::spawn(doomed.run(doomed_cancel.clone()));
@@ -140,7 +138,7 @@ async fn a_consumer_that_died_holding_entries_has_them_reclaimed_by_another() {
     let applied = Arc::new(AtomicUsize::new(0));
     let cancel = CancellationToken::new();
     let survivor = Consumer::new(
-        bus.redis.clone(),
+        bus.client(),
         config("reclaim", &bus.stream),
         effect(bus.pool.clone(), "reclaim", applied.clone()),
     );
@@ -176,7 +174,7 @@ async fn shutdown_lets_handlers_in_flight_finish_and_acknowledges_them() {
     let finished = Arc::new(AtomicUsize::new(0));
     let (s, f) = (started.clone(), finished.clone());
     let cancel = CancellationToken::new();
-    let consumer = Consumer::new(bus.redis.clone(), config("drain", &bus.stream), move |_| {
+    let consumer = Consumer::new(bus.client(), config("drain", &bus.stream), move |_| {
         let (s, f) = (s.clone(), f.clone());
         async move {
             s.fetch_add(1, Ordering::SeqCst);
@@ -224,14 +222,10 @@ async fn unknown_event_types_are_acknowledged_without_reaching_the_handler() {
     let mut config = config("picky", &bus.stream);
     config.event_types = Some(vec!["test.happened".to_owned()]);
     let cancel = CancellationToken::new();
-    let consumer = Consumer::new(
-        bus.redis.clone(),
-        config,
-        move |event: event_bus::Envelope| {
-            record.lock().unwrap().push(event.event_type);
-            async { Ok(()) }
-        },
-    );
+    let consumer = Consumer::new(bus.client(), config, move |event: event_bus::Envelope| {
+        record.lock().unwrap().push(event.event_type);
+        async { Ok(()) }
+    });
     let task = tokio::spawn(consumer.run(cancel.clone()));
     let drained = eventually(Duration::from_secs(5), || async {
         group_info(&bus.redis, &bus.stream, "picky")
@@ -267,23 +261,19 @@ async fn events_of_one_key_are_handled_in_stream_order_when_asked() {
     let mut config = config("ordered", &bus.stream);
     config.order_key = Some(|event| event.data["key"].as_str().map(str::to_owned));
     let cancel = CancellationToken::new();
-    let consumer = Consumer::new(
-        bus.redis.clone(),
-        config,
-        move |event: event_bus::Envelope| {
-            let record = record.clone();
-            async move {
-                // Uneven work, so unordered handling would show.
-                let seq = event.data["seq"].as_u64().unwrap();
-                tokio::time::sleep(Duration::from_micros((seq * 7919) % 3000)).await;
-                record
-                    .lock()
-                    .unwrap()
-                    .push((event.data["key"].as_str().unwrap().to_owned(), seq));
-                Ok(())
-            }
-        },
-    );
+    let consumer = Consumer::new(bus.client(), config, move |event: event_bus::Envelope| {
+        let record = record.clone();
+        async move {
+            // Uneven work, so unordered handling would show.
+            let seq = event.data["seq"].as_u64().unwrap();
+            tokio::time::sleep(Duration::from_micros((seq * 7919) % 3000)).await;
+            record
+                .lock()
+                .unwrap()
+                .push((event.data["key"].as_str().unwrap().to_owned(), seq));
+            Ok(())
+        }
+    });
     let task = tokio::spawn(consumer.run(cancel.clone()));
     assert!(
         eventually(Duration::from_secs(10), || async {
@@ -315,7 +305,7 @@ async fn consumers_idle_for_long_with_nothing_pending_are_removed() {
     let bus = bus().await;
     let mut config = config("tidy", &bus.stream);
     config.forget_idle_consumers_after = Duration::from_millis(200);
-    let consumer = Consumer::new(bus.redis.clone(), config, |_| async { Ok(()) });
+    let consumer = Consumer::new(bus.client(), config, |_| async { Ok(()) });
     consumer.ensure_groups().await.unwrap();
     // A consumer of a process that is gone: it read one entry, acknowledged it, and
     // never came back.

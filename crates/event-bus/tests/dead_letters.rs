@@ -29,7 +29,7 @@ async fn an_always_failing_entry_is_dead_lettered_after_max_deliveries_and_repla
     let (h, a) = (healed.clone(), attempts.clone());
     let cancel = CancellationToken::new();
     let consumer = Consumer::new(
-        bus.redis.clone(),
+        bus.client(),
         config("dlq", &bus.stream),
         move |event: event_bus::Envelope| {
             let failing = event.id == bad_id && !h.load(Ordering::SeqCst);
@@ -110,11 +110,9 @@ async fn an_entry_whose_envelope_does_not_parse_is_dead_lettered_at_once() {
         .await
         .unwrap();
     let cancel = CancellationToken::new();
-    let consumer = Consumer::new(
-        bus.redis.clone(),
-        config("poison", &bus.stream),
-        |_| async { Ok(()) },
-    );
+    let consumer = Consumer::new(bus.client(), config("poison", &bus.stream), |_| async {
+        Ok(())
+    });
     let task = tokio::spawn(consumer.run(cancel.clone()));
     let dead = eventually(Duration::from_secs(5), || async {
         dead_letters::list(&bus.redis, &bus.stream)

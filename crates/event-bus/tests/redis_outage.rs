@@ -41,7 +41,7 @@ async fn events_committed_while_redis_is_down_are_published_and_applied_once_it_
     let relay_task = tokio::spawn(relay.run(cancel.clone()));
     let applied = Arc::new(AtomicUsize::new(0));
     let consumer = Consumer::new(
-        redis.clone(),
+        redis::Client::open(redis_server.url()).unwrap(),
         config("outage", &bus.stream),
         effect(bus.pool.clone(), "outage", applied),
     );
@@ -87,7 +87,7 @@ async fn a_consumer_recreates_its_group_after_redis_lost_it() {
     let applied = Arc::new(AtomicUsize::new(0));
     let cancel = CancellationToken::new();
     let consumer = Consumer::new(
-        bus.redis.clone(),
+        bus.client(),
         config("regroup", &bus.stream),
         effect(bus.pool.clone(), "regroup", applied),
     );

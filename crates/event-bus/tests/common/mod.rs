@@ -34,6 +34,13 @@ impl Drop for Bus {
     }
 }
 
+impl Bus {
+    /// A client for the test Redis, for consumers (which open their own connections).
+    pub fn client(&self) -> redis::Client {
+        redis::Client::open(test_support::redis_url()).unwrap()
+    }
+}
+
 pub async fn bus() -> Bus {
     let db = TestDatabase::create().await;
     let pool = sqlx::postgres::PgPoolOptions::new()
