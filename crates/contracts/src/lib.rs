@@ -8,9 +8,11 @@
 //! # Layout
 //!
 //! - [`users`]: the user service's [`users::User`] and [`users::UserClient`].
+//! - [`events`]: the saga's event payloads and stream names.
 //! - [`inventory`]: the inventory service's [`inventory::Product`] and
 //!   [`inventory::InventoryClient`].
 
+pub mod events;
 pub mod inventory;
 pub mod users;
 

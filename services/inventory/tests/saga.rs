@@ -1,0 +1,183 @@
+//! The inventory service's part of the order saga, driven by real events.
+#![allow(clippy::unwrap_used)] // in a test, a failed unwrap is a failed test
+
+mod common;
+
+use std::time::Duration;
+
+use common::{TestApp, eventually, spawn_app};
+use contracts::events::{OrderCreated, OrderLine, streams, types};
+use event_bus::{Envelope, Publisher};
+use uuid::Uuid;
+
+fn order(lines: &[(&str, i64)]) -> OrderCreated {
+    OrderCreated {
+        order_id: Uuid::new_v4(),
+        user_id: Uuid::new_v4(),
+        items: lines
+            .iter()
+            .map(|(id, quantity)| OrderLine {
+                product_id: id.parse().unwrap(),
+                quantity: *quantity,
+                unit_price_cents: 100,
+            })
+            .collect(),
+        total_cents: 100,
+        currency: "USD".into(),
+        payment_method: "tok_visa".into(),
+    }
+}
+
+async fn publish(
+    app: &TestApp,
+    stream: &str,
+    event_type: &str,
+    data: &impl serde::Serialize,
+) -> Envelope {
+    let envelope = Envelope::new(event_type, "tests", data).unwrap();
+    Publisher::new(app.redis.clone(), 10_000)
+        .publish(&app.stream(stream), &envelope)
+        .await
+        .unwrap();
+    envelope
+}
+
+async fn count(app: &TestApp, event_type: &str) -> usize {
+    app.events(streams::INVENTORY)
+        .await
+        .iter()
+        .filter(|(t, _)| t == event_type)
+        .count()
+}
+
+#[tokio::test]
+async fn an_order_whose_lines_are_in_stock_is_reserved_and_a_declined_payment_releases_it() {
+    let app = spawn_app().await;
+    let a = app.product("A", 100, 5).await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let b = app.product("B", 100, 5).await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let created = order(&[(&a, 2), (&b, 3)]);
+    publish(&app, streams::ORDER, types::ORDER_CREATED, &created).await;
+    assert!(
+        eventually(Duration::from_secs(10), || async {
+            count(&app, types::INVENTORY_RESERVED).await == 1
+        })
+        .await
+    );
+    assert_eq!((app.available(&a).await, app.available(&b).await), (3, 2));
+    let reserved = app.events(streams::INVENTORY).await;
+    assert_eq!(reserved[0].1["order_id"], created.order_id.to_string());
+    assert_eq!(reserved[0].1["payment_method"], "tok_visa");
+
+    publish(
+        &app,
+        streams::PAYMENT,
+        types::PAYMENT_DECLINED,
+        &serde_json::json!({"order_id": created.order_id}),
+    )
+    .await;
+    assert!(
+        eventually(Duration::from_secs(10), || async {
+            count(&app, types::INVENTORY_RELEASED).await == 1
+        })
+        .await
+    );
+    assert_eq!((app.available(&a).await, app.available(&b).await), (5, 5));
+}
+
+#[tokio::test]
+async fn an_order_with_one_line_short_reserves_nothing() {
+    let app = spawn_app().await;
+    let a = app.product("A", 100, 5).await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let b = app.product("B", 100, 1).await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    publish(
+        &app,
+        streams::ORDER,
+        types::ORDER_CREATED,
+        &order(&[(&a, 2), (&b, 3)]),
+    )
+    .await;
+    assert!(
+        eventually(Duration::from_secs(10), || async {
+            count(&app, types::INVENTORY_REJECTED).await == 1
+        })
+        .await
+    );
+    let rejected = app.events(streams::INVENTORY).await;
+    assert_eq!(rejected[0].1["reason"], "out_of_stock");
+    assert_eq!(
+        (app.available(&a).await, app.available(&b).await),
+        (5, 1),
+        "a line was held"
+    );
+}
+
+#[tokio::test]
+async fn fifty_racing_orders_for_ten_units_reserve_exactly_ten() {
+    let app = spawn_app().await;
+    let a = app.product("A", 100, 10).await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let publishes = (0..50).map(|_| {
+        let order = order(&[(&a, 1)]);
+        let app = &app;
+        async move { publish(app, streams::ORDER, types::ORDER_CREATED, &order).await }
+    });
+    futures::future::join_all(publishes).await;
+    assert!(
+        eventually(Duration::from_secs(20), || async {
+            count(&app, types::INVENTORY_RESERVED).await
+                + count(&app, types::INVENTORY_REJECTED).await
+                == 50
+        })
+        .await
+    );
+    assert_eq!(count(&app, types::INVENTORY_RESERVED).await, 10);
+    assert_eq!(count(&app, types::INVENTORY_REJECTED).await, 40);
+    assert_eq!(app.available(&a).await, 0);
+}
+
+#[tokio::test]
+async fn a_redelivered_order_created_reserves_once() {
+    let app = spawn_app().await;
+    let a = app.product("A", 100, 10).await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let envelope = Envelope::new(types::ORDER_CREATED, "tests", &order(&[(&a, 4)])).unwrap();
+    let publisher = Publisher::new(app.redis.clone(), 10_000);
+    for _ in 0..2 {
+        publisher
+            .publish(&app.stream(streams::ORDER), &envelope)
+            .await
+            .unwrap();
+    }
+    // The same order in a second envelope (the producer's outbox published it twice).
+    let mut again = envelope.clone();
+    again.id = Uuid::new_v4();
+    publisher
+        .publish(&app.stream(streams::ORDER), &again)
+        .await
+        .unwrap();
+    assert!(
+        eventually(Duration::from_secs(10), || async {
+            count(&app, types::INVENTORY_RESERVED).await == 1
+        })
+        .await
+    );
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(count(&app, types::INVENTORY_RESERVED).await, 1);
+    assert_eq!(app.available(&a).await, 6);
+}
