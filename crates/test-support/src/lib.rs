@@ -14,10 +14,12 @@
 mod database;
 mod process;
 mod redis_server;
+mod wait;
 
 pub use database::TestDatabase;
 pub use process::ServiceProcess;
 pub use redis_server::TestRedis;
+pub use wait::eventually;
 
 /// The Redis server tests use: `TEST_REDIS_URL`, else the local default.
 pub fn redis_url() -> String {

@@ -115,21 +115,7 @@ pub async fn effects(pool: &PgPool, group: &str) -> (i64, i64) {
         .unwrap()
 }
 
-/// Polls `condition` until it holds or `timeout` passes.
-pub async fn eventually<F, Fut>(timeout: Duration, mut condition: F) -> bool
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = bool>,
-{
-    let deadline = tokio::time::Instant::now() + timeout;
-    while tokio::time::Instant::now() < deadline {
-        if condition().await {
-            return true;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    condition().await
-}
+pub use test_support::eventually;
 
 /// A consumer config for tests: short waits.
 pub fn config(group: &str, stream: &str) -> event_bus::ConsumerConfig {

@@ -3,8 +3,6 @@
 #![allow(dead_code)] // each test binary uses its own part of this module
 #![allow(clippy::unwrap_used)] // in a test, a failed unwrap is a failed test
 
-use std::time::Duration;
-
 use clap::Parser;
 use inventory_service::Application;
 use inventory_service::config::Config;
@@ -145,21 +143,8 @@ impl TestApp {
     }
 }
 
-/// Polls `condition` until it holds or `timeout` passes.
-pub async fn eventually<F, Fut>(timeout: Duration, mut condition: F) -> bool
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = bool>,
-{
-    let deadline = tokio::time::Instant::now() + timeout;
-    while tokio::time::Instant::now() < deadline {
-        if condition().await {
-            return true;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    condition().await
-}
+#[allow(unused_imports)] // the products tests do not wait
+pub use test_support::eventually;
 
 /// Asserts a problem+json response with `status` and returns its body.
 pub async fn assert_problem(response: reqwest::Response, status: u16) -> Value {
