@@ -19,6 +19,8 @@ pub enum Reserved {
     OutOfStock,
     /// The order was already handled (a redelivered event).
     AlreadyDone,
+    /// The order was cancelled before its stock was asked for: nothing is held.
+    Cancelled,
 }
 
 /// Reserves every `(product_id, quantity)` line for `order_id` within `tx`, or none.
@@ -36,6 +38,14 @@ pub async fn reserve(
         .await?;
     if existing > 0 {
         return Ok(Reserved::AlreadyDone);
+    }
+    let cancelled: bool =
+        sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM cancelled_orders WHERE order_id = $1)")
+            .bind(order_id)
+            .fetch_one(&mut **tx)
+            .await?;
+    if cancelled {
+        return Ok(Reserved::Cancelled);
     }
     let mut lines = lines.to_vec();
     lines.sort_by_key(|(product_id, _)| *product_id);
@@ -99,6 +109,18 @@ pub async fn release(tx: &mut Transaction<'_, Postgres>, order_id: Uuid) -> sqlx
         .await?;
     }
     Ok(!released.is_empty())
+}
+
+/// Records that the order is cancelled, so a reservation asked for later holds nothing.
+pub async fn mark_cancelled(
+    tx: &mut Transaction<'_, Postgres>,
+    order_id: Uuid,
+) -> sqlx::Result<()> {
+    sqlx::query("INSERT INTO cancelled_orders (order_id) VALUES ($1) ON CONFLICT DO NOTHING")
+        .bind(order_id)
+        .execute(&mut **tx)
+        .await
+        .map(drop)
 }
 
 /// Marks the order's held stock as sold (its payment succeeded).

@@ -4,7 +4,7 @@
 //! |---|---|---|
 //! | `order.created` | reserves every line, or none | `inventory.reserved` / `inventory.rejected` |
 //! | `payment.succeeded` | marks the reservation sold | |
-//! | `payment.declined`, `order.cancelled` | gives the held stock back | `inventory.released` |
+//! | `payment.declined`, `order.cancelled` | gives the held stock back (and remembers the cancellation, should the order's `order.created` come later) | `inventory.released` |
 //!
 //! Each handler runs in one transaction with its inbox mark and the events it emits
 //! (through the outbox), so a redelivered event changes nothing and an emitted event
@@ -109,7 +109,7 @@ pub async fn handle(pool: PgPool, stream: String, event: Envelope) -> Result<(),
                     )
                     .await?;
                 }
-                Reserved::AlreadyDone => {}
+                Reserved::AlreadyDone | Reserved::Cancelled => {}
             }
         }
         types::PAYMENT_SUCCEEDED => {
@@ -120,6 +120,11 @@ pub async fn handle(pool: PgPool, stream: String, event: Envelope) -> Result<(),
         }
         types::PAYMENT_DECLINED | types::ORDER_CANCELLED => {
             let order: OrderRef = event.decode().map_err(poison)?;
+            if event.event_type == types::ORDER_CANCELLED {
+                reservations::mark_cancelled(&mut tx, order.order_id)
+                    .await
+                    .map_err(retry)?;
+            }
             if reservations::release(&mut tx, order.order_id)
                 .await
                 .map_err(retry)?

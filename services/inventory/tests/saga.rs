@@ -181,3 +181,33 @@ async fn a_redelivered_order_created_reserves_once() {
     assert_eq!(count(&app, types::INVENTORY_RESERVED).await, 1);
     assert_eq!(app.available(&a).await, 6);
 }
+
+#[tokio::test]
+async fn an_order_cancelled_before_its_creation_is_handled_never_holds_stock() {
+    let app = spawn_app().await;
+    let a = app.product("A", 100, 5).await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let created = order(&[(&a, 2)]);
+    publish(
+        &app,
+        streams::ORDER,
+        types::ORDER_CANCELLED,
+        &serde_json::json!({"order_id": created.order_id}),
+    )
+    .await;
+    publish(&app, streams::ORDER, types::ORDER_CREATED, &created).await;
+    let pool = sqlx::PgPool::connect(app.db.url()).await.unwrap();
+    let handled = eventually(Duration::from_secs(10), || async {
+        sqlx::query_scalar::<_, i64>("SELECT count(*) FROM inbox")
+            .fetch_one(&pool)
+            .await
+            .unwrap()
+            == 2
+    })
+    .await;
+    assert!(handled);
+    assert_eq!(app.available(&a).await, 5);
+    assert_eq!(count(&app, types::INVENTORY_RESERVED).await, 0);
+}
