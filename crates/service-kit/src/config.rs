@@ -107,6 +107,24 @@ fn parse_redis_url(value: &str) -> Result<RedisUrl, String> {
         .map_err(|_| "expected a redis:// or rediss:// URL".to_owned())
 }
 
+/// What every service with a database has: where it listens, its database, Redis and
+/// logs. A service's config flattens this and adds its own settings; the gateway, which
+/// has no database, flattens the pieces it needs instead.
+#[derive(Debug, Clone, Args)]
+pub struct ServiceConfig {
+    #[command(flatten)]
+    pub http: HttpConfig,
+
+    #[command(flatten)]
+    pub database: DatabaseConfig,
+
+    #[command(flatten)]
+    pub redis: RedisConfig,
+
+    #[command(flatten)]
+    pub telemetry: TelemetryConfig,
+}
+
 /// How logs are written.
 #[derive(Debug, Clone, Args)]
 pub struct TelemetryConfig {

@@ -1,25 +1,14 @@
 //! The inventory service's settings. `inventory-service --help` lists them all.
 
 use clap::Parser;
-use service_kit::config::{
-    DatabaseConfig, HttpConfig, RedisConfig, Secret, TelemetryConfig, parse_secret,
-};
+use service_kit::config::{Secret, ServiceConfig, parse_secret};
 
 /// Products, stock and the reservations that hold it for orders.
 #[derive(Clone, Parser)]
 #[command(name = "inventory-service", version, about)]
 pub struct Config {
     #[command(flatten)]
-    pub http: HttpConfig,
-
-    #[command(flatten)]
-    pub database: DatabaseConfig,
-
-    #[command(flatten)]
-    pub redis: RedisConfig,
-
-    #[command(flatten)]
-    pub telemetry: TelemetryConfig,
+    pub service: ServiceConfig,
 
     /// Bearer key that callers (the gateway, other services) must present on this
     /// service's routes. At least 16 characters.

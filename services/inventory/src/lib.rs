@@ -57,9 +57,10 @@ impl Application {
     /// Connects (waiting for the database and Redis), migrates, and starts the outbox
     /// relay and the event consumer beside the HTTP server.
     pub async fn build(config: Config) -> anyhow::Result<Service> {
-        let pool = service_kit::database::connect_and_migrate(&config.database, &MIGRATOR).await?;
+        let pool =
+            service_kit::database::connect_and_migrate(&config.service.database, &MIGRATOR).await?;
         event_bus::schema::install(&pool).await?;
-        let redis = service_kit::redis::connect(&config.redis).await?;
+        let redis = service_kit::redis::connect(&config.service.redis).await?;
         service_kit::metrics::handle();
 
         let key = ServiceKey::new(&config.inventory_service_key);
@@ -73,10 +74,10 @@ impl Application {
             Router::new()
                 .merge(api)
                 .merge(service_kit::ops::router(readiness)),
-            config.http.request_timeout(),
+            config.service.http.request_timeout(),
         );
-        let listener = Service::bind(config.http.listen_addr(DEFAULT_PORT)).await?;
-        let service = Service::new(listener, router, config.http.shutdown_timeout());
+        let listener = Service::bind(config.service.http.listen_addr(DEFAULT_PORT)).await?;
+        let service = Service::new(listener, router, config.service.http.shutdown_timeout());
 
         let relay = Relay::new(
             pool.clone(),
@@ -92,7 +93,7 @@ impl Application {
         consumer_config.order_key = Some(saga::order_key);
         let handler_pool = pool.clone();
         let outgoing = stream(&prefix, streams::INVENTORY);
-        let client = redis::Client::open(config.redis.redis_url.0.as_str())?;
+        let client = redis::Client::open(config.service.redis.redis_url.0.as_str())?;
         let consumer = Consumer::new(client, consumer_config, move |event| {
             saga::handle(handler_pool.clone(), outgoing.clone(), event)
         });

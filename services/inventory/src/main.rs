@@ -9,7 +9,7 @@ use service_kit::server::shutdown_signal;
 #[tokio::main]
 async fn main() -> ExitCode {
     let config: Config = service_kit::config::parse();
-    if let Err(error) = service_kit::telemetry::init("inventory", &config.telemetry) {
+    if let Err(error) = service_kit::telemetry::init("inventory", &config.service.telemetry) {
         eprintln!("error: {error:#}");
         return ExitCode::from(2);
     }

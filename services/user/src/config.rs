@@ -1,9 +1,7 @@
 //! The user service's settings. `user-service --help` lists them all.
 
 use clap::{Parser, Subcommand};
-use service_kit::config::{
-    DatabaseConfig, HttpConfig, RedisConfig, Secret, TelemetryConfig, parse_secret,
-};
+use service_kit::config::{Secret, ServiceConfig, parse_secret};
 
 use crate::validation;
 
@@ -32,16 +30,7 @@ pub enum Command {
 #[derive(Clone, clap::Args)]
 pub struct Config {
     #[command(flatten)]
-    pub http: HttpConfig,
-
-    #[command(flatten)]
-    pub database: DatabaseConfig,
-
-    #[command(flatten)]
-    pub redis: RedisConfig,
-
-    #[command(flatten)]
-    pub telemetry: TelemetryConfig,
+    pub service: ServiceConfig,
 
     /// Bearer key that callers (the gateway, other services) must present on this
     /// service's routes. At least 16 characters.

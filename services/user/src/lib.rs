@@ -57,8 +57,9 @@ impl Application {
     /// Connects to the database and Redis (waiting for them), migrates, makes sure a
     /// signing key and the configured admin exist, and binds the listen address.
     pub async fn build(config: Config) -> anyhow::Result<Service> {
-        let pool = service_kit::database::connect_and_migrate(&config.database, &MIGRATOR).await?;
-        let redis = service_kit::redis::connect(&config.redis).await?;
+        let pool =
+            service_kit::database::connect_and_migrate(&config.service.database, &MIGRATOR).await?;
+        let redis = service_kit::redis::connect(&config.service.redis).await?;
         signing_keys::ensure_one(&pool).await?;
         let passwords = Passwords::new().await?;
         if let Some(admin) = config.admin()? {
@@ -80,14 +81,14 @@ impl Application {
             Router::new()
                 .merge(api)
                 .merge(service_kit::ops::router(readiness)),
-            config.http.request_timeout(),
+            config.service.http.request_timeout(),
         );
 
-        let listener = Service::bind(config.http.listen_addr(DEFAULT_PORT)).await?;
+        let listener = Service::bind(config.service.http.listen_addr(DEFAULT_PORT)).await?;
         Ok(Service::new(
             listener,
             router,
-            config.http.shutdown_timeout(),
+            config.service.http.shutdown_timeout(),
         ))
     }
 }

@@ -9,7 +9,7 @@ use user_service::{Application, signing_keys};
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli: Cli = service_kit::config::parse();
-    if let Err(error) = service_kit::telemetry::init("user", &cli.config.telemetry) {
+    if let Err(error) = service_kit::telemetry::init("user", &cli.config.service.telemetry) {
         eprintln!("error: {error:#}");
         return ExitCode::from(2);
     }
@@ -33,9 +33,11 @@ async fn serve(config: user_service::config::Config) -> anyhow::Result<()> {
 }
 
 async fn rotate(config: user_service::config::Config) -> anyhow::Result<()> {
-    let pool =
-        service_kit::database::connect_and_migrate(&config.database, &user_service::MIGRATOR)
-            .await?;
+    let pool = service_kit::database::connect_and_migrate(
+        &config.service.database,
+        &user_service::MIGRATOR,
+    )
+    .await?;
     let kid = signing_keys::rotate(&pool).await?;
     tracing::info!(kid, "signing key rotated");
     println!("new signing key: {kid}");
