@@ -13,6 +13,7 @@ pub mod streams {
 
 /// Event type names.
 pub mod types {
+    pub const USER_REGISTERED: &str = "user.registered";
     pub const ORDER_CREATED: &str = "order.created";
     pub const ORDER_CONFIRMED: &str = "order.confirmed";
     pub const ORDER_CANCELLED: &str = "order.cancelled";
@@ -72,4 +73,12 @@ pub struct InventoryReleased {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct OrderRef {
     pub order_id: Uuid,
+}
+
+/// `user.registered`: a new account exists.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UserRegistered {
+    pub user_id: Uuid,
+    pub email: String,
+    pub name: String,
 }

@@ -10,7 +10,10 @@ use test_support::TestDatabase;
 
 const KEY: &str = "contract-test-user-key";
 
-async fn user_service(db: &TestDatabase) -> service_kit::server::RunningService {
+async fn user_service(
+    db: &TestDatabase,
+    keys: &test_support::StreamKeys,
+) -> service_kit::server::RunningService {
     let redis = test_support::redis_url();
     let cli = user_service::config::Cli::try_parse_from([
         "user-service",
@@ -22,6 +25,8 @@ async fn user_service(db: &TestDatabase) -> service_kit::server::RunningService 
         &redis,
         "--user-service-key",
         KEY,
+        "--event-stream-prefix",
+        keys.prefix(),
     ])
     .unwrap();
     user_service::Application::build(cli.config)
@@ -51,7 +56,8 @@ fn new_user(email: &str) -> NewUser {
 #[tokio::test]
 async fn create_get_update_and_batch_lookup_round_trip_through_the_real_service() {
     let db = TestDatabase::create().await;
-    let service = user_service(&db).await;
+    let keys = test_support::StreamKeys::new();
+    let service = user_service(&db, &keys).await;
     let users = client(&service.url());
 
     let ada = users
@@ -104,7 +110,8 @@ async fn create_get_update_and_batch_lookup_round_trip_through_the_real_service(
 #[tokio::test]
 async fn a_duplicate_registration_is_a_409_the_callers_fault() {
     let db = TestDatabase::create().await;
-    let service = user_service(&db).await;
+    let keys = test_support::StreamKeys::new();
+    let service = user_service(&db, &keys).await;
     let users = client(&service.url());
     users
         .create_user(&new_user("dup@example.com"))

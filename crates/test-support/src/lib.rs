@@ -6,6 +6,7 @@
 //!   on the server named by `TEST_DATABASE_URL` (`./scripts/test` sets it).
 //! - [`redis_url`]: the Redis server named by `TEST_REDIS_URL`.
 //! - [`TestRedis`]: a Redis of the test's own, to stop and restart.
+//! - [`StreamKeys`]: a unique event-stream prefix whose keys are deleted afterwards.
 //! - [`ServiceProcess`]: a service binary started as a real process, its stdout captured
 //!   line by line, so tests can send it signals and read its logs.
 //!
@@ -14,11 +15,13 @@
 mod database;
 mod process;
 mod redis_server;
+mod stream_keys;
 mod wait;
 
 pub use database::TestDatabase;
 pub use process::ServiceProcess;
 pub use redis_server::TestRedis;
+pub use stream_keys::StreamKeys;
 pub use wait::eventually;
 
 /// The Redis server tests use: `TEST_REDIS_URL`, else the local default.

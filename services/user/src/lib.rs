@@ -14,6 +14,9 @@
 //! - [`signing_keys`] and [`tokens`]: Ed25519 keys in the database (the same for every
 //!   replica, rotated by a command) and the JWTs they sign.
 //! - [`admin`]: the first admin account, created from the environment at start-up.
+//!
+//! Registration publishes `user.registered` through the event bus's outbox: the account
+//! and its event commit together, and a relay task publishes it.
 
 pub mod admin;
 pub mod config;
@@ -28,6 +31,8 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::middleware::from_fn_with_state;
+use contracts::events::streams;
+use event_bus::{Publisher, Relay, RelayConfig};
 use service_kit::internal_auth::{ServiceKey, require_service_key};
 use service_kit::ops::Readiness;
 use service_kit::server::Service;
@@ -42,10 +47,15 @@ pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../../migrations/
 /// The port the user service listens on unless told otherwise.
 pub const DEFAULT_PORT: u16 = 8001;
 
+/// This service's name: the `source` of its events.
+pub const SERVICE: &str = "user";
+
 /// What every handler can reach.
 #[derive(Clone)]
 pub struct AppState {
     pub pool: PgPool,
+    /// The stream this service publishes on (`events:user`, with the configured prefix).
+    pub user_events: String,
     pub passwords: Passwords,
     pub tokens: Arc<tokens::TokenSettings>,
 }
@@ -59,6 +69,7 @@ impl Application {
     pub async fn build(config: Config) -> anyhow::Result<Service> {
         let pool =
             service_kit::database::connect_and_migrate(&config.service.database, &MIGRATOR).await?;
+        event_bus::schema::install(&pool).await?;
         let redis = service_kit::redis::connect(&config.service.redis).await?;
         signing_keys::ensure_one(&pool).await?;
         let passwords = Passwords::new().await?;
@@ -67,8 +78,10 @@ impl Application {
         }
         service_kit::metrics::handle();
 
+        let user_events = format!("{}{}", config.event_stream_prefix, streams::USER);
         let state = AppState {
             pool: pool.clone(),
+            user_events,
             passwords,
             tokens: Arc::new(tokens::TokenSettings::from(&config)),
         };
@@ -76,7 +89,9 @@ impl Application {
         let api = routes::router()
             .route_layer(from_fn_with_state(key, require_service_key))
             .with_state(state);
-        let readiness = Readiness::new().with_postgres(pool).with_redis(redis);
+        let readiness = Readiness::new()
+            .with_postgres(pool.clone())
+            .with_redis(redis.clone());
         let router = service_kit::middleware::apply(
             Router::new()
                 .merge(api)
@@ -85,10 +100,13 @@ impl Application {
         );
 
         let listener = Service::bind(config.service.http.listen_addr(DEFAULT_PORT)).await?;
-        Ok(Service::new(
-            listener,
-            router,
-            config.service.http.shutdown_timeout(),
-        ))
+        let service = Service::new(listener, router, config.service.http.shutdown_timeout());
+        let relay = Relay::new(
+            pool,
+            Publisher::new(redis, config.event_stream_max_len),
+            RelayConfig::default(),
+        );
+        service.spawn_task("outbox relay", |cancel| relay.run(cancel));
+        Ok(service)
     }
 }

@@ -34,14 +34,17 @@ pub enum InsertError {
 
 /// Inserts a user; `EmailTaken` when the email exists in any case (also when a
 /// concurrent registration of it won the race: the unique index decides).
-pub async fn insert(pool: &PgPool, user: NewUser) -> Result<User, InsertError> {
-    insert_if_absent(pool, user)
+pub async fn insert(db: impl sqlx::PgExecutor<'_>, user: NewUser) -> Result<User, InsertError> {
+    insert_if_absent(db, user)
         .await?
         .ok_or(InsertError::EmailTaken)
 }
 
 /// Inserts a user unless the email exists; `None` if it did.
-pub async fn insert_if_absent(pool: &PgPool, user: NewUser) -> sqlx::Result<Option<User>> {
+pub async fn insert_if_absent(
+    db: impl sqlx::PgExecutor<'_>,
+    user: NewUser,
+) -> sqlx::Result<Option<User>> {
     sqlx::query_as::<_, User>(
         "INSERT INTO users (id, email, name, password_hash, roles)
          VALUES ($1, $2, $3, $4, $5)
@@ -53,7 +56,7 @@ pub async fn insert_if_absent(pool: &PgPool, user: NewUser) -> sqlx::Result<Opti
     .bind(&user.name)
     .bind(&user.password_hash)
     .bind(&user.roles)
-    .fetch_optional(pool)
+    .fetch_optional(db)
     .await
 }
 

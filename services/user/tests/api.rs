@@ -461,3 +461,65 @@ async fn an_unknown_route_and_a_wrong_method_are_problems() {
         .unwrap();
     assert_problem(wrong_method, 405).await;
 }
+
+#[tokio::test]
+async fn a_registration_publishes_user_registered_through_the_outbox() {
+    let app = spawn_app().await;
+    let response = app
+        .request(Method::POST, "/auth/register")
+        .header("x-request-id", "register-7")
+        .json(&json!({"email": "events@example.com", "password": "password1", "name": "Ev"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 201);
+    let user: Value = response.json().await.unwrap();
+
+    let stream = format!("{}events:user", app.prefix);
+    let redis = redis::Client::open(test_support::redis_url()).unwrap();
+    let redis = redis.get_multiplexed_async_connection().await.unwrap();
+    let read = || {
+        let (stream, mut redis) = (stream.clone(), redis.clone());
+        async move {
+            let reply: redis::streams::StreamRangeReply = redis::cmd("XRANGE")
+                .arg(&stream)
+                .arg("-")
+                .arg("+")
+                .query_async(&mut redis)
+                .await
+                .unwrap();
+            reply
+                .ids
+                .iter()
+                .map(|e| e.get::<String>("envelope").unwrap())
+                .collect::<Vec<_>>()
+        }
+    };
+    let published = test_support::eventually(std::time::Duration::from_secs(5), || async {
+        !read().await.is_empty()
+    })
+    .await;
+    let events = read().await;
+    assert!(published, "no user.registered on {stream}");
+    assert_eq!(events.len(), 1);
+    let event: Value = serde_json::from_str(&events[0]).unwrap();
+    assert_eq!(event["type"], "user.registered");
+    assert_eq!(event["source"], "user");
+    assert_eq!(event["correlation_id"], "register-7");
+    assert_eq!(event["data"]["user_id"], user["id"]);
+    assert_eq!(event["data"]["email"], "events@example.com");
+}
+
+#[tokio::test]
+async fn a_refused_registration_publishes_nothing() {
+    let app = spawn_app().await;
+    app.register("dup@example.com", "password1", "A").await;
+    let second = app.register("DUP@example.com", "password1", "B").await;
+    assert_eq!(second.status(), 409);
+    let pool = sqlx::PgPool::connect(app.db.url()).await.unwrap();
+    let rows: i64 = sqlx::query_scalar("SELECT count(*) FROM outbox")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(rows, 1, "the conflicting registration left an event");
+}

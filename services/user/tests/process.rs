@@ -136,8 +136,10 @@ fn trickled_body() -> (tokio::sync::mpsc::Sender<&'static str>, reqwest::Body) {
 #[tokio::test]
 async fn sigterm_during_a_slow_request_lets_it_finish_and_exits_zero() {
     let db = TestDatabase::create().await;
+    let keys = test_support::StreamKeys::new();
     let mut env = env_for(db.url());
     env.insert("SHUTDOWN_TIMEOUT_SECONDS".into(), "5".into());
+    env.insert("EVENT_STREAM_PREFIX".into(), keys.prefix().to_owned());
     let mut process = ServiceProcess::start(BINARY, &env);
     let url = process.wait_until_listening(Duration::from_secs(20)).await;
 

@@ -5,6 +5,9 @@ use axum::http::StatusCode;
 use serde::Deserialize;
 use service_kit::{Json, Problem};
 
+use contracts::events::{UserRegistered, types};
+use event_bus::{Envelope, outbox};
+
 use crate::AppState;
 use crate::users::{self, InsertError, NewUser, User};
 use crate::validation::{self, Errors};
@@ -41,8 +44,10 @@ pub async fn register(
     };
 
     let password_hash = state.passwords.hash(password).await?;
+    // The account and its `user.registered` event commit together.
+    let mut tx = state.pool.begin().await?;
     let user = users::insert(
-        &state.pool,
+        &mut *tx,
         NewUser {
             email,
             name,
@@ -55,6 +60,18 @@ pub async fn register(
         InsertError::EmailTaken => Problem::conflict("This email address is already registered."),
         InsertError::Database(error) => Problem::internal(error),
     })?;
+    let registered = UserRegistered {
+        user_id: user.id,
+        email: user.email.clone(),
+        name: user.name.clone(),
+    };
+    let mut event = Envelope::new(types::USER_REGISTERED, crate::SERVICE, &registered)
+        .map_err(Problem::internal)?;
+    if let Some(request_id) = service_kit::request_id::current() {
+        event = event.correlated(request_id);
+    }
+    outbox::enqueue(&mut tx, &state.user_events, &event).await?;
+    tx.commit().await?;
     tracing::info!(user_id = %user.id, "user registered");
     Ok((StatusCode::CREATED, Json(user)))
 }

@@ -36,20 +36,42 @@ pub fn args(database_url: &str, extra: &[&str]) -> Vec<String> {
     args
 }
 
+/// A user service started by [`start`], with event streams of its own.
+pub struct TestService {
+    service: RunningService,
+    pub keys: test_support::StreamKeys,
+}
+
+impl TestService {
+    pub fn url(&self) -> String {
+        self.service.url()
+    }
+
+    pub async fn stop(self) -> anyhow::Result<()> {
+        self.service.stop().await
+    }
+}
+
 /// Starts a user service on `database_url`.
-pub async fn start(database_url: &str, extra: &[&str]) -> RunningService {
-    let cli = Cli::try_parse_from(args(database_url, extra)).expect("valid test settings");
-    Application::build(cli.config)
+pub async fn start(database_url: &str, extra: &[&str]) -> TestService {
+    let keys = test_support::StreamKeys::new();
+    let mut extra = extra.to_vec();
+    extra.extend_from_slice(&["--event-stream-prefix", keys.prefix()]);
+    let cli = Cli::try_parse_from(args(database_url, &extra)).expect("valid test settings");
+    let service = Application::build(cli.config)
         .await
         .expect("the user service starts")
-        .spawn()
+        .spawn();
+    TestService { service, keys }
 }
 
 /// A user service on its own fresh database.
 pub struct TestApp {
     pub db: TestDatabase,
-    pub service: RunningService,
+    pub service: TestService,
     pub client: Client,
+    /// This app's event stream prefix.
+    pub prefix: String,
 }
 
 pub async fn spawn_app() -> TestApp {
@@ -59,10 +81,12 @@ pub async fn spawn_app() -> TestApp {
 pub async fn spawn_app_with(extra: &[&str]) -> TestApp {
     let db = TestDatabase::create().await;
     let service = start(db.url(), extra).await;
+    let prefix = service.keys.prefix().to_owned();
     TestApp {
         db,
         service,
         client: Client::new(),
+        prefix,
     }
 }
 
