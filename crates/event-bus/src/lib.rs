@@ -14,6 +14,7 @@
 //!
 //! # Layout
 //!
+//! - [`config`]: stream prefix and cap, shared by every service's settings.
 //! - [`envelope`]: the event envelope every stream entry carries.
 //! - [`schema`]: the `outbox` and `inbox` tables, installed into a service's database.
 //! - [`publisher`]: `XADD` to a stream, pipelined for batches.
@@ -22,6 +23,7 @@
 //! - [`inbox`]: exactly-once effects for handlers that write to Postgres.
 //! - [`dead_letters`]: list and replay what consumers gave up on.
 
+pub mod config;
 pub mod consumer;
 pub mod dead_letters;
 pub mod envelope;
@@ -31,6 +33,7 @@ pub mod publisher;
 pub mod relay;
 pub mod schema;
 
+pub use config::EventsConfig;
 pub use consumer::{Consumer, ConsumerConfig, HandlerError};
 pub use envelope::Envelope;
 pub use publisher::Publisher;

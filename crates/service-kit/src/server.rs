@@ -12,12 +12,17 @@ use std::time::Duration;
 
 use anyhow::Context;
 use axum::Router;
+use axum::middleware::from_fn_with_state;
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
+
+use crate::config::{HttpConfig, Secret};
+use crate::internal_auth::{ServiceKey, require_service_key};
+use crate::ops::Readiness;
 
 /// A service ready to run: listener, router and background tasks.
 pub struct Service {
@@ -34,6 +39,30 @@ impl Service {
         TcpListener::bind(addr)
             .await
             .with_context(|| format!("could not listen on {addr}"))
+    }
+
+    /// The standard service: `api` behind this service's `key`, the ops routes beside
+    /// it, the shared middleware around both, listening where `http` says (or on
+    /// `default_port`).
+    pub async fn build(
+        http: &HttpConfig,
+        default_port: u16,
+        api: Router,
+        key: &Secret,
+        readiness: Readiness,
+    ) -> anyhow::Result<Self> {
+        let api = api.route_layer(from_fn_with_state(
+            ServiceKey::new(key),
+            require_service_key,
+        ));
+        let router = crate::middleware::apply(
+            Router::new()
+                .merge(api)
+                .merge(crate::ops::router(readiness)),
+            http.request_timeout(),
+        );
+        let listener = Self::bind(http.listen_addr(default_port)).await?;
+        Ok(Self::new(listener, router, http.shutdown_timeout()))
     }
 
     pub fn new(listener: TcpListener, router: Router, shutdown_timeout: Duration) -> Self {

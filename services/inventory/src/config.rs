@@ -15,22 +15,6 @@ pub struct Config {
     #[arg(long, env = "INVENTORY_SERVICE_KEY", value_parser = parse_secret, hide_env_values = true)]
     pub inventory_service_key: Secret,
 
-    /// Prefix of every event stream name (e.g. `staging:` gives `staging:events:order`),
-    /// so several deployments or test runs can share one Redis.
-    #[arg(
-        long,
-        env = "EVENT_STREAM_PREFIX",
-        default_value = "",
-        hide_env_values = true
-    )]
-    pub event_stream_prefix: String,
-
-    /// Approximate length at which this service's event stream is capped.
-    #[arg(
-        long,
-        env = "EVENT_STREAM_MAX_LEN",
-        default_value_t = 100_000,
-        hide_env_values = true
-    )]
-    pub event_stream_max_len: usize,
+    #[command(flatten)]
+    pub events: event_bus::EventsConfig,
 }

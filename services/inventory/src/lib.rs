@@ -19,11 +19,8 @@ pub mod reservations;
 pub mod routes;
 pub mod saga;
 
-use axum::Router;
-use axum::middleware::from_fn_with_state;
 use contracts::events::streams;
-use event_bus::{Consumer, ConsumerConfig, Publisher, Relay, RelayConfig};
-use service_kit::internal_auth::{ServiceKey, require_service_key};
+use event_bus::{Consumer, ConsumerConfig, Relay, RelayConfig};
 use service_kit::ops::Readiness;
 use service_kit::server::Service;
 use sqlx::PgPool;
@@ -45,11 +42,6 @@ pub struct AppState {
     pub pool: PgPool,
 }
 
-/// The full name of stream `name` under `prefix`.
-pub fn stream(prefix: &str, name: &str) -> String {
-    format!("{prefix}{name}")
-}
-
 /// Builds the inventory service.
 pub struct Application;
 
@@ -63,36 +55,31 @@ impl Application {
         let redis = service_kit::redis::connect(&config.service.redis).await?;
         service_kit::metrics::handle();
 
-        let key = ServiceKey::new(&config.inventory_service_key);
-        let api = routes::router()
-            .route_layer(from_fn_with_state(key, require_service_key))
-            .with_state(AppState { pool: pool.clone() });
         let readiness = Readiness::new()
             .with_postgres(pool.clone())
             .with_redis(redis.clone());
-        let router = service_kit::middleware::apply(
-            Router::new()
-                .merge(api)
-                .merge(service_kit::ops::router(readiness)),
-            config.service.http.request_timeout(),
-        );
-        let listener = Service::bind(config.service.http.listen_addr(DEFAULT_PORT)).await?;
-        let service = Service::new(listener, router, config.service.http.shutdown_timeout());
+        let service = Service::build(
+            &config.service.http,
+            DEFAULT_PORT,
+            routes::router().with_state(AppState { pool: pool.clone() }),
+            &config.inventory_service_key,
+            readiness,
+        )
+        .await?;
 
         let relay = Relay::new(
             pool.clone(),
-            Publisher::new(redis.clone(), config.event_stream_max_len),
+            config.events.publisher(redis),
             RelayConfig::default(),
         );
         service.spawn_task("outbox relay", |cancel| relay.run(cancel));
-        let prefix = config.event_stream_prefix.clone();
-        let order_stream = stream(&prefix, streams::ORDER);
-        let payment_stream = stream(&prefix, streams::PAYMENT);
+        let order_stream = config.events.stream(streams::ORDER);
+        let payment_stream = config.events.stream(streams::PAYMENT);
         let mut consumer_config = ConsumerConfig::new(SERVICE, &[&order_stream, &payment_stream]);
         consumer_config.event_types = Some(saga::HANDLED.iter().map(|t| (*t).to_owned()).collect());
         consumer_config.order_key = Some(saga::order_key);
         let handler_pool = pool.clone();
-        let outgoing = stream(&prefix, streams::INVENTORY);
+        let outgoing = config.events.stream(streams::INVENTORY);
         let client = redis::Client::open(config.service.redis.redis_url.0.as_str())?;
         let consumer = Consumer::new(client, consumer_config, move |event| {
             saga::handle(handler_pool.clone(), outgoing.clone(), event)

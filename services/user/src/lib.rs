@@ -29,11 +29,8 @@ pub mod validation;
 
 use std::sync::Arc;
 
-use axum::Router;
-use axum::middleware::from_fn_with_state;
 use contracts::events::streams;
-use event_bus::{Publisher, Relay, RelayConfig};
-use service_kit::internal_auth::{ServiceKey, require_service_key};
+use event_bus::{Relay, RelayConfig};
 use service_kit::ops::Readiness;
 use service_kit::server::Service;
 use sqlx::PgPool;
@@ -78,34 +75,24 @@ impl Application {
         }
         service_kit::metrics::handle();
 
-        let user_events = format!("{}{}", config.event_stream_prefix, streams::USER);
         let state = AppState {
             pool: pool.clone(),
-            user_events,
+            user_events: config.events.stream(streams::USER),
             passwords,
             tokens: Arc::new(tokens::TokenSettings::from(&config)),
         };
-        let key = ServiceKey::new(&config.user_service_key);
-        let api = routes::router()
-            .route_layer(from_fn_with_state(key, require_service_key))
-            .with_state(state);
         let readiness = Readiness::new()
             .with_postgres(pool.clone())
             .with_redis(redis.clone());
-        let router = service_kit::middleware::apply(
-            Router::new()
-                .merge(api)
-                .merge(service_kit::ops::router(readiness)),
-            config.service.http.request_timeout(),
-        );
-
-        let listener = Service::bind(config.service.http.listen_addr(DEFAULT_PORT)).await?;
-        let service = Service::new(listener, router, config.service.http.shutdown_timeout());
-        let relay = Relay::new(
-            pool,
-            Publisher::new(redis, config.event_stream_max_len),
-            RelayConfig::default(),
-        );
+        let service = Service::build(
+            &config.service.http,
+            DEFAULT_PORT,
+            routes::router().with_state(state),
+            &config.user_service_key,
+            readiness,
+        )
+        .await?;
+        let relay = Relay::new(pool, config.events.publisher(redis), RelayConfig::default());
         service.spawn_task("outbox relay", |cancel| relay.run(cancel));
         Ok(service)
     }
