@@ -1,7 +1,18 @@
 //! Event payloads of the order saga, and the streams they travel on.
 
+use event_bus::Envelope;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
+
+/// The order an event is about (its payload's `order_id`): a saga consumer's
+/// `order_key`, so that events about one order are handled in stream order.
+pub fn order_key(event: &Envelope) -> Option<String> {
+    event
+        .data
+        .get("order_id")
+        .and_then(|id| id.as_str())
+        .map(str::to_owned)
+}
 
 /// Streams, one per producing domain.
 pub mod streams {
@@ -81,4 +92,35 @@ pub struct UserRegistered {
     pub user_id: Uuid,
     pub email: String,
     pub name: String,
+}
+
+/// `order.confirmed`: the order's stock is held and its payment captured.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OrderConfirmed {
+    pub order_id: Uuid,
+    pub user_id: Uuid,
+    pub total_cents: i64,
+    pub currency: String,
+}
+
+/// `order.cancelled`: the order will not be fulfilled; whatever it holds is given back.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OrderCancelled {
+    pub order_id: Uuid,
+    pub user_id: Uuid,
+    /// `out_of_stock`, `payment_declined` or `cancelled_by_user`.
+    pub reason: String,
+    pub total_cents: i64,
+    pub currency: String,
+}
+
+/// `payment.succeeded`, `payment.declined`, `payment.refunded`: what became of an
+/// order's payment.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PaymentOutcome {
+    pub order_id: Uuid,
+    pub payment_id: Uuid,
+    pub user_id: Uuid,
+    pub amount_cents: i64,
+    pub currency: String,
 }

@@ -40,6 +40,18 @@ pub enum HandlerError {
     Poison(anyhow::Error),
 }
 
+impl HandlerError {
+    /// A failure worth retrying: `.map_err(HandlerError::retry)`.
+    pub fn retry(error: impl Into<anyhow::Error>) -> Self {
+        Self::Retry(error.into())
+    }
+
+    /// A failure that will never succeed: `.map_err(HandlerError::poison)`.
+    pub fn poison(error: impl Into<anyhow::Error>) -> Self {
+        Self::Poison(error.into())
+    }
+}
+
 /// A handler: given an envelope, apply it. Unknown event types should return `Ok`.
 pub type Handler =
     Arc<dyn Fn(Envelope) -> BoxFuture<'static, Result<(), HandlerError>> + Send + Sync>;

@@ -22,11 +22,14 @@
 //! - [`consumer`]: the consumer-group worker, with reclaim and dead letters.
 //! - [`inbox`]: exactly-once effects for handlers that write to Postgres.
 //! - [`dead_letters`]: list and replay what consumers gave up on.
+//! - [`foundation`]: a service's connections, relay and consumer, wired the same way
+//!   in every service.
 
 pub mod config;
 pub mod consumer;
 pub mod dead_letters;
 pub mod envelope;
+pub mod foundation;
 pub mod inbox;
 pub mod outbox;
 pub mod publisher;
@@ -36,6 +39,7 @@ pub mod schema;
 pub use config::EventsConfig;
 pub use consumer::{Consumer, ConsumerConfig, HandlerError};
 pub use envelope::Envelope;
+pub use foundation::{Foundation, Subscription};
 pub use publisher::Publisher;
 pub use relay::{Relay, RelayConfig};
 

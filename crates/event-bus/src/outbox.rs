@@ -27,3 +27,21 @@ pub async fn enqueue(
         .await?;
     Ok(())
 }
+
+/// For a handler of `cause`: enqueues a new event of `event_type` from `source`,
+/// carrying `payload`, that continues `cause`'s correlation.
+pub async fn enqueue_caused_by(
+    tx: &mut Transaction<'_, Postgres>,
+    stream: &str,
+    cause: &Envelope,
+    source: &str,
+    event_type: &str,
+    payload: &impl serde::Serialize,
+) -> Result<(), crate::HandlerError> {
+    let event = Envelope::new(event_type, source, payload)
+        .map_err(crate::HandlerError::poison)?
+        .caused_by(cause);
+    enqueue(tx, stream, &event)
+        .await
+        .map_err(crate::HandlerError::retry)
+}

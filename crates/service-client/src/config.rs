@@ -114,6 +114,25 @@ impl Default for ClientSettings {
     }
 }
 
+impl ClientSettings {
+    /// The breaker these settings describe; also for dependencies that are not HTTP
+    /// peers (a card provider's SDK), so every dependency trips the same way.
+    pub fn breaker(&self) -> BreakerConfig {
+        let ms = Duration::from_millis;
+        BreakerConfig {
+            window: self.http_client_breaker_window.max(1),
+            minimum_calls: self.http_client_breaker_minimum_calls,
+            failure_rate: self.http_client_breaker_failure_rate,
+            slow_call_rate: self.http_client_breaker_slow_call_rate,
+            slow_call: ms(self.http_client_breaker_slow_call_ms),
+            consecutive_failures: self.http_client_breaker_consecutive_failures.max(1),
+            open_wait: ms(self.http_client_breaker_open_ms),
+            open_wait_max: ms(self.http_client_breaker_open_max_ms),
+            probes: self.http_client_breaker_probes.max(1),
+        }
+    }
+}
+
 /// The default of every setting, in one place for clap and for [`Default`].
 pub mod defaults {
     pub const CONNECT_TIMEOUT_MS: u64 = 1_000;
@@ -179,17 +198,7 @@ impl PeerConfig {
             retry_after_max: ms(settings.http_client_retry_after_max_ms),
             retry_budget_ratio: settings.http_client_retry_budget_ratio.clamp(0.0, 1000.0),
             retry_budget_min_per_second: settings.http_client_retry_budget_min_per_second,
-            breaker: BreakerConfig {
-                window: settings.http_client_breaker_window.max(1),
-                minimum_calls: settings.http_client_breaker_minimum_calls,
-                failure_rate: settings.http_client_breaker_failure_rate,
-                slow_call_rate: settings.http_client_breaker_slow_call_rate,
-                slow_call: ms(settings.http_client_breaker_slow_call_ms),
-                consecutive_failures: settings.http_client_breaker_consecutive_failures.max(1),
-                open_wait: ms(settings.http_client_breaker_open_ms),
-                open_wait_max: ms(settings.http_client_breaker_open_max_ms),
-                probes: settings.http_client_breaker_probes.max(1),
-            },
+            breaker: settings.breaker(),
         }
     }
 }

@@ -213,3 +213,25 @@ pub async fn shutdown_signal() {
         () = terminate => tracing::info!("received SIGTERM"),
     }
 }
+
+/// A service binary's `main` after parsing its settings: starts logging as `name`, runs
+/// `work`, and turns its outcome into the exit code (2 when logging cannot start, 1 when
+/// `work` fails, after logging why).
+pub async fn main(
+    name: &'static str,
+    telemetry: &crate::config::TelemetryConfig,
+    work: impl Future<Output = anyhow::Result<()>>,
+) -> std::process::ExitCode {
+    if let Err(error) = crate::telemetry::init(name, telemetry) {
+        eprintln!("error: {error:#}");
+        return std::process::ExitCode::from(2);
+    }
+    match work.await {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(error) => {
+            tracing::error!(error = format!("{error:#}"), "{name}-service failed");
+            eprintln!("error: {error:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}

@@ -20,8 +20,7 @@ pub mod routes;
 pub mod saga;
 
 use contracts::events::streams;
-use event_bus::{Consumer, ConsumerConfig, Relay, RelayConfig};
-use service_kit::ops::Readiness;
+use event_bus::{Foundation, Subscription};
 use service_kit::server::Service;
 use sqlx::PgPool;
 
@@ -49,42 +48,30 @@ impl Application {
     /// Connects (waiting for the database and Redis), migrates, and starts the outbox
     /// relay and the event consumer beside the HTTP server.
     pub async fn build(config: Config) -> anyhow::Result<Service> {
-        let pool =
-            service_kit::database::connect_and_migrate(&config.service.database, &MIGRATOR).await?;
-        event_bus::schema::install(&pool).await?;
-        let redis = service_kit::redis::connect(&config.service.redis).await?;
-        service_kit::metrics::handle();
-
-        let readiness = Readiness::new()
-            .with_postgres(pool.clone())
-            .with_redis(redis.clone());
+        let base = Foundation::connect(&config.service, &config.events, &MIGRATOR).await?;
         let service = Service::build(
             &config.service.http,
             DEFAULT_PORT,
-            routes::router().with_state(AppState { pool: pool.clone() }),
+            routes::router().with_state(AppState {
+                pool: base.pool.clone(),
+            }),
             &config.inventory_service_key,
-            readiness,
+            base.readiness(),
         )
         .await?;
-
-        let relay = Relay::new(
-            pool.clone(),
-            config.events.publisher(redis),
-            RelayConfig::default(),
+        base.start_relay(&service);
+        let pool = base.pool.clone();
+        let outgoing = base.stream(streams::INVENTORY);
+        base.start_consumer(
+            &service,
+            Subscription {
+                group: SERVICE,
+                streams: &[streams::ORDER, streams::PAYMENT],
+                event_types: saga::HANDLED,
+                order_key: Some(contracts::events::order_key),
+            },
+            move |event| saga::handle(pool.clone(), outgoing.clone(), event),
         );
-        service.spawn_task("outbox relay", |cancel| relay.run(cancel));
-        let order_stream = config.events.stream(streams::ORDER);
-        let payment_stream = config.events.stream(streams::PAYMENT);
-        let mut consumer_config = ConsumerConfig::new(SERVICE, &[&order_stream, &payment_stream]);
-        consumer_config.event_types = Some(saga::HANDLED.iter().map(|t| (*t).to_owned()).collect());
-        consumer_config.order_key = Some(saga::order_key);
-        let handler_pool = pool.clone();
-        let outgoing = config.events.stream(streams::INVENTORY);
-        let client = redis::Client::open(config.service.redis.redis_url.0.as_str())?;
-        let consumer = Consumer::new(client, consumer_config, move |event| {
-            saga::handle(handler_pool.clone(), outgoing.clone(), event)
-        });
-        service.spawn_task("event consumer", |cancel| consumer.run(cancel));
         Ok(service)
     }
 }

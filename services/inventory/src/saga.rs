@@ -28,23 +28,6 @@ pub const HANDLED: &[&str] = &[
     types::ORDER_CANCELLED,
 ];
 
-/// Events about one order are handled in stream order.
-pub fn order_key(event: &Envelope) -> Option<String> {
-    event
-        .data
-        .get("order_id")
-        .and_then(|id| id.as_str())
-        .map(str::to_owned)
-}
-
-fn retry(error: impl Into<anyhow::Error>) -> HandlerError {
-    HandlerError::Retry(error.into())
-}
-
-fn poison(error: impl Into<anyhow::Error>) -> HandlerError {
-    HandlerError::Poison(error.into())
-}
-
 async fn emit(
     tx: &mut Transaction<'_, Postgres>,
     stream: &str,
@@ -52,23 +35,20 @@ async fn emit(
     event_type: &str,
     payload: &impl Serialize,
 ) -> Result<(), HandlerError> {
-    let event = Envelope::new(event_type, SERVICE, payload)
-        .map_err(poison)?
-        .caused_by(cause);
-    outbox::enqueue(tx, stream, &event).await.map_err(retry)
+    outbox::enqueue_caused_by(tx, stream, cause, SERVICE, event_type, payload).await
 }
 
 /// Applies one event, exactly once; emits onto `stream` (this service's stream).
 pub async fn handle(pool: PgPool, stream: String, event: Envelope) -> Result<(), HandlerError> {
     let Some(mut tx) = inbox::begin(&pool, SERVICE, event.id)
         .await
-        .map_err(retry)?
+        .map_err(HandlerError::retry)?
     else {
         return Ok(());
     };
     match event.event_type.as_str() {
         types::ORDER_CREATED => {
-            let order: OrderCreated = event.decode().map_err(poison)?;
+            let order: OrderCreated = event.decode().map_err(HandlerError::poison)?;
             let lines: Vec<_> = order
                 .items
                 .iter()
@@ -76,7 +56,7 @@ pub async fn handle(pool: PgPool, stream: String, event: Envelope) -> Result<(),
                 .collect();
             match reservations::reserve(&mut tx, order.order_id, &lines)
                 .await
-                .map_err(retry)?
+                .map_err(HandlerError::retry)?
             {
                 Reserved::All => {
                     let reserved = InventoryReserved {
@@ -113,21 +93,21 @@ pub async fn handle(pool: PgPool, stream: String, event: Envelope) -> Result<(),
             }
         }
         types::PAYMENT_SUCCEEDED => {
-            let order: OrderRef = event.decode().map_err(poison)?;
+            let order: OrderRef = event.decode().map_err(HandlerError::poison)?;
             reservations::commit(&mut tx, order.order_id)
                 .await
-                .map_err(retry)?;
+                .map_err(HandlerError::retry)?;
         }
         types::PAYMENT_DECLINED | types::ORDER_CANCELLED => {
-            let order: OrderRef = event.decode().map_err(poison)?;
+            let order: OrderRef = event.decode().map_err(HandlerError::poison)?;
             if event.event_type == types::ORDER_CANCELLED {
                 reservations::mark_cancelled(&mut tx, order.order_id)
                     .await
-                    .map_err(retry)?;
+                    .map_err(HandlerError::retry)?;
             }
             if reservations::release(&mut tx, order.order_id)
                 .await
-                .map_err(retry)?
+                .map_err(HandlerError::retry)?
             {
                 emit(
                     &mut tx,
@@ -143,5 +123,5 @@ pub async fn handle(pool: PgPool, stream: String, event: Envelope) -> Result<(),
         }
         _ => {}
     }
-    tx.commit().await.map_err(retry)
+    tx.commit().await.map_err(HandlerError::retry)
 }

@@ -9,22 +9,14 @@ use user_service::{Application, signing_keys};
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli: Cli = service_kit::config::parse();
-    if let Err(error) = service_kit::telemetry::init("user", &cli.config.service.telemetry) {
-        eprintln!("error: {error:#}");
-        return ExitCode::from(2);
-    }
-    let result = match cli.command.unwrap_or(Command::Serve) {
-        Command::Serve => serve(cli.config).await,
-        Command::RotateSigningKey => rotate(cli.config).await,
-    };
-    match result {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(error) => {
-            tracing::error!(error = format!("{error:#}"), "user-service failed");
-            eprintln!("error: {error:#}");
-            ExitCode::FAILURE
+    let telemetry = cli.config.service.telemetry.clone();
+    service_kit::server::main("user", &telemetry, async {
+        match cli.command.unwrap_or(Command::Serve) {
+            Command::Serve => serve(cli.config).await,
+            Command::RotateSigningKey => rotate(cli.config).await,
         }
-    }
+    })
+    .await
 }
 
 async fn serve(config: user_service::config::Config) -> anyhow::Result<()> {

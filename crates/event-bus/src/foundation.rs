@@ -1,0 +1,102 @@
+//! What every service with its own database and events stands on: the connections,
+//! the readiness checks over them, the outbox relay and the saga consumer.
+
+use redis::aio::ConnectionManager;
+use service_kit::config::ServiceConfig;
+use service_kit::ops::Readiness;
+use service_kit::server::Service;
+use sqlx::PgPool;
+use sqlx::migrate::Migrator;
+
+use crate::{Consumer, Envelope, EventsConfig, HandlerError, Relay, RelayConfig};
+
+/// A service's database and Redis, connected, with the event settings.
+pub struct Foundation {
+    pub pool: PgPool,
+    pub redis: ConnectionManager,
+    redis_client: redis::Client,
+    events: EventsConfig,
+}
+
+/// How a service consumes: its group, the streams (names under the prefix) and event
+/// types it reads, and the key that keeps one entity's events in order.
+pub struct Subscription<'a> {
+    pub group: &'a str,
+    pub streams: &'a [&'a str],
+    pub event_types: &'a [&'a str],
+    pub order_key: Option<fn(&Envelope) -> Option<String>>,
+}
+
+impl Foundation {
+    /// Connects to Postgres (migrating it with `migrator`, then installing the outbox
+    /// and inbox tables) and to Redis, waiting for each as configured.
+    pub async fn connect(
+        service: &ServiceConfig,
+        events: &EventsConfig,
+        migrator: &Migrator,
+    ) -> anyhow::Result<Self> {
+        let pool = service_kit::database::connect_and_migrate(&service.database, migrator).await?;
+        crate::schema::install(&pool).await?;
+        let redis = service_kit::redis::connect(&service.redis).await?;
+        let redis_client = redis::Client::open(service.redis.redis_url.0.as_str())?;
+        service_kit::metrics::handle();
+        Ok(Self {
+            pool,
+            redis,
+            redis_client,
+            events: events.clone(),
+        })
+    }
+
+    /// Ready when both Postgres and Redis answer.
+    pub fn readiness(&self) -> Readiness {
+        Readiness::new()
+            .with_postgres(self.pool.clone())
+            .with_redis(self.redis.clone())
+    }
+
+    /// The full name of stream `name`.
+    pub fn stream(&self, name: &str) -> String {
+        self.events.stream(name)
+    }
+
+    /// Runs the outbox relay beside `service`.
+    pub fn start_relay(&self, service: &Service) {
+        let relay = Relay::new(
+            self.pool.clone(),
+            self.events.publisher(self.redis.clone()),
+            RelayConfig::default(),
+        );
+        service.spawn_task("outbox relay", |cancel| relay.run(cancel));
+    }
+
+    /// Runs a consumer for `subscription` beside `service`, handing each event to
+    /// `handler`.
+    pub fn start_consumer<F, Fut>(
+        &self,
+        service: &Service,
+        subscription: Subscription<'_>,
+        handler: F,
+    ) where
+        F: Fn(Envelope) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<(), HandlerError>> + Send + 'static,
+    {
+        let streams: Vec<String> = subscription
+            .streams
+            .iter()
+            .map(|s| self.stream(s))
+            .collect();
+        let streams: Vec<&str> = streams.iter().map(String::as_str).collect();
+        let mut config = self.events.consumer(subscription.group, &streams);
+        config.event_types = Some(
+            subscription
+                .event_types
+                .iter()
+                .map(|t| (*t).to_owned())
+                .collect(),
+        );
+        config.order_key = subscription.order_key;
+        let consumer = Consumer::new(self.redis_client.clone(), config, handler);
+        service.spawn_task("event consumer", |cancel| consumer.run(cancel));
+    }
+}

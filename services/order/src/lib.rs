@@ -1,0 +1,90 @@
+//! The order service: takes orders, checking the user and pricing the lines with other
+//! services, and follows each order through the saga to `confirmed` or `cancelled`.
+//!
+//! # Layout
+//!
+//! - [`config`]: every setting, from the environment.
+//! - [`Application`]: wires the database, Redis, the peers' clients, the outbox relay
+//!   and the event consumer into a [`service_kit::server::Service`].
+//! - [`routes`]: one module per endpoint; the gateway maps `/api/orders/*` onto them.
+//! - [`orders`]: the order model, the checks on a new order, and storage.
+//! - [`saga`]: what the service does on `inventory.rejected`, `payment.succeeded` and
+//!   `payment.declined`.
+
+pub mod config;
+pub mod orders;
+pub mod routes;
+pub mod saga;
+
+use contracts::events::streams;
+use contracts::inventory::InventoryClient;
+use contracts::users::UserClient;
+use event_bus::{Foundation, Subscription};
+use service_kit::server::Service;
+use sqlx::PgPool;
+
+use crate::config::Config;
+
+/// The order database's migrations, embedded in the binary.
+pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../../migrations/order");
+
+/// The port the order service listens on unless told otherwise.
+pub const DEFAULT_PORT: u16 = 8004;
+
+/// This service's name: its consumer group, its name to peers and the `source` of its
+/// events.
+pub const SERVICE: &str = "order";
+
+/// What every handler can reach.
+#[derive(Clone)]
+pub struct AppState {
+    pub pool: PgPool,
+    pub users: UserClient,
+    pub inventory: InventoryClient,
+    /// The stream this service's events go to.
+    pub order_events: String,
+}
+
+/// Builds the order service.
+pub struct Application;
+
+impl Application {
+    /// Connects (waiting for the database and Redis), migrates, and starts the outbox
+    /// relay and the event consumer beside the HTTP server.
+    pub async fn build(config: Config) -> anyhow::Result<Service> {
+        let users = UserClient::new(service_client::Client::new(SERVICE, config.user_peer())?);
+        let inventory = InventoryClient::new(service_client::Client::new(
+            SERVICE,
+            config.inventory_peer(),
+        )?);
+        let base = Foundation::connect(&config.service, &config.events, &MIGRATOR).await?;
+        let order_events = base.stream(streams::ORDER);
+        let state = AppState {
+            pool: base.pool.clone(),
+            users,
+            inventory,
+            order_events: order_events.clone(),
+        };
+        let service = Service::build(
+            &config.service.http,
+            DEFAULT_PORT,
+            routes::router().with_state(state),
+            &config.order_service_key,
+            base.readiness(),
+        )
+        .await?;
+        base.start_relay(&service);
+        let pool = base.pool.clone();
+        base.start_consumer(
+            &service,
+            Subscription {
+                group: SERVICE,
+                streams: &[streams::INVENTORY, streams::PAYMENT],
+                event_types: saga::HANDLED,
+                order_key: Some(contracts::events::order_key),
+            },
+            move |event| saga::handle(pool.clone(), order_events.clone(), event),
+        );
+        Ok(service)
+    }
+}

@@ -1,0 +1,514 @@
+//! Orders: their shape, the checks on a new one, and their storage.
+
+use std::collections::{HashMap, HashSet};
+
+use chrono::{DateTime, Utc};
+use contracts::inventory::Product;
+use serde::{Deserialize, Serialize};
+use service_kit::problem::FieldError;
+use sha2::{Digest, Sha256};
+use sqlx::{FromRow, PgPool, Postgres, Transaction};
+use uuid::Uuid;
+
+/// The payment methods of the simulated card provider.
+pub const PAYMENT_METHODS: &[&str] = &["tok_visa", "tok_declined"];
+/// Most lines an order may have.
+pub const MAX_LINES: usize = 50;
+/// Most units of one product an order line may ask for.
+pub const MAX_QUANTITY: i64 = 1000;
+
+/// Why an order was cancelled.
+pub mod reasons {
+    pub const OUT_OF_STOCK: &str = "out_of_stock";
+    pub const PAYMENT_DECLINED: &str = "payment_declined";
+    pub const CANCELLED_BY_USER: &str = "cancelled_by_user";
+}
+
+/// An order as the API shows it.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct Order {
+    pub id: Uuid,
+    pub user_id: Uuid,
+    pub status: String,
+    pub items: Vec<Item>,
+    pub total_cents: i64,
+    pub currency: String,
+    pub cancel_reason: Option<String>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    #[serde(skip)]
+    pub payment_method: String,
+}
+
+/// One line of an order, priced when the order was taken.
+#[derive(Debug, Clone, Serialize, Deserialize, FromRow, PartialEq, Eq)]
+pub struct Item {
+    pub product_id: Uuid,
+    pub quantity: i64,
+    pub unit_price_cents: i64,
+}
+
+/// A line as the client sent it.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LineInput {
+    pub product_id: Option<String>,
+    pub quantity: Option<i64>,
+}
+
+/// `POST /orders`'s body as the client sent it.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OrderInput {
+    pub items: Option<Vec<LineInput>>,
+    pub payment_method: Option<String>,
+}
+
+/// A checked order request: lines in the client's order, each product once.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OrderRequest {
+    pub lines: Vec<(Uuid, i64)>,
+    pub payment_method: String,
+}
+
+impl OrderRequest {
+    /// Checks every field at once (API.md's 422 cases but the unknown product, which
+    /// needs the inventory service).
+    pub fn parse(input: OrderInput) -> Result<Self, Vec<FieldError>> {
+        let mut errors = Vec::new();
+        let mut lines = Vec::new();
+        match input.items {
+            None => errors.push(FieldError::new("items", "is required")),
+            Some(items) if items.is_empty() => {
+                errors.push(FieldError::new("items", "must hold at least one line"));
+            }
+            Some(items) if items.len() > MAX_LINES => errors.push(FieldError::new(
+                "items",
+                format!("must hold at most {MAX_LINES} lines"),
+            )),
+            Some(items) => {
+                let mut seen = HashSet::new();
+                for (i, line) in items.into_iter().enumerate() {
+                    let product_id = line.product_id.as_deref().and_then(|id| id.parse().ok());
+                    match product_id {
+                        None => errors.push(FieldError::new(
+                            format!("items[{i}].product_id"),
+                            "must be a product id",
+                        )),
+                        Some(id) if !seen.insert(id) => errors.push(FieldError::new(
+                            format!("items[{i}].product_id"),
+                            "repeats an earlier line's product",
+                        )),
+                        Some(_) => {}
+                    }
+                    let quantity = line.quantity.filter(|q| (1..=MAX_QUANTITY).contains(q));
+                    if quantity.is_none() {
+                        errors.push(FieldError::new(
+                            format!("items[{i}].quantity"),
+                            format!("must be a whole number from 1 to {MAX_QUANTITY}"),
+                        ));
+                    }
+                    if let (Some(id), Some(quantity)) = (product_id, quantity) {
+                        lines.push((id, quantity));
+                    }
+                }
+            }
+        }
+        let payment_method = input.payment_method.unwrap_or_default();
+        if payment_method.is_empty() {
+            errors.push(FieldError::new("payment_method", "is required"));
+        } else if !PAYMENT_METHODS.contains(&payment_method.as_str()) {
+            errors.push(FieldError::new(
+                "payment_method",
+                format!("must be one of {}", PAYMENT_METHODS.join(", ")),
+            ));
+        }
+        if errors.is_empty() {
+            Ok(Self {
+                lines,
+                payment_method,
+            })
+        } else {
+            Err(errors)
+        }
+    }
+
+    /// The product ids, for pricing.
+    pub fn product_ids(&self) -> Vec<Uuid> {
+        self.lines.iter().map(|(id, _)| *id).collect()
+    }
+
+    /// A digest of the request: two requests under one idempotency key must have the
+    /// same one.
+    pub fn digest(&self) -> Vec<u8> {
+        let mut hash = Sha256::new();
+        for (product_id, quantity) in &self.lines {
+            hash.update(product_id.as_bytes());
+            hash.update(quantity.to_be_bytes());
+        }
+        hash.update(self.payment_method.as_bytes());
+        hash.finalize().to_vec()
+    }
+
+    /// Prices every line from `products` (the inventory service's answer). Lines whose
+    /// product does not exist are field errors.
+    pub fn price(&self, products: &[Product]) -> Result<Priced, Vec<FieldError>> {
+        let mut errors = Vec::new();
+        let mut items = Vec::with_capacity(self.lines.len());
+        let mut currency: Option<&str> = None;
+        let mut total: Option<i64> = Some(0);
+        for (i, (product_id, quantity)) in self.lines.iter().enumerate() {
+            let Some(product) = products.iter().find(|p| p.id == *product_id) else {
+                errors.push(FieldError::new(
+                    format!("items[{i}].product_id"),
+                    "no such product",
+                ));
+                continue;
+            };
+            if *currency.get_or_insert(&product.currency) != product.currency {
+                errors.push(FieldError::new(
+                    format!("items[{i}].product_id"),
+                    "is priced in another currency than the order's other lines",
+                ));
+            }
+            total = total.and_then(|t| t.checked_add(product.price_cents.checked_mul(*quantity)?));
+            items.push(Item {
+                product_id: *product_id,
+                quantity: *quantity,
+                unit_price_cents: product.price_cents,
+            });
+        }
+        let Some(total_cents) = total else {
+            return Err(vec![FieldError::new("items", "the total is too large")]);
+        };
+        if errors.is_empty() {
+            Ok(Priced {
+                items,
+                total_cents,
+                currency: currency.unwrap_or("USD").to_owned(),
+                payment_method: self.payment_method.clone(),
+            })
+        } else {
+            Err(errors)
+        }
+    }
+}
+
+/// An order request priced by the inventory service, ready to store.
+#[derive(Debug, Clone)]
+pub struct Priced {
+    pub items: Vec<Item>,
+    pub total_cents: i64,
+    pub currency: String,
+    pub payment_method: String,
+}
+
+/// A client's idempotency key and the digest of the request it came with.
+#[derive(Debug, Clone)]
+pub struct IdempotencyKey {
+    pub key: String,
+    pub digest: Vec<u8>,
+}
+
+/// What [`insert`] did.
+#[derive(Debug)]
+pub enum Inserted {
+    /// A new order, in `tx` (not yet committed).
+    New(Order),
+    /// The key was used before by this user: `tx` changed nothing.
+    Existing(KeyUse),
+}
+
+/// An earlier use of an idempotency key.
+#[derive(Debug)]
+pub struct KeyUse {
+    pub order_id: Uuid,
+    pub same_request: bool,
+}
+
+#[derive(FromRow)]
+struct OrderRow {
+    id: Uuid,
+    user_id: Uuid,
+    status: String,
+    cancel_reason: Option<String>,
+    total_cents: i64,
+    currency: String,
+    payment_method: String,
+    created_at: DateTime<Utc>,
+    updated_at: DateTime<Utc>,
+}
+
+impl OrderRow {
+    fn with_items(self, items: Vec<Item>) -> Order {
+        Order {
+            id: self.id,
+            user_id: self.user_id,
+            status: self.status,
+            items,
+            total_cents: self.total_cents,
+            currency: self.currency,
+            cancel_reason: self.cancel_reason,
+            created_at: self.created_at,
+            updated_at: self.updated_at,
+            payment_method: self.payment_method,
+        }
+    }
+}
+
+/// The earlier use of `key` by `user_id`, if any.
+pub async fn find_key(
+    pool: &PgPool,
+    user_id: Uuid,
+    key: &IdempotencyKey,
+) -> sqlx::Result<Option<KeyUse>> {
+    let row: Option<(Uuid, Vec<u8>)> = sqlx::query_as(
+        "SELECT id, request_digest FROM orders WHERE user_id = $1 AND idempotency_key = $2",
+    )
+    .bind(user_id)
+    .bind(&key.key)
+    .fetch_optional(pool)
+    .await?;
+    Ok(row.map(|(order_id, digest)| KeyUse {
+        order_id,
+        same_request: digest == key.digest,
+    }))
+}
+
+/// Stores a new `pending` order in `tx`, unless `key` was used before by this user
+/// (then nothing is written). Concurrent requests with one key serialise on the
+/// unique index: one inserts, the others wait for it and find its order.
+pub async fn insert(
+    tx: &mut Transaction<'_, Postgres>,
+    user_id: Uuid,
+    order: &Priced,
+    key: Option<&IdempotencyKey>,
+) -> sqlx::Result<Inserted> {
+    let id = Uuid::now_v7();
+    let row: Option<OrderRow> = sqlx::query_as(
+        "INSERT INTO orders (id, user_id, status, total_cents, currency, payment_method,
+                             idempotency_key, request_digest)
+         VALUES ($1, $2, 'pending', $3, $4, $5, $6, $7)
+         ON CONFLICT (user_id, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
+         RETURNING id, user_id, status, cancel_reason, total_cents, currency,
+                   payment_method, created_at, updated_at",
+    )
+    .bind(id)
+    .bind(user_id)
+    .bind(order.total_cents)
+    .bind(&order.currency)
+    .bind(&order.payment_method)
+    .bind(key.map(|k| &k.key))
+    .bind(key.map(|k| &k.digest))
+    .fetch_optional(&mut **tx)
+    .await?;
+    let Some(row) = row else {
+        let (order_id, digest): (Uuid, Vec<u8>) = sqlx::query_as(
+            "SELECT id, request_digest FROM orders WHERE user_id = $1 AND idempotency_key = $2",
+        )
+        .bind(user_id)
+        .bind(key.map(|k| &k.key))
+        .fetch_one(&mut **tx)
+        .await?;
+        return Ok(Inserted::Existing(KeyUse {
+            order_id,
+            same_request: key.is_some_and(|k| k.digest == digest),
+        }));
+    };
+    for (line, item) in order.items.iter().enumerate() {
+        sqlx::query(
+            "INSERT INTO order_items (order_id, line, product_id, quantity, unit_price_cents)
+             VALUES ($1, $2, $3, $4, $5)",
+        )
+        .bind(id)
+        .bind(i32::try_from(line).unwrap_or(i32::MAX))
+        .bind(item.product_id)
+        .bind(item.quantity)
+        .bind(item.unit_price_cents)
+        .execute(&mut **tx)
+        .await?;
+    }
+    Ok(Inserted::New(row.with_items(order.items.clone())))
+}
+
+async fn items_of<'e>(
+    executor: impl sqlx::PgExecutor<'e>,
+    ids: &[Uuid],
+) -> sqlx::Result<Vec<(Uuid, Item)>> {
+    let rows: Vec<(Uuid, Uuid, i64, i64)> = sqlx::query_as(
+        "SELECT order_id, product_id, quantity, unit_price_cents FROM order_items
+         WHERE order_id = ANY($1) ORDER BY order_id, line",
+    )
+    .bind(ids)
+    .fetch_all(executor)
+    .await?;
+    Ok(rows
+        .into_iter()
+        .map(|(order_id, product_id, quantity, unit_price_cents)| {
+            (
+                order_id,
+                Item {
+                    product_id,
+                    quantity,
+                    unit_price_cents,
+                },
+            )
+        })
+        .collect())
+}
+
+fn assemble(rows: Vec<OrderRow>, items: Vec<(Uuid, Item)>) -> Vec<Order> {
+    let mut by_order: HashMap<Uuid, Vec<Item>> = HashMap::new();
+    for (order_id, item) in items {
+        by_order.entry(order_id).or_default().push(item);
+    }
+    rows.into_iter()
+        .map(|row| {
+            let items = by_order.remove(&row.id).unwrap_or_default();
+            row.with_items(items)
+        })
+        .collect()
+}
+
+/// The order `id`.
+pub async fn find(pool: &PgPool, id: Uuid) -> sqlx::Result<Option<Order>> {
+    let row: Option<OrderRow> = sqlx::query_as(
+        "SELECT id, user_id, status, cancel_reason, total_cents, currency, payment_method,
+                created_at, updated_at
+         FROM orders WHERE id = $1",
+    )
+    .bind(id)
+    .fetch_optional(pool)
+    .await?;
+    let Some(row) = row else { return Ok(None) };
+    let items = items_of(pool, &[id]).await?;
+    Ok(assemble(vec![row], items).pop())
+}
+
+/// Most orders one list returns.
+pub const LIST_LIMIT: i64 = 100;
+
+/// Orders newest first: `user_id`'s, or everyone's for `None`.
+pub async fn list(pool: &PgPool, user_id: Option<Uuid>) -> sqlx::Result<Vec<Order>> {
+    let rows: Vec<OrderRow> = sqlx::query_as(
+        "SELECT id, user_id, status, cancel_reason, total_cents, currency, payment_method,
+                created_at, updated_at
+         FROM orders WHERE $1::uuid IS NULL OR user_id = $1
+         ORDER BY created_at DESC, id DESC LIMIT $2",
+    )
+    .bind(user_id)
+    .bind(LIST_LIMIT)
+    .fetch_all(pool)
+    .await?;
+    let ids: Vec<Uuid> = rows.iter().map(|r| r.id).collect();
+    let items = items_of(pool, &ids).await?;
+    Ok(assemble(rows, items))
+}
+
+/// Moves the order to `confirmed` if it is `pending`; returns it if it moved.
+pub async fn confirm(tx: &mut Transaction<'_, Postgres>, id: Uuid) -> sqlx::Result<Option<Order>> {
+    let row: Option<OrderRow> = sqlx::query_as(
+        "UPDATE orders SET status = 'confirmed', updated_at = now()
+         WHERE id = $1 AND status = 'pending'
+         RETURNING id, user_id, status, cancel_reason, total_cents, currency,
+                   payment_method, created_at, updated_at",
+    )
+    .bind(id)
+    .fetch_optional(&mut **tx)
+    .await?;
+    with_items(tx, row).await
+}
+
+/// Moves the order to `cancelled` with `reason` from any state in `from`; returns it if
+/// it moved.
+pub async fn cancel(
+    tx: &mut Transaction<'_, Postgres>,
+    id: Uuid,
+    reason: &str,
+    from: &[&str],
+) -> sqlx::Result<Option<Order>> {
+    let from: Vec<String> = from.iter().map(|s| (*s).to_owned()).collect();
+    let row: Option<OrderRow> = sqlx::query_as(
+        "UPDATE orders SET status = 'cancelled', cancel_reason = $2, updated_at = now()
+         WHERE id = $1 AND status = ANY($3)
+         RETURNING id, user_id, status, cancel_reason, total_cents, currency,
+                   payment_method, created_at, updated_at",
+    )
+    .bind(id)
+    .bind(reason)
+    .bind(&from)
+    .fetch_optional(&mut **tx)
+    .await?;
+    with_items(tx, row).await
+}
+
+async fn with_items(
+    tx: &mut Transaction<'_, Postgres>,
+    row: Option<OrderRow>,
+) -> sqlx::Result<Option<Order>> {
+    let Some(row) = row else { return Ok(None) };
+    let items = items_of(&mut **tx, &[row.id]).await?;
+    Ok(assemble(vec![row], items).pop())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn input(items: Vec<(Option<&str>, Option<i64>)>, method: Option<&str>) -> OrderInput {
+        OrderInput {
+            items: Some(
+                items
+                    .into_iter()
+                    .map(|(id, quantity)| LineInput {
+                        product_id: id.map(str::to_owned),
+                        quantity,
+                    })
+                    .collect(),
+            ),
+            payment_method: method.map(str::to_owned),
+        }
+    }
+
+    fn fields(result: Result<OrderRequest, Vec<FieldError>>) -> Vec<String> {
+        result
+            .expect_err("invalid")
+            .into_iter()
+            .map(|e| e.field)
+            .collect()
+    }
+
+    const A: &str = "0190a4b8-0000-7000-8000-000000000001";
+
+    #[test]
+    fn every_bad_field_is_named() {
+        let bad = input(
+            vec![
+                (Some(A), Some(0)),
+                (Some(A), Some(1)),
+                (Some("x"), Some(1001)),
+            ],
+            Some("tok_mastercard"),
+        );
+        assert_eq!(
+            fields(OrderRequest::parse(bad)),
+            [
+                "items[0].quantity",
+                "items[1].product_id",
+                "items[2].product_id",
+                "items[2].quantity",
+                "payment_method"
+            ]
+        );
+    }
+
+    #[test]
+    fn the_digest_tells_bodies_apart() {
+        let a = OrderRequest::parse(input(vec![(Some(A), Some(1))], Some("tok_visa"))).unwrap();
+        let b = OrderRequest::parse(input(vec![(Some(A), Some(2))], Some("tok_visa"))).unwrap();
+        let c = OrderRequest::parse(input(vec![(Some(A), Some(1))], Some("tok_declined"))).unwrap();
+        assert_eq!(a.digest(), a.clone().digest());
+        assert_ne!(a.digest(), b.digest());
+        assert_ne!(a.digest(), c.digest());
+    }
+}

@@ -1,0 +1,38 @@
+//! `POST /orders/{id}/cancel` (owner or admin) → 202 Order, now `cancelled` with
+//! `cancel_reason` `cancelled_by_user`; 409 if it was already cancelled.
+//!
+//! The order and its `order.cancelled` commit together; the inventory service then
+//! gives the stock back and the payment service refunds a capture.
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use contracts::events::types;
+use service_kit::internal_auth::Caller;
+use service_kit::{Json, Problem};
+
+use super::visible_order;
+use crate::AppState;
+use crate::orders::{self, Order, reasons};
+use crate::saga;
+
+pub async fn cancel(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<(StatusCode, Json<Order>), Problem> {
+    let order = visible_order(&state, &id, &caller).await?;
+    let mut tx = state.pool.begin().await?;
+    let cancelled = orders::cancel(
+        &mut tx,
+        order.id,
+        reasons::CANCELLED_BY_USER,
+        &["pending", "confirmed"],
+    )
+    .await?
+    .ok_or_else(|| Problem::conflict("This order is already cancelled."))?;
+    let event = super::request_event(types::ORDER_CANCELLED, &saga::cancelled(&cancelled))?;
+    event_bus::outbox::enqueue(&mut tx, &state.order_events, &event).await?;
+    tx.commit().await?;
+    tracing::info!(order_id = %cancelled.id, event = types::ORDER_CANCELLED, "order cancelled by its user");
+    Ok((StatusCode::ACCEPTED, Json(cancelled)))
+}

@@ -1,0 +1,29 @@
+//! `GET /orders` → `{data: [Order]}` newest first (the caller's; an admin's: all);
+//! `GET /orders/{id}` → Order (owner or admin).
+
+use axum::extract::{Path, State};
+use contracts::List;
+use service_kit::internal_auth::Caller;
+use service_kit::{Json, Problem};
+
+use super::visible_order;
+use crate::AppState;
+use crate::orders::{self, Order};
+
+pub async fn list(
+    State(state): State<AppState>,
+    caller: Caller,
+) -> Result<Json<List<Order>>, Problem> {
+    let owner = (!caller.is_admin()).then_some(caller.user_id);
+    Ok(Json(List {
+        data: orders::list(&state.pool, owner).await?,
+    }))
+}
+
+pub async fn get(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Json<Order>, Problem> {
+    visible_order(&state, &id, &caller).await.map(Json)
+}

@@ -1,0 +1,97 @@
+//! The order service's part of the order saga.
+//!
+//! | on | does | emits |
+//! |---|---|---|
+//! | `payment.succeeded` | `pending` → `confirmed` | `order.confirmed` |
+//! | `inventory.rejected` | `pending` → `cancelled` (`out_of_stock`) | `order.cancelled` |
+//! | `payment.declined` | `pending` → `cancelled` (`payment_declined`) | `order.cancelled` |
+//!
+//! Each move is a conditional update from `pending`, so an order its user cancelled
+//! meanwhile stays cancelled (the payment service refunds a capture when it sees that
+//! order's `order.cancelled`), and a redelivered event finds nothing to move. The
+//! move, the inbox mark and the emitted event commit in one transaction.
+
+use contracts::events::{OrderCancelled, OrderConfirmed, OrderRef, types};
+use event_bus::{Envelope, HandlerError, inbox, outbox};
+use sqlx::PgPool;
+
+use crate::SERVICE;
+use crate::orders::{self, Order, reasons};
+
+/// The event types this service consumes.
+pub const HANDLED: &[&str] = &[
+    types::INVENTORY_REJECTED,
+    types::PAYMENT_SUCCEEDED,
+    types::PAYMENT_DECLINED,
+];
+
+/// `order.cancelled` for `order`.
+pub fn cancelled(order: &Order) -> OrderCancelled {
+    OrderCancelled {
+        order_id: order.id,
+        user_id: order.user_id,
+        reason: order.cancel_reason.clone().unwrap_or_default(),
+        total_cents: order.total_cents,
+        currency: order.currency.clone(),
+    }
+}
+
+/// Applies one event, exactly once; emits onto `stream` (this service's stream).
+pub async fn handle(pool: PgPool, stream: String, event: Envelope) -> Result<(), HandlerError> {
+    let Some(mut tx) = inbox::begin(&pool, SERVICE, event.id)
+        .await
+        .map_err(HandlerError::retry)?
+    else {
+        return Ok(());
+    };
+    let order: OrderRef = event.decode().map_err(HandlerError::poison)?;
+    let reason = match event.event_type.as_str() {
+        types::INVENTORY_REJECTED => Some(reasons::OUT_OF_STOCK),
+        types::PAYMENT_DECLINED => Some(reasons::PAYMENT_DECLINED),
+        _ => None,
+    };
+    match (event.event_type.as_str(), reason) {
+        (types::PAYMENT_SUCCEEDED, _) => {
+            if let Some(order) = orders::confirm(&mut tx, order.order_id)
+                .await
+                .map_err(HandlerError::retry)?
+            {
+                let confirmed = OrderConfirmed {
+                    order_id: order.id,
+                    user_id: order.user_id,
+                    total_cents: order.total_cents,
+                    currency: order.currency.clone(),
+                };
+                outbox::enqueue_caused_by(
+                    &mut tx,
+                    &stream,
+                    &event,
+                    SERVICE,
+                    types::ORDER_CONFIRMED,
+                    &confirmed,
+                )
+                .await?;
+                tracing::info!(order_id = %order.id, "order confirmed");
+            }
+        }
+        (_, Some(reason)) => {
+            if let Some(order) = orders::cancel(&mut tx, order.order_id, reason, &["pending"])
+                .await
+                .map_err(HandlerError::retry)?
+            {
+                outbox::enqueue_caused_by(
+                    &mut tx,
+                    &stream,
+                    &event,
+                    SERVICE,
+                    types::ORDER_CANCELLED,
+                    &cancelled(&order),
+                )
+                .await?;
+                tracing::info!(order_id = %order.id, reason, "order cancelled");
+            }
+        }
+        _ => {}
+    }
+    tx.commit().await.map_err(HandlerError::retry)
+}

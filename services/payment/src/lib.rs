@@ -1,0 +1,88 @@
+//! The payment service: charges an order once its stock is held, refunds the charge
+//! when the order is cancelled, and lists payments.
+//!
+//! # Layout
+//!
+//! - [`config`]: every setting, from the environment.
+//! - [`Application`]: wires the database, Redis, the card provider, the outbox relay
+//!   and the event consumer into a [`service_kit::server::Service`].
+//! - [`routes`]: `GET /payments`.
+//! - [`payments`]: the payment model and storage.
+//! - [`provider`]: the card provider trait, the simulated provider and its guard.
+//! - [`saga`]: what the service does on `inventory.reserved` and `order.cancelled`.
+
+pub mod config;
+pub mod payments;
+pub mod provider;
+pub mod routes;
+pub mod saga;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use contracts::events::streams;
+use event_bus::{Foundation, Subscription};
+use service_kit::server::Service;
+use sqlx::PgPool;
+
+use crate::config::Config;
+use crate::provider::{GuardedProvider, SimulatedProvider};
+use crate::saga::Saga;
+
+/// The payment database's migrations, embedded in the binary.
+pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../../migrations/payment");
+
+/// The port the payment service listens on unless told otherwise.
+pub const DEFAULT_PORT: u16 = 8002;
+
+/// This service's name: its consumer group and the `source` of its events.
+pub const SERVICE: &str = "payment";
+
+/// What every handler can reach.
+#[derive(Clone)]
+pub struct AppState {
+    pub pool: PgPool,
+}
+
+/// Builds the payment service.
+pub struct Application;
+
+impl Application {
+    /// Connects (waiting for the database and Redis), migrates, and starts the outbox
+    /// relay and the event consumer beside the HTTP server.
+    pub async fn build(config: Config) -> anyhow::Result<Service> {
+        let base = Foundation::connect(&config.service, &config.events, &MIGRATOR).await?;
+        let service = Service::build(
+            &config.service.http,
+            DEFAULT_PORT,
+            routes::router().with_state(AppState {
+                pool: base.pool.clone(),
+            }),
+            &config.payment_service_key,
+            base.readiness(),
+        )
+        .await?;
+        base.start_relay(&service);
+        let provider = GuardedProvider::new(
+            Arc::new(SimulatedProvider::new(config.faults())),
+            config.client.breaker(),
+            Duration::from_millis(config.payment_provider_timeout_ms),
+        );
+        let saga = Arc::new(Saga {
+            pool: base.pool.clone(),
+            provider,
+            stream: base.stream(streams::PAYMENT),
+        });
+        base.start_consumer(
+            &service,
+            Subscription {
+                group: SERVICE,
+                streams: &[streams::INVENTORY, streams::ORDER],
+                event_types: saga::HANDLED,
+                order_key: Some(contracts::events::order_key),
+            },
+            move |event| saga::handle(saga.clone(), event),
+        );
+        Ok(service)
+    }
+}

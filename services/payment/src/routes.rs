@@ -1,0 +1,30 @@
+//! The payment service's routes, behind the service-key check.
+//!
+//! | route | public API |
+//! |---|---|
+//! | `GET /payments` | the same under `/api` (owner; admin: all) |
+
+use axum::Router;
+use axum::extract::State;
+use axum::routing::get;
+use contracts::List;
+use service_kit::internal_auth::Caller;
+use service_kit::{Json, Problem};
+
+use crate::AppState;
+use crate::payments::{self, Payment};
+
+pub fn router() -> Router<AppState> {
+    Router::new().route("/payments", get(list))
+}
+
+/// `GET /payments` → `{data: [Payment]}` newest first: the caller's, or all for an admin.
+async fn list(
+    State(state): State<AppState>,
+    caller: Caller,
+) -> Result<Json<List<Payment>>, Problem> {
+    let owner = (!caller.is_admin()).then_some(caller.user_id);
+    Ok(Json(List {
+        data: payments::list(&state.pool, owner).await?,
+    }))
+}

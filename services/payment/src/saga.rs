@@ -1,0 +1,139 @@
+//! The payment service's part of the order saga.
+//!
+//! | on | does | emits |
+//! |---|---|---|
+//! | `inventory.reserved` | charges the order's total, once | `payment.succeeded` / `payment.declined` |
+//! | `order.cancelled` | refunds a capture; remembers the cancellation so a later `inventory.reserved` charges nothing | `payment.refunded` |
+//!
+//! Each handler runs in one transaction with its inbox mark and the event it emits, and
+//! first takes the order's advisory lock: a charge and a cancellation of one order
+//! never interleave, on one replica or several. The provider is called inside that
+//! transaction; if the process dies after charging and before committing, the retry
+//! charges again with the same idempotency key (the order id), which a provider
+//! answers with the same charge, so an order is charged at most once.
+
+use std::sync::Arc;
+
+use contracts::events::{InventoryReserved, OrderRef, PaymentOutcome, types};
+use event_bus::{Envelope, HandlerError, inbox, outbox};
+use sqlx::PgPool;
+
+use crate::SERVICE;
+use crate::payments::{self, NewPayment, Payment};
+use crate::provider::{ChargeOutcome, ChargeRequest, GuardedProvider};
+
+/// The event types this service consumes.
+pub const HANDLED: &[&str] = &[types::INVENTORY_RESERVED, types::ORDER_CANCELLED];
+
+/// What the handlers need.
+pub struct Saga {
+    pub pool: PgPool,
+    pub provider: GuardedProvider,
+    /// This service's stream.
+    pub stream: String,
+}
+
+fn outcome(payment: &Payment) -> PaymentOutcome {
+    PaymentOutcome {
+        order_id: payment.order_id,
+        payment_id: payment.id,
+        user_id: payment.user_id,
+        amount_cents: payment.amount_cents,
+        currency: payment.currency.clone(),
+    }
+}
+
+/// Applies one event, exactly once.
+pub async fn handle(saga: Arc<Saga>, event: Envelope) -> Result<(), HandlerError> {
+    let Some(mut tx) = inbox::begin(&saga.pool, SERVICE, event.id)
+        .await
+        .map_err(HandlerError::retry)?
+    else {
+        return Ok(());
+    };
+    let order: OrderRef = event.decode().map_err(HandlerError::poison)?;
+    payments::lock_order(&mut tx, order.order_id)
+        .await
+        .map_err(HandlerError::retry)?;
+    let existing = payments::for_order(&mut tx, order.order_id)
+        .await
+        .map_err(HandlerError::retry)?;
+    match event.event_type.as_str() {
+        types::INVENTORY_RESERVED => {
+            let cancelled = payments::is_cancelled(&mut tx, order.order_id)
+                .await
+                .map_err(HandlerError::retry)?;
+            if existing.is_none() && !cancelled {
+                let reserved: InventoryReserved = event.decode().map_err(HandlerError::poison)?;
+                let request = ChargeRequest {
+                    idempotency_key: reserved.order_id.to_string(),
+                    amount_cents: reserved.total_cents,
+                    currency: reserved.currency.clone(),
+                    payment_method: reserved.payment_method.clone(),
+                };
+                let (status, reference, event_type) = match saga
+                    .provider
+                    .charge(&request)
+                    .await
+                    .map_err(HandlerError::retry)?
+                {
+                    ChargeOutcome::Approved { reference } => {
+                        ("succeeded", reference, types::PAYMENT_SUCCEEDED)
+                    }
+                    ChargeOutcome::Declined { reference } => {
+                        ("declined", reference, types::PAYMENT_DECLINED)
+                    }
+                };
+                let payment = payments::insert(
+                    &mut tx,
+                    &NewPayment {
+                        order_id: reserved.order_id,
+                        user_id: reserved.user_id,
+                        amount_cents: reserved.total_cents,
+                        currency: reserved.currency,
+                        status,
+                        provider_ref: reference,
+                    },
+                )
+                .await
+                .map_err(HandlerError::retry)?;
+                outbox::enqueue_caused_by(
+                    &mut tx,
+                    &saga.stream,
+                    &event,
+                    SERVICE,
+                    event_type,
+                    &outcome(&payment),
+                )
+                .await?;
+                tracing::info!(order_id = %payment.order_id, status, "payment made");
+            }
+        }
+        types::ORDER_CANCELLED => {
+            payments::mark_cancelled(&mut tx, order.order_id)
+                .await
+                .map_err(HandlerError::retry)?;
+            if let Some(payment) = existing.filter(|p| p.status == "succeeded") {
+                saga.provider
+                    .refund(&payment.provider_ref)
+                    .await
+                    .map_err(HandlerError::retry)?;
+                payments::mark_refunded(&mut tx, payment.id)
+                    .await
+                    .map_err(HandlerError::retry)?;
+                outbox::enqueue_caused_by(
+                    &mut tx,
+                    &saga.stream,
+                    &event,
+                    SERVICE,
+                    types::PAYMENT_REFUNDED,
+                    &outcome(&payment),
+                )
+                .await?;
+                tracing::info!(order_id = %payment.order_id, "payment refunded");
+            }
+        }
+        _ => {}
+    }
+    tx.commit().await.map_err(HandlerError::retry)
+}
