@@ -1,0 +1,446 @@
+//! The whole saga under test: the user, inventory, payment and order services, each
+//! on its own fresh database and its own Tokio runtime, sharing one Redis under event
+//! streams of this test's own, talked to over real HTTP as the gateway would.
+//!
+//! A service on its own runtime can be killed: [`Node::kill`] shuts the runtime down
+//! without a drain, so every task stops at its next await, open transactions roll back
+//! as their connections drop and unacknowledged events stay pending in Redis, as after
+//! a crash. [`System::restart_payment`] and [`System::restart_inventory`] start the
+//! service again on the same database and port.
+#![allow(dead_code)] // each test binary uses its own part of this module
+#![allow(clippy::unwrap_used)] // in a test, a failed unwrap is a failed test
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use clap::Parser;
+use futures::future::BoxFuture;
+use reqwest::{Client, Method, RequestBuilder, Response};
+use serde_json::{Value, json};
+use service_kit::server::Service;
+use test_support::{StreamKeys, TestDatabase};
+use uuid::Uuid;
+
+pub use test_support::eventually;
+
+pub const ORDER_KEY: &str = "test-order-service-key";
+pub const USER_KEY: &str = "test-user-service-key";
+pub const INVENTORY_KEY: &str = "test-inventory-service-key";
+pub const PAYMENT_KEY: &str = "test-payment-service-key";
+
+/// How long a test waits for the saga to settle.
+pub const SETTLE: Duration = Duration::from_secs(30);
+
+/// A service running on a runtime of its own.
+pub struct Node {
+    runtime: Option<tokio::runtime::Runtime>,
+    pub addr: SocketAddr,
+}
+
+impl Node {
+    /// Starts the service `build` makes.
+    pub async fn start(build: BoxFuture<'static, anyhow::Result<Service>>) -> Self {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap();
+        let (started, addr) = tokio::sync::oneshot::channel();
+        runtime.spawn(async move {
+            let service = build.await.expect("the service starts");
+            let _ = started.send(service.local_addr());
+            service.run_until(std::future::pending()).await
+        });
+        let addr = addr.await.expect("the service started");
+        Self {
+            runtime: Some(runtime),
+            addr,
+        }
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.addr.port())
+    }
+
+    /// Stops the service as a crash would: no drain, no goodbye.
+    pub fn kill(&mut self) {
+        if let Some(runtime) = self.runtime.take() {
+            runtime.shutdown_background();
+        }
+    }
+}
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// The settings every service shares in a test; events are retried after 2 s.
+fn common_args(name: &str, db: &TestDatabase, listen: &str, keys: &StreamKeys) -> Vec<String> {
+    [
+        name,
+        "--listen-addr",
+        listen,
+        "--database-url",
+        db.url(),
+        "--database-max-connections",
+        "6",
+        "--redis-url",
+        &test_support::redis_url(),
+        "--event-stream-prefix",
+        keys.prefix(),
+        "--event-retry-after-ms",
+        "2000",
+        "--event-handler-timeout-ms",
+        "1500",
+        "--event-consumer-concurrency",
+        "8",
+    ]
+    .iter()
+    .map(|s| (*s).to_owned())
+    .collect()
+}
+
+fn with(mut args: Vec<String>, extra: &[&str]) -> Vec<String> {
+    args.extend(extra.iter().map(|s| (*s).to_owned()));
+    args
+}
+
+/// Which peer URLs the order service is given.
+#[derive(Default)]
+pub struct Options {
+    /// Point the order service at this user service URL instead of the real one.
+    pub user_service_url: Option<String>,
+}
+
+/// The four services.
+///
+/// Fields drop in order: the services stop before their databases and streams go.
+pub struct System {
+    pub user: Node,
+    pub inventory: Node,
+    pub payment: Node,
+    pub order: Node,
+    pub client: Client,
+    /// An admin, as the gateway would name one (reads do not check users with the
+    /// user service).
+    pub admin: TestUser,
+    pub user_db: TestDatabase,
+    pub inventory_db: TestDatabase,
+    pub payment_db: TestDatabase,
+    pub order_db: TestDatabase,
+    pub keys: StreamKeys,
+}
+
+/// A user, as the gateway forwards them.
+#[derive(Debug, Clone)]
+pub struct TestUser {
+    pub id: Uuid,
+    pub roles: &'static str,
+}
+
+pub async fn start() -> System {
+    start_with(Options::default()).await
+}
+
+pub async fn start_with(options: Options) -> System {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter("warn")
+        .with_test_writer()
+        .try_init();
+    let keys = StreamKeys::new();
+    let (user_db, inventory_db, payment_db, order_db) = tokio::join!(
+        TestDatabase::create(),
+        TestDatabase::create(),
+        TestDatabase::create(),
+        TestDatabase::create()
+    );
+    let user_args = with(
+        common_args("user-service", &user_db, "127.0.0.1:0", &keys),
+        &["--user-service-key", USER_KEY],
+    );
+    let user = Node::start(Box::pin(async move {
+        let cli = user_service::config::Cli::try_parse_from(user_args)?;
+        user_service::Application::build(cli.config).await
+    }))
+    .await;
+    let inventory = start_inventory(&inventory_db, "127.0.0.1:0", &keys).await;
+    let payment = start_payment(&payment_db, "127.0.0.1:0", &keys).await;
+    let user_url = options.user_service_url.unwrap_or_else(|| user.url());
+    let order_args = with(
+        common_args("order-service", &order_db, "127.0.0.1:0", &keys),
+        &[
+            "--order-service-key",
+            ORDER_KEY,
+            "--user-service-url",
+            &user_url,
+            "--user-service-key",
+            USER_KEY,
+            "--inventory-service-url",
+            &inventory.url(),
+            "--inventory-service-key",
+            INVENTORY_KEY,
+        ],
+    );
+    let order = Node::start(Box::pin(async move {
+        let config = order_service::config::Config::try_parse_from(order_args)?;
+        order_service::Application::build(config).await
+    }))
+    .await;
+    System {
+        keys,
+        user_db,
+        inventory_db,
+        payment_db,
+        order_db,
+        user,
+        inventory,
+        payment,
+        order,
+        client: Client::new(),
+        admin: TestUser {
+            id: Uuid::new_v4(),
+            roles: "user,admin",
+        },
+    }
+}
+
+async fn start_inventory(db: &TestDatabase, listen: &str, keys: &StreamKeys) -> Node {
+    let args = with(
+        common_args("inventory-service", db, listen, keys),
+        &["--inventory-service-key", INVENTORY_KEY],
+    );
+    Node::start(Box::pin(async move {
+        let config = inventory_service::config::Config::try_parse_from(args)?;
+        inventory_service::Application::build(config).await
+    }))
+    .await
+}
+
+async fn start_payment(db: &TestDatabase, listen: &str, keys: &StreamKeys) -> Node {
+    let args = with(
+        common_args("payment-service", db, listen, keys),
+        &["--payment-service-key", PAYMENT_KEY],
+    );
+    Node::start(Box::pin(async move {
+        let config = payment_service::config::Config::try_parse_from(args)?;
+        payment_service::Application::build(config).await
+    }))
+    .await
+}
+
+impl System {
+    /// Starts the (killed) payment service again on its database and port.
+    pub async fn restart_payment(&mut self) {
+        let listen = self.payment.addr.to_string();
+        self.payment = start_payment(&self.payment_db, &listen, &self.keys).await;
+    }
+
+    /// Starts the (killed) inventory service again on its database and port.
+    pub async fn restart_inventory(&mut self) {
+        let listen = self.inventory.addr.to_string();
+        self.inventory = start_inventory(&self.inventory_db, &listen, &self.keys).await;
+    }
+
+    fn call(
+        &self,
+        node: &Node,
+        key: &str,
+        user: &TestUser,
+        method: Method,
+        path: &str,
+    ) -> RequestBuilder {
+        self.client
+            .request(method, format!("{}{path}", node.url()))
+            .bearer_auth(key)
+            .header("x-user-id", user.id.to_string())
+            .header("x-user-roles", user.roles)
+    }
+
+    /// A request to the order service on behalf of `user`.
+    pub fn orders(&self, user: &TestUser, method: Method, path: &str) -> RequestBuilder {
+        self.call(&self.order, ORDER_KEY, user, method, path)
+    }
+
+    /// Registers a user with the user service.
+    pub async fn user(&self) -> TestUser {
+        let email = format!("{}@example.com", Uuid::new_v4().simple());
+        let response = self
+            .client
+            .post(format!("{}/auth/register", self.user.url()))
+            .bearer_auth(USER_KEY)
+            .json(&json!({"email": email, "password": "correct horse battery", "name": "Buyer"}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 201);
+        let user: Value = response.json().await.unwrap();
+        TestUser {
+            id: user["id"].as_str().unwrap().parse().unwrap(),
+            roles: "user",
+        }
+    }
+
+    /// `n` users, registered at once.
+    pub async fn users(&self, n: usize) -> Vec<TestUser> {
+        futures::future::join_all((0..n).map(|_| self.user())).await
+    }
+
+    /// Creates a product; returns its id.
+    pub async fn product(&self, price_cents: i64, stock: i64) -> String {
+        let response = self
+            .call(
+                &self.inventory,
+                INVENTORY_KEY,
+                &self.admin,
+                Method::POST,
+                "/products",
+            )
+            .json(&json!({
+                "sku": Uuid::new_v4().simple().to_string(),
+                "name": "Widget",
+                "price_cents": price_cents,
+                "stock": stock
+            }))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 201);
+        let product: Value = response.json().await.unwrap();
+        product["id"].as_str().unwrap().to_owned()
+    }
+
+    /// The product's `available` stock.
+    pub async fn available(&self, product_id: &str) -> i64 {
+        let product: Value = self
+            .call(
+                &self.inventory,
+                INVENTORY_KEY,
+                &self.admin,
+                Method::GET,
+                &format!("/products/{product_id}"),
+            )
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        product["available"].as_i64().unwrap()
+    }
+
+    /// Places an order; returns the response.
+    pub async fn place(&self, user: &TestUser, lines: &[(&str, i64)], method: &str) -> Response {
+        let items: Vec<Value> = lines
+            .iter()
+            .map(|(id, quantity)| json!({"product_id": id, "quantity": quantity}))
+            .collect();
+        self.orders(user, Method::POST, "/orders")
+            .json(&json!({"items": items, "payment_method": method}))
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// Places an order that must be accepted; returns its id.
+    pub async fn order(&self, user: &TestUser, lines: &[(&str, i64)], method: &str) -> String {
+        let response = self.place(user, lines, method).await;
+        assert_eq!(response.status(), 202, "{}", response.text().await.unwrap());
+        let order: Value = response.json().await.unwrap();
+        assert_eq!(order["status"], "pending");
+        order["id"].as_str().unwrap().to_owned()
+    }
+
+    /// The order as `user` sees it.
+    pub async fn get_order(&self, user: &TestUser, id: &str) -> Value {
+        let response = self
+            .orders(user, Method::GET, &format!("/orders/{id}"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200);
+        response.json().await.unwrap()
+    }
+
+    /// Waits until the order is no longer `pending`; returns it.
+    pub async fn settled(&self, id: &str) -> Value {
+        let settled = eventually(SETTLE, || async {
+            self.get_order(&self.admin, id).await["status"] != "pending"
+        })
+        .await;
+        assert!(settled, "order {id} is still pending");
+        self.get_order(&self.admin, id).await
+    }
+
+    /// Every order (as admin).
+    pub async fn all_orders(&self) -> Vec<Value> {
+        self.list(&self.order, ORDER_KEY, "/orders").await
+    }
+
+    /// Every payment (as admin).
+    pub async fn all_payments(&self) -> Vec<Value> {
+        self.list(&self.payment, PAYMENT_KEY, "/payments").await
+    }
+
+    /// `user`'s payments.
+    pub async fn payments_of(&self, user: &TestUser) -> Vec<Value> {
+        let list: Value = self
+            .call(&self.payment, PAYMENT_KEY, user, Method::GET, "/payments")
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        list["data"].as_array().unwrap().clone()
+    }
+
+    async fn list(&self, node: &Node, key: &str, path: &str) -> Vec<Value> {
+        let response = self
+            .call(node, key, &self.admin, Method::GET, path)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200);
+        let list: Value = response.json().await.unwrap();
+        list["data"].as_array().unwrap().clone()
+    }
+
+    /// The payments of order `id`.
+    pub async fn payments_for(&self, id: &str) -> Vec<Value> {
+        self.all_payments()
+            .await
+            .into_iter()
+            .filter(|p| p["order_id"] == id)
+            .collect()
+    }
+
+    /// The full name of one of this test's streams.
+    pub fn stream(&self, name: &str) -> String {
+        format!("{}{name}", self.keys.prefix())
+    }
+}
+
+/// Asserts a problem+json response with `status`; returns its body.
+pub async fn assert_problem(response: Response, status: u16) -> Value {
+    assert_eq!(response.status(), status);
+    assert_eq!(
+        response.headers()["content-type"],
+        "application/problem+json"
+    );
+    response.json().await.unwrap()
+}
+
+/// The fields a 422's `errors` names.
+pub fn error_fields(problem: &Value) -> Vec<String> {
+    problem["errors"]
+        .as_array()
+        .map(|errors| {
+            errors
+                .iter()
+                .map(|e| e["field"].as_str().unwrap_or_default().to_owned())
+                .collect()
+        })
+        .unwrap_or_default()
+}

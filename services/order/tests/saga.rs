@@ -1,0 +1,238 @@
+//! The order saga end to end: the four services as real HTTP servers on real
+//! PostgreSQL and Redis, driven only through their APIs.
+#![allow(clippy::unwrap_used)] // in a test, a failed unwrap is a failed test
+
+mod common;
+
+use std::collections::HashMap;
+
+use common::{SETTLE, System, assert_problem, eventually, start};
+use reqwest::Method;
+use serde_json::Value;
+
+#[tokio::test]
+async fn an_order_with_two_lines_is_confirmed_stock_goes_down_and_one_payment_captures_its_total() {
+    let system = start().await;
+    let buyer = system.user().await;
+    let a = system.product(250, 10).await;
+    let b = system.product(1_000, 5).await;
+
+    let id = system.order(&buyer, &[(&a, 3), (&b, 2)], "tok_visa").await;
+    let order = system.settled(&id).await;
+
+    assert_eq!(order["status"], "confirmed");
+    assert_eq!(order["cancel_reason"], Value::Null);
+    assert_eq!(order["total_cents"], 3 * 250 + 2 * 1_000);
+    assert_eq!(order["items"][0]["unit_price_cents"], 250);
+    assert_eq!(
+        (system.available(&a).await, system.available(&b).await),
+        (7, 3)
+    );
+    let payments = system.payments_of(&buyer).await;
+    assert_eq!(payments.len(), 1);
+    assert_eq!(payments[0]["order_id"], id.as_str());
+    assert_eq!(payments[0]["status"], "succeeded");
+    assert_eq!(payments[0]["amount_cents"], 2_750);
+    assert_eq!(payments[0]["currency"], "USD");
+}
+
+#[tokio::test]
+async fn a_declined_card_cancels_the_order_and_gives_the_stock_back() {
+    let system = start().await;
+    let buyer = system.user().await;
+    let a = system.product(500, 4).await;
+
+    let id = system.order(&buyer, &[(&a, 3)], "tok_declined").await;
+    let order = system.settled(&id).await;
+
+    assert_eq!(order["status"], "cancelled");
+    assert_eq!(order["cancel_reason"], "payment_declined");
+    assert!(
+        eventually(SETTLE, || async { system.available(&a).await == 4 }).await,
+        "the held stock is released"
+    );
+    let payments = system.payments_for(&id).await;
+    assert_eq!(payments.len(), 1);
+    assert_eq!(payments[0]["status"], "declined");
+}
+
+#[tokio::test]
+async fn an_order_for_more_than_is_in_stock_is_cancelled_out_of_stock_and_never_charged() {
+    let system = start().await;
+    let buyer = system.user().await;
+    let a = system.product(500, 10).await;
+    let scarce = system.product(500, 1).await;
+
+    let id = system
+        .order(&buyer, &[(&a, 2), (&scarce, 2)], "tok_visa")
+        .await;
+    let order = system.settled(&id).await;
+
+    assert_eq!(order["status"], "cancelled");
+    assert_eq!(order["cancel_reason"], "out_of_stock");
+    assert_eq!(
+        (system.available(&a).await, system.available(&scarce).await),
+        (10, 1),
+        "no line is held"
+    );
+    assert!(system.payments_for(&id).await.is_empty());
+}
+
+#[tokio::test]
+async fn fifty_buyers_racing_for_ten_units_leave_ten_confirmed_and_forty_out_of_stock() {
+    let system = start().await;
+    let a = system.product(100, 10).await;
+    let buyers = system.users(50).await;
+
+    let line = [(a.as_str(), 1)];
+    let ids: Vec<String> = futures::future::join_all(
+        buyers
+            .iter()
+            .map(|buyer| system.order(buyer, &line, "tok_visa")),
+    )
+    .await;
+    let mut outcomes: HashMap<String, usize> = HashMap::new();
+    for id in &ids {
+        let order = system.settled(id).await;
+        let outcome = match order["cancel_reason"].as_str() {
+            Some(reason) => reason.to_owned(),
+            None => order["status"].as_str().unwrap().to_owned(),
+        };
+        *outcomes.entry(outcome).or_default() += 1;
+    }
+
+    assert_eq!(outcomes.get("confirmed"), Some(&10), "{outcomes:?}");
+    assert_eq!(outcomes.get("out_of_stock"), Some(&40), "{outcomes:?}");
+    assert_eq!(system.available(&a).await, 0);
+    let payments = system.all_payments().await;
+    assert_eq!(payments.len(), 10);
+    assert!(payments.iter().all(|p| p["status"] == "succeeded"));
+}
+
+#[tokio::test]
+async fn cancelling_a_confirmed_order_refunds_it_and_restores_the_stock() {
+    let system = start().await;
+    let buyer = system.user().await;
+    let a = system.product(700, 5).await;
+    let id = system.order(&buyer, &[(&a, 2)], "tok_visa").await;
+    assert_eq!(system.settled(&id).await["status"], "confirmed");
+    assert_eq!(system.available(&a).await, 3);
+
+    let response = system
+        .orders(&buyer, Method::POST, &format!("/orders/{id}/cancel"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 202);
+    let cancelled: Value = response.json().await.unwrap();
+    assert_eq!(cancelled["status"], "cancelled");
+    assert_eq!(cancelled["cancel_reason"], "cancelled_by_user");
+
+    assert!(
+        eventually(SETTLE, || async {
+            system.available(&a).await == 5
+                && system.payments_for(&id).await[0]["status"] == "refunded"
+        })
+        .await,
+        "stock restored and payment refunded"
+    );
+    let again = system
+        .orders(&buyer, Method::POST, &format!("/orders/{id}/cancel"))
+        .send()
+        .await
+        .unwrap();
+    assert_problem(again, 409).await;
+}
+
+#[tokio::test]
+async fn cancelling_a_pending_order_leaves_it_holding_no_stock_and_no_money() {
+    let system = start().await;
+    let buyer = system.user().await;
+    let a = system.product(300, 5).await;
+    let id = system.order(&buyer, &[(&a, 1)], "tok_visa").await;
+    // Cancelled at once: whichever saga step each service reaches first, the order
+    // ends cancelled with nothing held and nothing captured.
+    let response = system
+        .orders(&buyer, Method::POST, &format!("/orders/{id}/cancel"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 202);
+
+    assert!(
+        eventually(SETTLE, || async {
+            let payments = system.payments_for(&id).await;
+            system.available(&a).await == 5 && payments.iter().all(|p| p["status"] == "refunded")
+        })
+        .await
+    );
+    let order = system.get_order(&buyer, &id).await;
+    assert_eq!(order["status"], "cancelled");
+    assert_eq!(order["cancel_reason"], "cancelled_by_user");
+}
+
+/// Checks a settled system: every order confirmed or cancelled, and stock and payments
+/// agreeing with them. `stock` maps each product to its starting stock.
+pub async fn assert_consistent(system: &System, stock: &HashMap<String, i64>) {
+    let orders = system.all_orders().await;
+    let payments = system.all_payments().await;
+    let mut sold: HashMap<String, i64> = HashMap::new();
+    for order in &orders {
+        let id = order["id"].as_str().unwrap();
+        let paid: Vec<&Value> = payments.iter().filter(|p| p["order_id"] == id).collect();
+        assert!(paid.len() <= 1, "order {id} has {} payments", paid.len());
+        match (
+            order["status"].as_str().unwrap(),
+            order["cancel_reason"].as_str(),
+        ) {
+            ("confirmed", None) => {
+                assert_eq!(paid[0]["status"], "succeeded");
+                assert_eq!(paid[0]["amount_cents"], order["total_cents"]);
+                for item in order["items"].as_array().unwrap() {
+                    *sold
+                        .entry(item["product_id"].as_str().unwrap().to_owned())
+                        .or_default() += item["quantity"].as_i64().unwrap();
+                }
+            }
+            ("cancelled", Some("out_of_stock")) => assert!(paid.is_empty(), "{id} was charged"),
+            ("cancelled", Some("payment_declined")) => assert_eq!(paid[0]["status"], "declined"),
+            ("cancelled", Some("cancelled_by_user")) => {
+                assert!(paid.iter().all(|p| p["status"] == "refunded"));
+            }
+            other => panic!("order {id} ended {other:?}"),
+        }
+    }
+    for (product, start) in stock {
+        let sold = sold.get(product).copied().unwrap_or_default();
+        assert_eq!(
+            system.available(product).await,
+            start - sold,
+            "product {product}: {sold} sold of {start}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_mixed_run_is_consistent() {
+    let system = start().await;
+    let buyers = system.users(3).await;
+    let a = system.product(100, 4).await;
+    let b = system.product(200, 100).await;
+    let mut ids = Vec::new();
+    for (i, buyer) in buyers.iter().enumerate() {
+        ids.push(system.order(buyer, &[(&a, 2), (&b, 1)], "tok_visa").await);
+        ids.push(
+            system
+                .order(
+                    buyer,
+                    &[(&b, 3)],
+                    if i == 0 { "tok_declined" } else { "tok_visa" },
+                )
+                .await,
+        );
+    }
+    for id in &ids {
+        system.settled(id).await;
+    }
+    assert_consistent(&system, &HashMap::from([(a, 4), (b, 100)])).await;
+}
