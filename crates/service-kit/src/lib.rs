@@ -30,6 +30,7 @@ pub mod database;
 pub mod deadline;
 pub mod internal_auth;
 pub mod json;
+pub mod limit;
 pub mod metrics;
 pub mod middleware;
 pub mod ops;

@@ -7,18 +7,21 @@
 //! - [`redis_url`]: the Redis server named by `TEST_REDIS_URL`.
 //! - [`TestRedis`]: a Redis of the test's own, to stop and restart.
 //! - [`StreamKeys`]: a unique event-stream prefix whose keys are deleted afterwards.
+//! - [`assert_problem`]: checks a problem+json answer.
 //! - [`ServiceProcess`]: a service binary started as a real process, its stdout captured
 //!   line by line, so tests can send it signals and read its logs.
 //!
 //! Tests never share a database, so they run in parallel and leave nothing behind.
 
 mod database;
+mod http;
 mod process;
 mod redis_server;
 mod stream_keys;
 mod wait;
 
 pub use database::TestDatabase;
+pub use http::assert_problem;
 pub use process::ServiceProcess;
 pub use redis_server::TestRedis;
 pub use stream_keys::StreamKeys;

@@ -385,11 +385,8 @@ pub async fn find(pool: &PgPool, id: Uuid) -> sqlx::Result<Option<Order>> {
     Ok(assemble(vec![row], items).pop())
 }
 
-/// Most orders one list returns.
-pub const LIST_LIMIT: i64 = 100;
-
-/// Orders newest first: `user_id`'s, or everyone's for `None`.
-pub async fn list(pool: &PgPool, user_id: Option<Uuid>) -> sqlx::Result<Vec<Order>> {
+/// The newest `limit` orders: `user_id`'s, or everyone's for `None`.
+pub async fn list(pool: &PgPool, user_id: Option<Uuid>, limit: i64) -> sqlx::Result<Vec<Order>> {
     let rows: Vec<OrderRow> = sqlx::query_as(
         "SELECT id, user_id, status, cancel_reason, total_cents, currency, payment_method,
                 created_at, updated_at
@@ -397,7 +394,7 @@ pub async fn list(pool: &PgPool, user_id: Option<Uuid>) -> sqlx::Result<Vec<Orde
          ORDER BY created_at DESC, id DESC LIMIT $2",
     )
     .bind(user_id)
-    .bind(LIST_LIMIT)
+    .bind(limit)
     .fetch_all(pool)
     .await?;
     let ids: Vec<Uuid> = rows.iter().map(|r| r.id).collect();

@@ -6,9 +6,9 @@ mod common;
 
 use std::collections::HashMap;
 
-use common::{SETTLE, System, assert_problem, eventually, start};
-use reqwest::Method;
+use common::{SETTLE, assert_consistent, eventually, start};
 use serde_json::Value;
+use test_support::assert_problem;
 
 #[tokio::test]
 async fn an_order_with_two_lines_is_confirmed_stock_goes_down_and_one_payment_captures_its_total() {
@@ -118,11 +118,7 @@ async fn cancelling_a_confirmed_order_refunds_it_and_restores_the_stock() {
     assert_eq!(system.settled(&id).await["status"], "confirmed");
     assert_eq!(system.available(&a).await, 3);
 
-    let response = system
-        .orders(&buyer, Method::POST, &format!("/orders/{id}/cancel"))
-        .send()
-        .await
-        .unwrap();
+    let response = system.cancel(&buyer, &id).await;
     assert_eq!(response.status(), 202);
     let cancelled: Value = response.json().await.unwrap();
     assert_eq!(cancelled["status"], "cancelled");
@@ -136,11 +132,7 @@ async fn cancelling_a_confirmed_order_refunds_it_and_restores_the_stock() {
         .await,
         "stock restored and payment refunded"
     );
-    let again = system
-        .orders(&buyer, Method::POST, &format!("/orders/{id}/cancel"))
-        .send()
-        .await
-        .unwrap();
+    let again = system.cancel(&buyer, &id).await;
     assert_problem(again, 409).await;
 }
 
@@ -152,11 +144,7 @@ async fn cancelling_a_pending_order_leaves_it_holding_no_stock_and_no_money() {
     let id = system.order(&buyer, &[(&a, 1)], "tok_visa").await;
     // Cancelled at once: whichever saga step each service reaches first, the order
     // ends cancelled with nothing held and nothing captured.
-    let response = system
-        .orders(&buyer, Method::POST, &format!("/orders/{id}/cancel"))
-        .send()
-        .await
-        .unwrap();
+    let response = system.cancel(&buyer, &id).await;
     assert_eq!(response.status(), 202);
 
     assert!(
@@ -169,47 +157,6 @@ async fn cancelling_a_pending_order_leaves_it_holding_no_stock_and_no_money() {
     let order = system.get_order(&buyer, &id).await;
     assert_eq!(order["status"], "cancelled");
     assert_eq!(order["cancel_reason"], "cancelled_by_user");
-}
-
-/// Checks a settled system: every order confirmed or cancelled, and stock and payments
-/// agreeing with them. `stock` maps each product to its starting stock.
-pub async fn assert_consistent(system: &System, stock: &HashMap<String, i64>) {
-    let orders = system.all_orders().await;
-    let payments = system.all_payments().await;
-    let mut sold: HashMap<String, i64> = HashMap::new();
-    for order in &orders {
-        let id = order["id"].as_str().unwrap();
-        let paid: Vec<&Value> = payments.iter().filter(|p| p["order_id"] == id).collect();
-        assert!(paid.len() <= 1, "order {id} has {} payments", paid.len());
-        match (
-            order["status"].as_str().unwrap(),
-            order["cancel_reason"].as_str(),
-        ) {
-            ("confirmed", None) => {
-                assert_eq!(paid[0]["status"], "succeeded");
-                assert_eq!(paid[0]["amount_cents"], order["total_cents"]);
-                for item in order["items"].as_array().unwrap() {
-                    *sold
-                        .entry(item["product_id"].as_str().unwrap().to_owned())
-                        .or_default() += item["quantity"].as_i64().unwrap();
-                }
-            }
-            ("cancelled", Some("out_of_stock")) => assert!(paid.is_empty(), "{id} was charged"),
-            ("cancelled", Some("payment_declined")) => assert_eq!(paid[0]["status"], "declined"),
-            ("cancelled", Some("cancelled_by_user")) => {
-                assert!(paid.iter().all(|p| p["status"] == "refunded"));
-            }
-            other => panic!("order {id} ended {other:?}"),
-        }
-    }
-    for (product, start) in stock {
-        let sold = sold.get(product).copied().unwrap_or_default();
-        assert_eq!(
-            system.available(product).await,
-            start - sold,
-            "product {product}: {sold} sold of {start}"
-        );
-    }
 }
 
 #[tokio::test]

@@ -112,18 +112,15 @@ pub async fn is_cancelled(
         .await
 }
 
-/// Most payments one list returns.
-pub const LIST_LIMIT: i64 = 100;
-
-/// Payments newest first: `user_id`'s, or everyone's for `None`.
-pub async fn list(pool: &PgPool, user_id: Option<Uuid>) -> sqlx::Result<Vec<Payment>> {
+/// The newest `limit` payments: `user_id`'s, or everyone's for `None`.
+pub async fn list(pool: &PgPool, user_id: Option<Uuid>, limit: i64) -> sqlx::Result<Vec<Payment>> {
     sqlx::query_as(
         "SELECT id, order_id, amount_cents, currency, status, created_at, user_id, provider_ref
          FROM payments WHERE $1::uuid IS NULL OR user_id = $1
          ORDER BY created_at DESC, id DESC LIMIT $2",
     )
     .bind(user_id)
-    .bind(LIST_LIMIT)
+    .bind(limit)
     .fetch_all(pool)
     .await
 }

@@ -146,12 +146,5 @@ impl TestApp {
 #[allow(unused_imports)] // the products tests do not wait
 pub use test_support::eventually;
 
-/// Asserts a problem+json response with `status` and returns its body.
-pub async fn assert_problem(response: reqwest::Response, status: u16) -> Value {
-    assert_eq!(response.status(), status);
-    assert_eq!(
-        response.headers()["content-type"],
-        "application/problem+json"
-    );
-    response.json().await.unwrap()
-}
+#[allow(unused_imports)] // the saga tests do not check problems
+pub use test_support::assert_problem;

@@ -1,9 +1,10 @@
-//! `GET /orders` → `{data: [Order]}` newest first (the caller's; an admin's: all);
+//! `GET /orders[?limit=N]` → `{data: [Order]}`, the newest 100 (or N ≤ 1000) first (the caller's; an admin's: all);
 //! `GET /orders/{id}` → Order (owner or admin).
 
 use axum::extract::{Path, State};
 use contracts::List;
 use service_kit::internal_auth::Caller;
+use service_kit::limit::Limit;
 use service_kit::{Json, Problem};
 
 use super::visible_order;
@@ -13,10 +14,11 @@ use crate::orders::{self, Order};
 pub async fn list(
     State(state): State<AppState>,
     caller: Caller,
+    Limit(limit): Limit,
 ) -> Result<Json<List<Order>>, Problem> {
     let owner = (!caller.is_admin()).then_some(caller.user_id);
     Ok(Json(List {
-        data: orders::list(&state.pool, owner).await?,
+        data: orders::list(&state.pool, owner, limit).await?,
     }))
 }
 

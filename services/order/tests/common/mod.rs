@@ -10,6 +10,7 @@
 #![allow(dead_code)] // each test binary uses its own part of this module
 #![allow(clippy::unwrap_used)] // in a test, a failed unwrap is a failed test
 
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::time::Duration;
 
@@ -112,6 +113,8 @@ fn with(mut args: Vec<String>, extra: &[&str]) -> Vec<String> {
 pub struct Options {
     /// Point the order service at this user service URL instead of the real one.
     pub user_service_url: Option<String>,
+    /// More settings for the payment service.
+    pub payment_args: Vec<&'static str>,
 }
 
 /// The four services.
@@ -166,7 +169,7 @@ pub async fn start_with(options: Options) -> System {
     }))
     .await;
     let inventory = start_inventory(&inventory_db, "127.0.0.1:0", &keys).await;
-    let payment = start_payment(&payment_db, "127.0.0.1:0", &keys).await;
+    let payment = start_payment(&payment_db, "127.0.0.1:0", &keys, &options.payment_args).await;
     let user_url = options.user_service_url.unwrap_or_else(|| user.url());
     let order_args = with(
         common_args("order-service", &order_db, "127.0.0.1:0", &keys),
@@ -218,10 +221,13 @@ async fn start_inventory(db: &TestDatabase, listen: &str, keys: &StreamKeys) -> 
     .await
 }
 
-async fn start_payment(db: &TestDatabase, listen: &str, keys: &StreamKeys) -> Node {
+async fn start_payment(db: &TestDatabase, listen: &str, keys: &StreamKeys, extra: &[&str]) -> Node {
     let args = with(
-        common_args("payment-service", db, listen, keys),
-        &["--payment-service-key", PAYMENT_KEY],
+        with(
+            common_args("payment-service", db, listen, keys),
+            &["--payment-service-key", PAYMENT_KEY],
+        ),
+        extra,
     );
     Node::start(Box::pin(async move {
         let config = payment_service::config::Config::try_parse_from(args)?;
@@ -234,7 +240,7 @@ impl System {
     /// Starts the (killed) payment service again on its database and port.
     pub async fn restart_payment(&mut self) {
         let listen = self.payment.addr.to_string();
-        self.payment = start_payment(&self.payment_db, &listen, &self.keys).await;
+        self.payment = start_payment(&self.payment_db, &listen, &self.keys, &[]).await;
     }
 
     /// Starts the (killed) inventory service again on its database and port.
@@ -373,14 +379,35 @@ impl System {
         self.get_order(&self.admin, id).await
     }
 
+    /// Waits until no order is `pending`; false if some still is after `timeout`.
+    pub async fn all_settled(&self, timeout: Duration) -> bool {
+        eventually(timeout, || async {
+            self.all_orders()
+                .await
+                .iter()
+                .all(|o| o["status"] != "pending")
+        })
+        .await
+    }
+
+    /// `user` cancels order `id`.
+    pub async fn cancel(&self, user: &TestUser, id: &str) -> Response {
+        self.orders(user, Method::POST, &format!("/orders/{id}/cancel"))
+            .send()
+            .await
+            .unwrap()
+    }
+
     /// Every order (as admin).
     pub async fn all_orders(&self) -> Vec<Value> {
-        self.list(&self.order, ORDER_KEY, "/orders").await
+        self.list(&self.order, ORDER_KEY, "/orders?limit=1000")
+            .await
     }
 
     /// Every payment (as admin).
     pub async fn all_payments(&self) -> Vec<Value> {
-        self.list(&self.payment, PAYMENT_KEY, "/payments").await
+        self.list(&self.payment, PAYMENT_KEY, "/payments?limit=1000")
+            .await
     }
 
     /// `user`'s payments.
@@ -422,16 +449,6 @@ impl System {
     }
 }
 
-/// Asserts a problem+json response with `status`; returns its body.
-pub async fn assert_problem(response: Response, status: u16) -> Value {
-    assert_eq!(response.status(), status);
-    assert_eq!(
-        response.headers()["content-type"],
-        "application/problem+json"
-    );
-    response.json().await.unwrap()
-}
-
 /// The fields a 422's `errors` names.
 pub fn error_fields(problem: &Value) -> Vec<String> {
     problem["errors"]
@@ -443,4 +460,122 @@ pub fn error_fields(problem: &Value) -> Vec<String> {
                 .collect()
         })
         .unwrap_or_default()
+}
+
+/// The field a copied entry carries, so the copier does not copy its own copies.
+pub const COPY_FIELD: &str = "copy";
+
+/// Adds every entry of the saga's streams a second time, as an at-least-once bus may
+/// deliver it, until the returned task is aborted.
+pub fn deliver_every_event_twice(system: &System) -> tokio::task::JoinHandle<()> {
+    let streams: Vec<String> = [
+        contracts::events::streams::ORDER,
+        contracts::events::streams::INVENTORY,
+        contracts::events::streams::PAYMENT,
+    ]
+    .iter()
+    .map(|s| system.stream(s))
+    .collect();
+    tokio::spawn(async move {
+        let client = redis::Client::open(test_support::redis_url()).unwrap();
+        let mut redis = client.get_multiplexed_async_connection().await.unwrap();
+        let mut cursors = vec!["0".to_owned(); streams.len()];
+        loop {
+            let reply: redis::streams::StreamReadReply = redis::cmd("XREAD")
+                .arg("COUNT")
+                .arg(100)
+                .arg("STREAMS")
+                .arg(&streams)
+                .arg(&cursors)
+                .query_async(&mut redis)
+                .await
+                .unwrap_or_default();
+            if reply.keys.is_empty() {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            for key in reply.keys {
+                let index = streams.iter().position(|s| *s == key.key).unwrap();
+                for entry in key.ids {
+                    cursors[index] = entry.id.clone();
+                    if entry.map.contains_key(COPY_FIELD) {
+                        continue;
+                    }
+                    let envelope: String = entry.get(event_bus::ENVELOPE_FIELD).unwrap();
+                    let _: String = redis::cmd("XADD")
+                        .arg(&key.key)
+                        .arg("*")
+                        .arg(event_bus::ENVELOPE_FIELD)
+                        .arg(envelope)
+                        .arg(COPY_FIELD)
+                        .arg(1)
+                        .query_async(&mut redis)
+                        .await
+                        .unwrap();
+                }
+            }
+        }
+    })
+}
+
+/// The events on one of the saga's streams, as `(type, is_copy)`.
+pub async fn events(system: &System, stream: &str) -> Vec<(String, bool)> {
+    let client = redis::Client::open(test_support::redis_url()).unwrap();
+    let mut redis = client.get_multiplexed_async_connection().await.unwrap();
+    let reply: redis::streams::StreamRangeReply = redis::cmd("XRANGE")
+        .arg(system.stream(stream))
+        .arg("-")
+        .arg("+")
+        .query_async(&mut redis)
+        .await
+        .unwrap();
+    reply
+        .ids
+        .iter()
+        .map(|entry| {
+            let json: String = entry.get(event_bus::ENVELOPE_FIELD).unwrap();
+            let envelope: event_bus::Envelope = serde_json::from_str(&json).unwrap();
+            (envelope.event_type, entry.map.contains_key(COPY_FIELD))
+        })
+        .collect()
+}
+
+/// Checks a settled system: every order confirmed or cancelled, and stock and payments
+/// agreeing with them. `stock` maps each product to its starting stock.
+pub async fn assert_consistent(system: &System, stock: &HashMap<String, i64>) {
+    let orders = system.all_orders().await;
+    let payments = system.all_payments().await;
+    let mut sold: HashMap<String, i64> = HashMap::new();
+    for order in &orders {
+        let id = order["id"].as_str().unwrap();
+        let paid: Vec<&Value> = payments.iter().filter(|p| p["order_id"] == id).collect();
+        assert!(paid.len() <= 1, "order {id} has {} payments", paid.len());
+        match (
+            order["status"].as_str().unwrap(),
+            order["cancel_reason"].as_str(),
+        ) {
+            ("confirmed", None) => {
+                assert_eq!(paid[0]["status"], "succeeded");
+                assert_eq!(paid[0]["amount_cents"], order["total_cents"]);
+                for item in order["items"].as_array().unwrap() {
+                    *sold
+                        .entry(item["product_id"].as_str().unwrap().to_owned())
+                        .or_default() += item["quantity"].as_i64().unwrap();
+                }
+            }
+            ("cancelled", Some("out_of_stock")) => assert!(paid.is_empty(), "{id} was charged"),
+            ("cancelled", Some("payment_declined")) => assert_eq!(paid[0]["status"], "declined"),
+            ("cancelled", Some("cancelled_by_user")) => {
+                assert!(paid.iter().all(|p| p["status"] == "refunded"));
+            }
+            other => panic!("order {id} ended {other:?}"),
+        }
+    }
+    for (product, start) in stock {
+        let sold = sold.get(product).copied().unwrap_or_default();
+        assert_eq!(
+            system.available(product).await,
+            start - sold,
+            "product {product}: {sold} sold of {start}"
+        );
+    }
 }

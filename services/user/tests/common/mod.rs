@@ -203,19 +203,5 @@ pub fn verify(token: &str, jwks: &jsonwebtoken::jwk::JwkSet) -> Result<Value, St
         .map_err(|e| e.to_string())
 }
 
-/// Asserts a problem+json response with `status` and returns its body.
-pub async fn assert_problem(response: Response, status: u16) -> Value {
-    assert_eq!(response.status(), status);
-    let content_type = response
-        .headers()
-        .get("content-type")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or_default()
-        .to_owned();
-    assert_eq!(content_type, "application/problem+json");
-    let body: Value = response.json().await.expect("a JSON problem");
-    assert_eq!(body["status"], status);
-    assert!(body["title"].is_string() && body["detail"].is_string());
-    assert!(body["request_id"].is_string(), "{body}");
-    body
-}
+#[allow(unused_imports)] // not every test binary checks problems
+pub use test_support::assert_problem;
