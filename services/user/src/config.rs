@@ -116,6 +116,9 @@ mod tests {
         let command = Cli::command();
         assert_eq!(undocumented_settings(&command), Vec::<String>::new());
         let example = include_str!("../../../.env.example");
-        assert_eq!(missing_from_example(&command, example), Vec::<String>::new());
+        assert_eq!(
+            missing_from_example(&command, example),
+            Vec::<String>::new()
+        );
     }
 }
