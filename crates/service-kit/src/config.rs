@@ -258,6 +258,40 @@ fn variable_name(arg: &str) -> String {
     }
 }
 
+/// Settings of `command` (and its subcommands) an operator could not find: those
+/// without an environment variable or without help text. Each binary's tests assert
+/// there are none.
+pub fn undocumented_settings(command: &clap::Command) -> Vec<String> {
+    let mut missing: Vec<String> = command
+        .get_arguments()
+        .filter(|arg| !matches!(arg.get_id().as_str(), "help" | "version"))
+        .filter(|arg| arg.get_env().is_none() || arg.get_help().is_none())
+        .map(|arg| arg.get_id().to_string())
+        .collect();
+    for sub in command.get_subcommands() {
+        missing.extend(undocumented_settings(sub));
+    }
+    missing
+}
+
+/// Every environment variable `command` reads.
+pub fn environment_variables(command: &clap::Command) -> Vec<String> {
+    command
+        .get_arguments()
+        .filter_map(|arg| arg.get_env())
+        .map(|env| env.to_string_lossy().into_owned())
+        .collect()
+}
+
+/// The variables `command` reads that `example` (an `.env.example`'s text) does not
+/// mention as `NAME=`, commented out or not.
+pub fn missing_from_example(command: &clap::Command, example: &str) -> Vec<String> {
+    environment_variables(command)
+        .into_iter()
+        .filter(|var| !example.contains(&format!("{var}=")))
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -331,38 +365,4 @@ mod tests {
             "Ok(***)"
         );
     }
-}
-
-/// Settings of `command` (and its subcommands) an operator could not find: those
-/// without an environment variable or without help text. Each binary's tests assert
-/// there are none.
-pub fn undocumented_settings(command: &clap::Command) -> Vec<String> {
-    let mut missing: Vec<String> = command
-        .get_arguments()
-        .filter(|arg| !matches!(arg.get_id().as_str(), "help" | "version"))
-        .filter(|arg| arg.get_env().is_none() || arg.get_help().is_none())
-        .map(|arg| arg.get_id().to_string())
-        .collect();
-    for sub in command.get_subcommands() {
-        missing.extend(undocumented_settings(sub));
-    }
-    missing
-}
-
-/// Every environment variable `command` reads.
-pub fn environment_variables(command: &clap::Command) -> Vec<String> {
-    command
-        .get_arguments()
-        .filter_map(|arg| arg.get_env())
-        .map(|env| env.to_string_lossy().into_owned())
-        .collect()
-}
-
-/// The variables `command` reads that `example` (an `.env.example`'s text) does not
-/// mention as `NAME=`, commented out or not.
-pub fn missing_from_example(command: &clap::Command, example: &str) -> Vec<String> {
-    environment_variables(command)
-        .into_iter()
-        .filter(|var| !example.contains(&format!("{var}=")))
-        .collect()
 }
