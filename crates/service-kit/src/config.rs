@@ -274,6 +274,21 @@ pub fn undocumented_settings(command: &clap::Command) -> Vec<String> {
     missing
 }
 
+/// Panics (for a test) naming every setting of `command` that lacks a variable or a
+/// help text, or that `example` (an `.env.example`'s text) does not list.
+pub fn assert_documented(command: &clap::Command, example: &str) {
+    assert_eq!(
+        undocumented_settings(command),
+        Vec::<String>::new(),
+        "settings without a variable or help"
+    );
+    assert_eq!(
+        missing_from_example(command, example),
+        Vec::<String>::new(),
+        "variables missing from .env.example"
+    );
+}
+
 /// Every environment variable `command` reads.
 pub fn environment_variables(command: &clap::Command) -> Vec<String> {
     command

@@ -6,6 +6,7 @@
 //!   on the server named by `TEST_DATABASE_URL` (`./scripts/test` sets it).
 //! - [`redis_url`]: the Redis server named by `TEST_REDIS_URL`.
 //! - [`TestRedis`]: a Redis of the test's own, to stop and restart.
+//! - [`TestSmtp`]: a real SMTP server (mailin's protocol engine) to stop and restart.
 //! - [`StreamKeys`]: a unique event-stream prefix whose keys are deleted afterwards.
 //! - [`assert_problem`]: checks a problem+json answer.
 //! - [`ServiceProcess`]: a service binary started as a real process, its stdout captured
@@ -17,6 +18,7 @@ mod database;
 mod http;
 mod process;
 mod redis_server;
+mod smtp;
 mod stream_keys;
 mod wait;
 
@@ -24,6 +26,7 @@ pub use database::TestDatabase;
 pub use http::assert_problem;
 pub use process::ServiceProcess;
 pub use redis_server::TestRedis;
+pub use smtp::{ReceivedMail, TestSmtp};
 pub use stream_keys::StreamKeys;
 pub use wait::eventually;
 

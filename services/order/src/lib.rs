@@ -52,11 +52,8 @@ impl Application {
     /// Connects (waiting for the database and Redis), migrates, and starts the outbox
     /// relay and the event consumer beside the HTTP server.
     pub async fn build(config: Config) -> anyhow::Result<Service> {
-        let users = UserClient::new(service_client::Client::new(SERVICE, config.user_peer())?);
-        let inventory = InventoryClient::new(service_client::Client::new(
-            SERVICE,
-            config.inventory_peer(),
-        )?);
+        let users = config.user_service.client(SERVICE, &config.client)?;
+        let inventory = config.inventory_service.client(SERVICE, &config.client)?;
         let base = Foundation::connect(&config.service, &config.events, &MIGRATOR).await?;
         let order_events = base.stream(streams::ORDER);
         let state = AppState {

@@ -68,18 +68,12 @@ fn parse_rate(value: &str) -> Result<f64, String> {
 #[cfg(test)]
 mod tests {
     use clap::CommandFactory;
-    use service_kit::config::{missing_from_example, undocumented_settings};
-
-    use super::Config;
 
     #[test]
     fn every_setting_has_a_variable_a_help_text_and_an_example_value() {
-        let command = Config::command();
-        assert_eq!(undocumented_settings(&command), Vec::<String>::new());
-        let example = include_str!("../../../.env.example");
-        assert_eq!(
-            missing_from_example(&command, example),
-            Vec::<String>::new()
+        service_kit::config::assert_documented(
+            &super::Config::command(),
+            include_str!("../../../.env.example"),
         );
     }
 }

@@ -107,18 +107,12 @@ impl Config {
 #[cfg(test)]
 mod tests {
     use clap::CommandFactory;
-    use service_kit::config::{missing_from_example, undocumented_settings};
-
-    use super::Cli;
 
     #[test]
     fn every_setting_has_a_variable_a_help_text_and_an_example_value() {
-        let command = Cli::command();
-        assert_eq!(undocumented_settings(&command), Vec::<String>::new());
-        let example = include_str!("../../../.env.example");
-        assert_eq!(
-            missing_from_example(&command, example),
-            Vec::<String>::new()
+        service_kit::config::assert_documented(
+            &super::Cli::command(),
+            include_str!("../../../.env.example"),
         );
     }
 }

@@ -1,0 +1,127 @@
+//! Email over SMTP: composing a notification's message and the worker that sends the
+//! queued ones.
+//!
+//! An email is a row of `emails` written in the same transaction as its notification.
+//! The worker claims due rows (moving their next attempt past a lease, so a second
+//! worker leaves them alone), sends, and marks each sent, or schedules its next attempt
+//! with backoff, or gives up after the last. A worker that dies between sending and
+//! marking leaves the row to be sent again after the lease; the `Message-ID`, derived
+//! from the event, is the same both times, so mail systems recognise the duplicate.
+
+use std::time::Duration;
+
+use lettre::message::{Mailbox, MultiPart};
+use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
+use sqlx::{FromRow, PgPool};
+use uuid::Uuid;
+
+use crate::queue::{self, Backoff};
+
+/// How long one SMTP conversation may take.
+pub const SEND_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Sends email through one SMTP server.
+#[derive(Clone)]
+pub struct Mailer {
+    transport: AsyncSmtpTransport<Tokio1Executor>,
+    from: Mailbox,
+}
+
+impl Mailer {
+    /// A mailer for `smtp_url`, sending from `from`.
+    pub fn new(smtp_url: &str, from: &str) -> anyhow::Result<Self> {
+        let transport = AsyncSmtpTransport::<Tokio1Executor>::from_url(smtp_url)
+            .map_err(|_| anyhow::anyhow!("SMTP_URL is not a valid smtp:// or smtps:// URL"))?
+            .timeout(Some(SEND_TIMEOUT))
+            .build();
+        let from = from
+            .parse()
+            .map_err(|_| anyhow::anyhow!("MAIL_FROM is not a valid mailbox"))?;
+        Ok(Self { transport, from })
+    }
+
+    async fn send(&self, email: &QueuedEmail) -> anyhow::Result<()> {
+        let message = Message::builder()
+            .from(self.from.clone())
+            .to(email.recipient.parse()?)
+            .subject(&email.subject)
+            .message_id(Some(email.message_id.clone()))
+            .multipart(MultiPart::alternative_plain_html(
+                email.text_body.clone(),
+                email.html_body.clone(),
+            ))?;
+        self.transport.send(message).await?;
+        Ok(())
+    }
+}
+
+#[derive(FromRow)]
+struct QueuedEmail {
+    notification_id: Uuid,
+    recipient: String,
+    subject: String,
+    text_body: String,
+    html_body: String,
+    message_id: String,
+    attempts: i32,
+}
+
+/// Sends due emails until `cancel`.
+pub async fn run(
+    pool: PgPool,
+    mailer: Mailer,
+    backoff: Backoff,
+    cancel: tokio_util::sync::CancellationToken,
+) {
+    queue::run("email", backoff.poll, cancel, || {
+        send_due(&pool, &mailer, &backoff)
+    })
+    .await;
+}
+
+async fn send_due(pool: &PgPool, mailer: &Mailer, backoff: &Backoff) -> anyhow::Result<usize> {
+    let due: Vec<QueuedEmail> = sqlx::query_as(
+        "UPDATE emails SET attempts = attempts + 1, next_attempt_at = now() + $1
+         WHERE notification_id IN (
+             SELECT notification_id FROM emails
+             WHERE status = 'pending' AND next_attempt_at <= now()
+             ORDER BY next_attempt_at LIMIT 16 FOR UPDATE SKIP LOCKED)
+         RETURNING notification_id, recipient, subject, text_body, html_body, message_id, attempts",
+    )
+    .bind(queue::lease(SEND_TIMEOUT))
+    .fetch_all(pool)
+    .await?;
+    let results = futures::future::join_all(due.iter().map(|email| mailer.send(email))).await;
+    for (email, result) in due.iter().zip(results) {
+        match result {
+            Ok(()) => {
+                sqlx::query(
+                    "UPDATE emails SET status = 'sent', sent_at = now(), last_error = NULL
+                     WHERE notification_id = $1",
+                )
+                .bind(email.notification_id)
+                .execute(pool)
+                .await?;
+                tracing::info!(notification_id = %email.notification_id, attempt = email.attempts, "email sent");
+            }
+            Err(error) => {
+                let error = format!("{error:#}");
+                let gave_up = backoff.exhausted(email.attempts);
+                sqlx::query(
+                    "UPDATE emails SET last_error = $2,
+                            status = CASE WHEN $3 THEN 'failed' ELSE 'pending' END,
+                            next_attempt_at = now() + $4
+                     WHERE notification_id = $1",
+                )
+                .bind(email.notification_id)
+                .bind(&error)
+                .bind(gave_up)
+                .bind(backoff.after(email.attempts))
+                .execute(pool)
+                .await?;
+                tracing::warn!(notification_id = %email.notification_id, attempt = email.attempts, gave_up, error, "email not sent");
+            }
+        }
+    }
+    Ok(due.len())
+}

@@ -1,0 +1,207 @@
+//! Where webhooks may be sent: public http(s) addresses only, so that a webhook cannot
+//! make this service reach into its own network (SSRF: the cloud metadata endpoint,
+//! databases, admin ports).
+//!
+//! The check runs on the addresses a name resolves to, at creation and again at every
+//! delivery: the HTTP client resolves through [`CheckingResolver`], which drops
+//! internal addresses, so a name that later resolves elsewhere (DNS rebinding) is
+//! refused too. Redirects are never followed.
+
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::sync::Arc;
+
+use reqwest::Url;
+use reqwest::dns::{Addrs, Name, Resolve, Resolving};
+
+/// Whether `ip` is an address on the public internet.
+pub fn is_public(ip: IpAddr) -> bool {
+    match ip {
+        IpAddr::V4(v4) => is_public_v4(v4),
+        IpAddr::V6(v6) => {
+            if let Some(v4) = v6.to_ipv4_mapped() {
+                return is_public_v4(v4);
+            }
+            let first = v6.segments()[0];
+            !(v6.is_loopback()
+                || v6.is_unspecified()
+                || v6.is_multicast()
+                || (first & 0xfe00) == 0xfc00 // unique local fc00::/7
+                || (first & 0xffc0) == 0xfe80 // link-local fe80::/10
+                || (first & 0xffc0) == 0xfec0 // site-local fec0::/10
+                || first == 0x2001 && v6.segments()[1] == 0x0db8 // documentation
+                || first == 0x0064 && v6.segments()[1] == 0xff9b) // NAT64 onto v4
+                && v6 != Ipv6Addr::LOCALHOST
+        }
+    }
+}
+
+fn is_public_v4(ip: Ipv4Addr) -> bool {
+    let [a, b, c, _] = ip.octets();
+    !(ip.is_private()
+        || ip.is_loopback()
+        || ip.is_link_local()
+        || ip.is_unspecified()
+        || ip.is_broadcast()
+        || ip.is_multicast()
+        || ip.is_documentation()
+        || a == 0 // "this network"
+        || (a == 100 && (64..128).contains(&b)) // carrier-grade NAT
+        || (a == 192 && b == 0 && c == 0) // IETF protocol assignments
+        || (a == 198 && (b == 18 || b == 19)) // benchmarking
+        || a >= 240) // reserved
+}
+
+/// Why a target was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Refused {
+    #[error("must be an http or https URL")]
+    Scheme,
+    #[error("must name a host")]
+    NoHost,
+    #[error("must not carry credentials")]
+    Credentials,
+    #[error("does not resolve")]
+    Unresolved,
+    #[error("resolves to an internal address")]
+    Internal,
+}
+
+/// The policy: internal addresses refused unless `allow_private`.
+#[derive(Debug, Clone, Copy)]
+pub struct TargetPolicy {
+    pub allow_private: bool,
+}
+
+impl TargetPolicy {
+    fn allows(&self, ip: IpAddr) -> bool {
+        self.allow_private || is_public(ip)
+    }
+
+    /// Checks a webhook URL: scheme, host, and every address the host resolves to.
+    pub async fn check(&self, url: &str) -> Result<Url, Refused> {
+        let url = Url::parse(url).map_err(|_| Refused::Scheme)?;
+        if !matches!(url.scheme(), "http" | "https") {
+            return Err(Refused::Scheme);
+        }
+        if !url.username().is_empty() || url.password().is_some() {
+            return Err(Refused::Credentials);
+        }
+        let host = url.host_str().ok_or(Refused::NoHost)?;
+        let host = host.trim_start_matches('[').trim_end_matches(']');
+        let addrs: Vec<IpAddr> = match host.parse::<IpAddr>() {
+            Ok(ip) => vec![ip],
+            Err(_) => tokio::net::lookup_host((host, 0))
+                .await
+                .map_err(|_| Refused::Unresolved)?
+                .map(|a| a.ip())
+                .collect(),
+        };
+        if addrs.is_empty() {
+            return Err(Refused::Unresolved);
+        }
+        if addrs.iter().all(|ip| self.allows(*ip)) {
+            Ok(url)
+        } else {
+            Err(Refused::Internal)
+        }
+    }
+}
+
+/// A resolver for the webhook client that keeps only allowed addresses, so the
+/// address connected to is the address checked.
+#[derive(Debug, Clone)]
+pub struct CheckingResolver {
+    pub policy: TargetPolicy,
+}
+
+impl Resolve for CheckingResolver {
+    fn resolve(&self, name: Name) -> Resolving {
+        let policy = self.policy;
+        Box::pin(async move {
+            let addrs: Vec<SocketAddr> = tokio::net::lookup_host((name.as_str(), 0))
+                .await?
+                .filter(|addr| policy.allows(addr.ip()))
+                .collect();
+            if addrs.is_empty() {
+                return Err(Box::new(Refused::Internal) as Box<dyn std::error::Error + Send + Sync>);
+            }
+            Ok(Box::new(addrs.into_iter()) as Addrs)
+        })
+    }
+}
+
+/// The HTTP client webhooks are sent with: checked resolution, no redirects, no
+/// proxies from the environment, a timeout.
+pub fn client(
+    policy: TargetPolicy,
+    timeout: std::time::Duration,
+) -> reqwest::Result<reqwest::Client> {
+    reqwest::Client::builder()
+        .dns_resolver(Arc::new(CheckingResolver { policy }))
+        .redirect(reqwest::redirect::Policy::none())
+        .no_proxy()
+        .timeout(timeout)
+        .user_agent("Switchyard-Webhooks/1")
+        .build()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const STRICT: TargetPolicy = TargetPolicy {
+        allow_private: false,
+    };
+
+    #[tokio::test]
+    async fn internal_targets_are_refused_by_default() {
+        for url in [
+            "http://169.254.169.254/latest/meta-data/",
+            "http://10.0.0.1/hook",
+            "http://127.0.0.1:8080/hook",
+            "http://localhost:8080/hook",
+            "http://[::1]/hook",
+            "http://[::ffff:127.0.0.1]/hook",
+            "http://192.168.1.10/hook",
+            "http://172.16.0.1/hook",
+            "http://100.64.0.1/hook",
+            "http://0.0.0.0/hook",
+            "http://[fd00::1]/hook",
+        ] {
+            assert_eq!(STRICT.check(url).await, Err(Refused::Internal), "{url}");
+        }
+    }
+
+    #[tokio::test]
+    async fn only_http_urls_without_credentials_are_accepted() {
+        assert_eq!(
+            STRICT.check("ftp://93.184.215.14/").await,
+            Err(Refused::Scheme)
+        );
+        assert_eq!(
+            STRICT.check("file:///etc/passwd").await,
+            Err(Refused::Scheme)
+        );
+        assert_eq!(STRICT.check("not a url").await, Err(Refused::Scheme));
+        assert_eq!(
+            STRICT.check("https://user:pw@93.184.215.14/").await,
+            Err(Refused::Credentials)
+        );
+        assert!(STRICT.check("https://93.184.215.14/hook").await.is_ok());
+        assert!(
+            STRICT
+                .check("http://[2606:2800:21f:cb07:6820:80da:af6b:8b2c]/")
+                .await
+                .is_ok()
+        );
+    }
+
+    #[tokio::test]
+    async fn allowing_private_targets_admits_loopback() {
+        let open = TargetPolicy {
+            allow_private: true,
+        };
+        assert!(open.check("http://127.0.0.1:9/hook").await.is_ok());
+        assert!(open.check("http://localhost:9/hook").await.is_ok());
+    }
+}

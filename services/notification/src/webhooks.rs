@@ -1,0 +1,117 @@
+//! Webhook subscriptions, their deliveries and the log of every attempt.
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use sqlx::{FromRow, PgPool, Postgres, Transaction};
+use uuid::Uuid;
+
+/// The events a webhook may subscribe to.
+pub const EVENTS: &[&str] = &[
+    contracts::events::types::ORDER_CREATED,
+    contracts::events::types::ORDER_CONFIRMED,
+    contracts::events::types::ORDER_CANCELLED,
+    contracts::events::types::PAYMENT_SUCCEEDED,
+    contracts::events::types::PAYMENT_DECLINED,
+    contracts::events::types::PAYMENT_REFUNDED,
+];
+
+/// A webhook as the API shows it: never its secret.
+#[derive(Debug, Clone, Serialize, FromRow, PartialEq, Eq)]
+pub struct Webhook {
+    pub id: Uuid,
+    pub url: String,
+    pub events: Vec<String>,
+    pub active: bool,
+}
+
+/// One attempt of one delivery, as the deliveries log shows it.
+#[derive(Debug, Clone, Serialize, FromRow)]
+pub struct Attempt {
+    pub event_id: Uuid,
+    pub event: String,
+    pub attempt: i32,
+    pub status_code: Option<i32>,
+    pub error: Option<String>,
+    /// When the receiver accepted it; `null` for a failed attempt.
+    pub delivered_at: Option<DateTime<Utc>>,
+    pub attempted_at: DateTime<Utc>,
+}
+
+pub async fn insert(
+    pool: &PgPool,
+    url: &str,
+    events: &[String],
+    secret: &str,
+) -> sqlx::Result<Webhook> {
+    sqlx::query_as(
+        "INSERT INTO webhooks (id, url, events, secret) VALUES ($1, $2, $3, $4)
+         RETURNING id, url, events, active",
+    )
+    .bind(Uuid::now_v7())
+    .bind(url)
+    .bind(events)
+    .bind(secret)
+    .fetch_one(pool)
+    .await
+}
+
+pub async fn list(pool: &PgPool) -> sqlx::Result<Vec<Webhook>> {
+    sqlx::query_as("SELECT id, url, events, active FROM webhooks ORDER BY created_at DESC, id DESC")
+        .fetch_all(pool)
+        .await
+}
+
+/// Deletes the webhook and its pending deliveries; false if there was none.
+pub async fn delete(pool: &PgPool, id: Uuid) -> sqlx::Result<bool> {
+    Ok(sqlx::query("DELETE FROM webhooks WHERE id = $1")
+        .bind(id)
+        .execute(pool)
+        .await?
+        .rows_affected()
+        == 1)
+}
+
+pub async fn exists(pool: &PgPool, id: Uuid) -> sqlx::Result<bool> {
+    sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM webhooks WHERE id = $1)")
+        .bind(id)
+        .fetch_one(pool)
+        .await
+}
+
+/// Every attempt at delivering to webhook `id`, newest first.
+pub async fn attempts(pool: &PgPool, id: Uuid, limit: i64) -> sqlx::Result<Vec<Attempt>> {
+    sqlx::query_as(
+        "SELECT d.event_id, d.event_type AS event, a.attempt, a.status_code, a.error,
+                CASE WHEN a.status_code BETWEEN 200 AND 299 THEN a.attempted_at END AS delivered_at,
+                a.attempted_at
+         FROM webhook_attempts a JOIN webhook_deliveries d ON d.id = a.delivery_id
+         WHERE d.webhook_id = $1
+         ORDER BY a.attempted_at DESC, a.attempt DESC LIMIT $2",
+    )
+    .bind(id)
+    .bind(limit)
+    .fetch_all(pool)
+    .await
+}
+
+/// Queues `body` (an event envelope) for every active webhook subscribed to
+/// `event_type`, once per webhook and event.
+pub async fn enqueue(
+    tx: &mut Transaction<'_, Postgres>,
+    event_id: Uuid,
+    event_type: &str,
+    body: &str,
+) -> sqlx::Result<u64> {
+    Ok(sqlx::query(
+        "INSERT INTO webhook_deliveries (id, webhook_id, event_id, event_type, body)
+         SELECT gen_random_uuid(), id, $1, $2, $3 FROM webhooks
+         WHERE active AND $2 = ANY(events)
+         ON CONFLICT (webhook_id, event_id) DO NOTHING",
+    )
+    .bind(event_id)
+    .bind(event_type)
+    .bind(body)
+    .execute(&mut **tx)
+    .await?
+    .rows_affected())
+}
