@@ -5,8 +5,7 @@
 //! `{data: [Product]}` with the products among `ids` that exist.
 
 use serde::{Deserialize, Serialize};
-use service_client::{Client, ClientSettings, Error, PeerConfig};
-use service_kit::config::{Secret, parse_secret};
+use service_client::{Client, Error};
 use uuid::Uuid;
 
 use crate::{List, none_if_not_found};
@@ -20,39 +19,6 @@ pub struct Product {
     pub price_cents: i64,
     pub currency: String,
     pub available: i64,
-}
-
-/// Where a service finds the inventory service; its config flattens this.
-#[derive(Debug, Clone, clap::Args)]
-pub struct InventoryServiceArgs {
-    /// Base URL of the inventory service, e.g. `http://inventory:8005`.
-    #[arg(
-        long,
-        env = "INVENTORY_SERVICE_URL",
-        default_value = "http://127.0.0.1:8005"
-    )]
-    pub inventory_service_url: String,
-
-    /// The inventory service's key.
-    #[arg(long, env = "INVENTORY_SERVICE_KEY", value_parser = parse_secret, hide_env_values = true)]
-    pub inventory_service_key: Secret,
-}
-
-impl InventoryServiceArgs {
-    /// A client for the inventory service, calling as `caller` with `settings`.
-    pub fn client(
-        &self,
-        caller: &'static str,
-        settings: &ClientSettings,
-    ) -> Result<InventoryClient, Error> {
-        let peer = PeerConfig::new(
-            "inventory",
-            &self.inventory_service_url,
-            self.inventory_service_key.clone(),
-            settings,
-        );
-        Ok(InventoryClient::new(Client::new(caller, peer)?))
-    }
 }
 
 /// Calls the inventory service.

@@ -11,9 +11,11 @@
 //! - [`events`]: the saga's event payloads and stream names.
 //! - [`inventory`]: the inventory service's [`inventory::Product`] and
 //!   [`inventory::InventoryClient`].
+//! - [`peers`]: where a service finds each peer (`<NAME>_SERVICE_URL` / `_KEY`).
 
 pub mod events;
 pub mod inventory;
+mod peer;
 pub mod users;
 
 use service_client::{Error, ErrorKind};
@@ -33,4 +35,54 @@ fn none_if_not_found<T>(result: Result<T, Error>) -> Result<Option<T>, Error> {
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct List<T> {
     pub data: Vec<T>,
+}
+
+/// Where a service finds each of its peers: `<NAME>_SERVICE_URL` and
+/// `<NAME>_SERVICE_KEY`, one clap group per peer for a config to flatten.
+pub mod peers {
+    crate::peer::peer_args!(
+        UserServiceArgs,
+        "user",
+        user_service_url,
+        user_service_key,
+        "USER_SERVICE_URL",
+        "USER_SERVICE_KEY",
+        "http://127.0.0.1:8001"
+    );
+    crate::peer::peer_args!(
+        InventoryServiceArgs,
+        "inventory",
+        inventory_service_url,
+        inventory_service_key,
+        "INVENTORY_SERVICE_URL",
+        "INVENTORY_SERVICE_KEY",
+        "http://127.0.0.1:8005"
+    );
+    crate::peer::peer_args!(
+        OrderServiceArgs,
+        "order",
+        order_service_url,
+        order_service_key,
+        "ORDER_SERVICE_URL",
+        "ORDER_SERVICE_KEY",
+        "http://127.0.0.1:8004"
+    );
+    crate::peer::peer_args!(
+        PaymentServiceArgs,
+        "payment",
+        payment_service_url,
+        payment_service_key,
+        "PAYMENT_SERVICE_URL",
+        "PAYMENT_SERVICE_KEY",
+        "http://127.0.0.1:8002"
+    );
+    crate::peer::peer_args!(
+        NotificationServiceArgs,
+        "notification",
+        notification_service_url,
+        notification_service_key,
+        "NOTIFICATION_SERVICE_URL",
+        "NOTIFICATION_SERVICE_KEY",
+        "http://127.0.0.1:8003"
+    );
 }

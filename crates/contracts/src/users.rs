@@ -2,8 +2,7 @@
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
-use service_client::{Client, ClientSettings, Error, PeerConfig};
-use service_kit::config::{Secret, parse_secret};
+use service_client::{Client, Error};
 use service_kit::internal_auth::Caller;
 use uuid::Uuid;
 
@@ -25,39 +24,6 @@ pub struct NewUser {
     pub email: String,
     pub password: String,
     pub name: String,
-}
-
-/// Where a service finds the user service; its config flattens this.
-#[derive(Debug, Clone, clap::Args)]
-pub struct UserServiceArgs {
-    /// Base URL of the user service, e.g. `http://user:8001`.
-    #[arg(
-        long,
-        env = "USER_SERVICE_URL",
-        default_value = "http://127.0.0.1:8001"
-    )]
-    pub user_service_url: String,
-
-    /// The user service's key.
-    #[arg(long, env = "USER_SERVICE_KEY", value_parser = parse_secret, hide_env_values = true)]
-    pub user_service_key: Secret,
-}
-
-impl UserServiceArgs {
-    /// A client for the user service, calling as `caller` with `settings`.
-    pub fn client(
-        &self,
-        caller: &'static str,
-        settings: &ClientSettings,
-    ) -> Result<UserClient, Error> {
-        let peer = PeerConfig::new(
-            "user",
-            &self.user_service_url,
-            self.user_service_key.clone(),
-            settings,
-        );
-        Ok(UserClient::new(Client::new(caller, peer)?))
-    }
 }
 
 /// Calls the user service.

@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use clap::Parser;
-use contracts::users::UserServiceArgs;
+use contracts::peers::UserServiceArgs;
 use service_client::ClientSettings;
 use service_kit::config::{Secret, ServiceConfig, parse_secret};
 

@@ -28,6 +28,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use contracts::events::streams;
+use contracts::users::UserClient;
 use event_bus::{Foundation, Subscription};
 use service_kit::server::Service;
 use sqlx::PgPool;
@@ -60,7 +61,7 @@ impl Application {
     /// Connects (waiting for the database and Redis), migrates, and starts the event
     /// consumer and the email and webhook workers beside the HTTP server.
     pub async fn build(config: Config) -> anyhow::Result<Service> {
-        let users = config.user_service.client(SERVICE, &config.client)?;
+        let users = UserClient::new(config.user_service.client(SERVICE, &config.client)?);
         let mailer = Mailer::new(&config.smtp_url, &config.mail_from)?;
         let policy = TargetPolicy {
             allow_private: config.webhook_allow_private,

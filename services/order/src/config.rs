@@ -1,8 +1,7 @@
 //! The order service's settings. `order-service --help` lists them all.
 
 use clap::Parser;
-use contracts::inventory::InventoryServiceArgs;
-use contracts::users::UserServiceArgs;
+use contracts::peers::{InventoryServiceArgs, UserServiceArgs};
 use service_client::ClientSettings;
 use service_kit::config::{Secret, ServiceConfig, parse_secret};
 

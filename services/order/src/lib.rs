@@ -52,8 +52,9 @@ impl Application {
     /// Connects (waiting for the database and Redis), migrates, and starts the outbox
     /// relay and the event consumer beside the HTTP server.
     pub async fn build(config: Config) -> anyhow::Result<Service> {
-        let users = config.user_service.client(SERVICE, &config.client)?;
-        let inventory = config.inventory_service.client(SERVICE, &config.client)?;
+        let users = UserClient::new(config.user_service.client(SERVICE, &config.client)?);
+        let inventory =
+            InventoryClient::new(config.inventory_service.client(SERVICE, &config.client)?);
         let base = Foundation::connect(&config.service, &config.events, &MIGRATOR).await?;
         let order_events = base.stream(streams::ORDER);
         let state = AppState {

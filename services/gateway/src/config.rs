@@ -1,0 +1,100 @@
+//! The gateway's settings. `gateway --help` lists them all.
+
+use std::net::IpAddr;
+
+use clap::Parser;
+use contracts::peers::{
+    InventoryServiceArgs, NotificationServiceArgs, OrderServiceArgs, PaymentServiceArgs,
+    UserServiceArgs,
+};
+use service_client::ClientSettings;
+use service_kit::config::{HttpConfig, RedisConfig, TelemetryConfig};
+
+/// The API gateway: routes /api to the services, verifies tokens, limits rates exactly
+/// across replicas, aggregates the dashboard.
+#[derive(Clone, Parser)]
+#[command(name = "gateway", version, about)]
+pub struct Config {
+    #[command(flatten)]
+    pub http: HttpConfig,
+
+    #[command(flatten)]
+    pub redis: RedisConfig,
+
+    #[command(flatten)]
+    pub telemetry: TelemetryConfig,
+
+    /// The `iss` every token must carry.
+    #[arg(long, env = "JWT_ISSUER", default_value = "switchyard")]
+    pub jwt_issuer: String,
+
+    /// The `aud` every token must carry.
+    #[arg(long, env = "JWT_AUDIENCE", default_value = "switchyard-api")]
+    pub jwt_audience: String,
+
+    /// Requests a user (or, without a valid token, a client IP) may make in any 60 s.
+    #[arg(long, env = "RATE_LIMIT_PER_MINUTE", default_value_t = 100, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    pub rate_limit_per_minute: u32,
+
+    /// Prefix of the rate-limit keys in Redis, so deployments can share one.
+    #[arg(long, env = "RATE_LIMIT_KEY_PREFIX", default_value = "ratelimit:")]
+    pub rate_limit_key_prefix: String,
+
+    /// Comma-separated addresses of proxies in front of the gateway whose
+    /// `X-Forwarded-For` is believed; from anyone else it is ignored.
+    #[arg(long, env = "TRUSTED_PROXIES", default_value = "", value_parser = parse_addresses)]
+    pub trusted_proxies: Addresses,
+
+    /// Comma-separated origins browsers may call the API from (CORS); empty: none.
+    #[arg(long, env = "CORS_ORIGINS", default_value = "")]
+    pub cors_origins: String,
+
+    /// Milliseconds each backend has to answer for the dashboard.
+    #[arg(long, env = "DASHBOARD_TIMEOUT_MS", default_value_t = 1_500, value_parser = clap::value_parser!(u64).range(1..=60_000))]
+    pub dashboard_timeout_ms: u64,
+
+    #[command(flatten)]
+    pub user_service: UserServiceArgs,
+
+    #[command(flatten)]
+    pub inventory_service: InventoryServiceArgs,
+
+    #[command(flatten)]
+    pub order_service: OrderServiceArgs,
+
+    #[command(flatten)]
+    pub payment_service: PaymentServiceArgs,
+
+    #[command(flatten)]
+    pub notification_service: NotificationServiceArgs,
+
+    #[command(flatten)]
+    pub client: ClientSettings,
+}
+
+/// A list of IP addresses.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Addresses(pub Vec<IpAddr>);
+
+fn parse_addresses(value: &str) -> Result<Addresses, String> {
+    value
+        .split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(|s| s.parse().map_err(|_| format!("`{s}` is not an IP address")))
+        .collect::<Result<_, _>>()
+        .map(Addresses)
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    #[test]
+    fn every_setting_has_a_variable_a_help_text_and_an_example_value() {
+        service_kit::config::assert_documented(
+            &super::Config::command(),
+            include_str!("../../../.env.example"),
+        );
+    }
+}

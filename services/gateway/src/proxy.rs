@@ -1,0 +1,322 @@
+//! The gateway's one handler for `/api/*`: canonical path, route, auth, rate limit,
+//! then the request streamed to its service and the answer streamed back.
+//!
+//! Headers are rebuilt, not passed through: hop-by-hop headers and any named in
+//! `Connection` are dropped first, then everything the gateway vouches for is dropped
+//! too (`Authorization`, `X-User-Id`, `X-User-Roles`, `X-Service-Name`,
+//! `X-Forwarded-*`, `Host`) and set anew afterwards, so no client can name a user, a
+//! role or a service key, and no `Connection` header can strip what the gateway sets.
+
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::body::Body;
+use axum::extract::{ConnectInfo, Request, State};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use futures::TryStreamExt;
+use service_client::CircuitBreaker;
+use service_client::breaker::Outcome;
+use service_kit::Problem;
+use service_kit::config::Secret;
+use service_kit::internal_auth::Caller;
+
+use crate::auth::{self, Invalid};
+use crate::path;
+use crate::ratelimit::Decision;
+use crate::{AppState, dashboard};
+
+/// A service behind the gateway.
+pub struct Upstream {
+    pub name: &'static str,
+    pub base_url: String,
+    pub key: Secret,
+    pub breaker: CircuitBreaker,
+}
+
+/// One line of the route table: requests under `prefix` go to `upstream`, with
+/// `prefix` replaced by `target`.
+pub struct Route {
+    pub prefix: &'static str,
+    pub target: &'static str,
+    pub upstream: Arc<Upstream>,
+}
+
+/// Routes anyone may call without a token.
+const PUBLIC: &[(Method, &str)] = &[
+    (Method::POST, "/api/auth/register"),
+    (Method::POST, "/api/auth/login"),
+    (Method::GET, "/api/auth/jwks"),
+];
+
+/// Headers that describe one connection, never forwarded (RFC 9110 §7.6.1).
+const HOP_BY_HOP: &[&str] = &[
+    "connection",
+    "keep-alive",
+    "proxy-connection",
+    "proxy-authenticate",
+    "proxy-authorization",
+    "te",
+    "trailer",
+    "transfer-encoding",
+    "upgrade",
+];
+
+/// Headers only the gateway may set on a request to a service.
+const GATEWAY_ONLY: &[&str] = &[
+    "authorization",
+    "x-user-id",
+    "x-user-roles",
+    "x-service-name",
+    "x-forwarded-for",
+    "x-forwarded-proto",
+    "x-forwarded-host",
+    "forwarded",
+    "x-deadline-ms",
+    "host",
+    "content-length",
+];
+
+pub async fn handle(
+    State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    request: Request,
+) -> Response {
+    let Ok(path) = path::normalize(request.uri().path()) else {
+        return Problem::bad_request("The request path is malformed.").into_response();
+    };
+    let method = request.method().clone();
+    let client_ip = client_ip(&state, peer.ip(), request.headers());
+
+    let is_dashboard = path == "/api/dashboard";
+    let route = state
+        .routes
+        .iter()
+        .find(|r| path == r.prefix || path.starts_with(&format!("{}/", r.prefix)));
+    if route.is_none() && !is_dashboard {
+        return Problem::not_found("No such resource.").into_response();
+    }
+    let public = PUBLIC.iter().any(|(m, p)| *m == method && *p == path);
+    let caller = match auth::bearer(request.headers()) {
+        Ok(token) => state.verifier.verify(token).await,
+        Err(missing) => Err(missing),
+    };
+    let caller = match (caller, public) {
+        (Ok(caller), _) => Some(caller),
+        (Err(_), true) => None,
+        (Err(invalid), false) => return unauthorized(&invalid),
+    };
+
+    let key = match &caller {
+        Some(caller) => format!("user:{}", caller.user_id),
+        None => format!("ip:{client_ip}"),
+    };
+    let decision = state.limiter.check(&key).await;
+    let mut response = if !decision.allowed {
+        let mut response = Problem::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "Too many requests; try again after the time in Retry-After.",
+        )
+        .into_response();
+        response.headers_mut().insert(
+            header::RETRY_AFTER,
+            HeaderValue::from(decision.retry_after()),
+        );
+        response
+    } else if is_dashboard {
+        match caller {
+            Some(caller) if method == Method::GET => dashboard::dashboard(&state, &caller).await,
+            _ => Problem::new(StatusCode::METHOD_NOT_ALLOWED, "Only GET is allowed here.")
+                .into_response(),
+        }
+    } else if let Some(route) = route {
+        let upstream_path = format!("{}{}", route.target, &path[route.prefix.len()..]);
+        forward(
+            &state,
+            route,
+            &upstream_path,
+            caller.as_ref(),
+            client_ip,
+            request,
+        )
+        .await
+    } else {
+        Problem::not_found("No such resource.").into_response()
+    };
+    add_rate_limit_headers(response.headers_mut(), &decision);
+    response
+}
+
+fn unauthorized(invalid: &Invalid) -> Response {
+    tracing::debug!(reason = %invalid, "token refused");
+    let mut response = Problem::unauthorized("A valid bearer token is required.").into_response();
+    let challenge = match invalid {
+        Invalid::Missing => "Bearer",
+        _ => "Bearer error=\"invalid_token\"",
+    };
+    response.headers_mut().insert(
+        header::WWW_AUTHENTICATE,
+        HeaderValue::from_static(challenge),
+    );
+    response
+}
+
+fn add_rate_limit_headers(headers: &mut HeaderMap, decision: &Decision) {
+    for (name, value) in decision.headers() {
+        if let Ok(value) = HeaderValue::from_str(&value) {
+            headers.insert(HeaderName::from_static(name), value);
+        }
+    }
+}
+
+/// The client's address: the TCP peer, unless the peer is a trusted proxy, in which
+/// case the nearest address in `X-Forwarded-For` that is not itself a trusted proxy.
+fn client_ip(state: &AppState, peer: IpAddr, headers: &HeaderMap) -> IpAddr {
+    if !state.trusted_proxies.contains(&peer) {
+        return peer;
+    }
+    let forwarded: Vec<IpAddr> = headers
+        .get_all("x-forwarded-for")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .filter_map(|s| s.trim().parse().ok())
+        .collect();
+    forwarded
+        .into_iter()
+        .rev()
+        .find(|ip| !state.trusted_proxies.contains(ip))
+        .unwrap_or(peer)
+}
+
+/// The headers a service gets: the client's, cleaned, plus the gateway's own.
+fn upstream_headers(
+    incoming: &HeaderMap,
+    upstream: &Upstream,
+    caller: Option<&Caller>,
+    client_ip: IpAddr,
+) -> HeaderMap {
+    let named_by_connection: Vec<String> = incoming
+        .get_all(header::CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(|s| s.trim().to_ascii_lowercase())
+        .collect();
+    let mut headers = HeaderMap::with_capacity(incoming.len() + 6);
+    for (name, value) in incoming {
+        let name_str = name.as_str();
+        if HOP_BY_HOP.contains(&name_str)
+            || GATEWAY_ONLY.contains(&name_str)
+            || named_by_connection.iter().any(|n| n == name_str)
+        {
+            continue;
+        }
+        headers.append(name.clone(), value.clone());
+    }
+    // The gateway's own, set after the client's are filtered.
+    let set = |headers: &mut HeaderMap, name: &'static str, value: &str| {
+        if let Ok(value) = HeaderValue::from_str(value) {
+            headers.insert(HeaderName::from_static(name), value);
+        }
+    };
+    set(
+        &mut headers,
+        "authorization",
+        &format!("Bearer {}", upstream.key.expose()),
+    );
+    set(&mut headers, "x-service-name", "gateway");
+    set(&mut headers, "x-forwarded-for", &client_ip.to_string());
+    set(&mut headers, "x-forwarded-proto", "http");
+    if let Some(host) = incoming.get(header::HOST).and_then(|v| v.to_str().ok()) {
+        set(&mut headers, "x-forwarded-host", host);
+    }
+    if let Some(request_id) = service_kit::request_id::current() {
+        set(&mut headers, "x-request-id", &request_id);
+    }
+    if let Some(caller) = caller {
+        set(&mut headers, "x-user-id", &caller.user_id.to_string());
+        let roles: Vec<&str> = caller.roles.iter().map(|r| r.as_str()).collect();
+        set(&mut headers, "x-user-roles", &roles.join(","));
+    }
+    headers
+}
+
+async fn forward(
+    state: &AppState,
+    route: &Route,
+    upstream_path: &str,
+    caller: Option<&Caller>,
+    client_ip: IpAddr,
+    request: Request,
+) -> Response {
+    let upstream = &route.upstream;
+    let Ok(permit) = upstream.breaker.try_acquire() else {
+        return Problem::unavailable(format!("The {} service is unavailable.", upstream.name))
+            .into_response();
+    };
+    let (parts, body) = request.into_parts();
+    let mut url = format!("{}{upstream_path}", upstream.base_url);
+    if let Some(query) = parts.uri.query() {
+        url.push('?');
+        url.push_str(query);
+    }
+    let headers = upstream_headers(&parts.headers, upstream, caller, client_ip);
+    let body = reqwest::Body::wrap_stream(body.into_data_stream());
+    let started = Instant::now();
+    let result = state
+        .http
+        .request(parts.method, url)
+        .headers(headers)
+        .body(body)
+        .send()
+        .await;
+    match result {
+        Ok(response) => {
+            let status = response.status();
+            let outcome = if status.is_server_error() {
+                Outcome::Failure
+            } else {
+                Outcome::Success
+            };
+            upstream.breaker.record(permit, outcome, started.elapsed());
+            let mut headers = HeaderMap::with_capacity(response.headers().len());
+            for (name, value) in response.headers() {
+                if !HOP_BY_HOP.contains(&name.as_str()) && name != header::CONTENT_LENGTH {
+                    headers.append(name.clone(), value.clone());
+                }
+            }
+            if let Some(length) = response.content_length() {
+                headers.insert(header::CONTENT_LENGTH, HeaderValue::from(length));
+            }
+            let body = Body::from_stream(response.bytes_stream().map_err(std::io::Error::other));
+            let mut out = Response::new(body);
+            *out.status_mut() = status;
+            *out.headers_mut() = headers;
+            out
+        }
+        Err(error) => {
+            upstream
+                .breaker
+                .record(permit, Outcome::Failure, started.elapsed());
+            tracing::warn!(upstream = upstream.name, error = %error, "upstream call failed");
+            if error.is_timeout() {
+                Problem::new(
+                    StatusCode::GATEWAY_TIMEOUT,
+                    format!("The {} service did not answer in time.", upstream.name),
+                )
+                .into_response()
+            } else if error.is_connect() {
+                Problem::unavailable(format!("The {} service is unavailable.", upstream.name))
+                    .into_response()
+            } else {
+                Problem::new(
+                    StatusCode::BAD_GATEWAY,
+                    format!("The {} service failed.", upstream.name),
+                )
+                .into_response()
+            }
+        }
+    }
+}

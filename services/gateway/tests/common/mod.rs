@@ -1,0 +1,247 @@
+//! The gateway under test: in front of the real user service (tokens, JWKS) and
+//! wiremock servers standing in for the order, inventory, payment and notification
+//! services, with rate-limit keys of its own in the real Redis.
+#![allow(dead_code)] // each test binary uses its own part of this module
+#![allow(clippy::unwrap_used)] // in a test, a failed unwrap is a failed test
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use clap::Parser;
+use ed25519_dalek::pkcs8::EncodePrivateKey;
+use jsonwebtoken::{Algorithm, EncodingKey, Header};
+use reqwest::Client;
+use serde_json::{Value, json};
+use service_kit::server::RunningService;
+use sqlx::PgPool;
+use test_support::{StreamKeys, TestDatabase};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use uuid::Uuid;
+use wiremock::MockServer;
+
+pub const USER_KEY: &str = "test-user-service-key";
+pub const ORDER_KEY: &str = "test-order-service-key";
+pub const INVENTORY_KEY: &str = "test-inventory-service-key";
+pub const PAYMENT_KEY: &str = "test-payment-service-key";
+pub const NOTIFICATION_KEY: &str = "test-notification-service-key";
+
+/// Fields drop in order: the servers stop before the database and keys go.
+pub struct TestGateway {
+    pub gateways: Vec<RunningService>,
+    pub user_service: Option<RunningService>,
+    pub order: MockServer,
+    pub inventory: MockServer,
+    pub payment: MockServer,
+    pub notification: MockServer,
+    pub client: Client,
+    pub user_pool: PgPool,
+    pub user_db: TestDatabase,
+    pub keys: StreamKeys,
+}
+
+/// Starts `replicas` gateways sharing one rate-limit prefix, with `extra` settings.
+pub async fn spawn(replicas: usize, extra: &[&str]) -> TestGateway {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter("warn")
+        .with_test_writer()
+        .try_init();
+    let keys = StreamKeys::new();
+    let user_db = TestDatabase::create().await;
+    let redis_url = test_support::redis_url();
+    let cli = user_service::config::Cli::try_parse_from([
+        "user-service",
+        "--listen-addr",
+        "127.0.0.1:0",
+        "--database-url",
+        user_db.url(),
+        "--redis-url",
+        &redis_url,
+        "--user-service-key",
+        USER_KEY,
+        "--event-stream-prefix",
+        keys.prefix(),
+    ])
+    .unwrap();
+    let user_service = user_service::Application::build(cli.config)
+        .await
+        .unwrap()
+        .spawn();
+    let (order, inventory, payment, notification) = tokio::join!(
+        MockServer::start(),
+        MockServer::start(),
+        MockServer::start(),
+        MockServer::start()
+    );
+    let rate_prefix = format!("{}ratelimit:", keys.prefix());
+    let user_url = user_service.url();
+    let (order_url, inventory_url, payment_url, notification_url) = (
+        order.uri(),
+        inventory.uri(),
+        payment.uri(),
+        notification.uri(),
+    );
+    let defaults = [
+        ("--listen-addr", "127.0.0.1:0"),
+        ("--redis-url", redis_url.as_str()),
+        ("--rate-limit-key-prefix", rate_prefix.as_str()),
+        ("--user-service-url", user_url.as_str()),
+        ("--user-service-key", USER_KEY),
+        ("--order-service-url", order_url.as_str()),
+        ("--order-service-key", ORDER_KEY),
+        ("--inventory-service-url", inventory_url.as_str()),
+        ("--inventory-service-key", INVENTORY_KEY),
+        ("--payment-service-url", payment_url.as_str()),
+        ("--payment-service-key", PAYMENT_KEY),
+        ("--notification-service-url", notification_url.as_str()),
+        ("--notification-service-key", NOTIFICATION_KEY),
+    ];
+    let mut args = vec!["gateway".to_owned()];
+    for (flag, value) in defaults {
+        if !extra.contains(&flag) {
+            args.extend([flag.to_owned(), value.to_owned()]);
+        }
+    }
+    args.extend(extra.iter().map(|s| (*s).to_owned()));
+    let mut gateways = Vec::new();
+    for _ in 0..replicas {
+        let config = gateway::config::Config::try_parse_from(&args).unwrap();
+        gateways.push(gateway::Application::build(config).await.unwrap().spawn());
+    }
+    let user_pool = PgPool::connect(user_db.url()).await.unwrap();
+    TestGateway {
+        gateways,
+        user_service: Some(user_service),
+        order,
+        inventory,
+        payment,
+        notification,
+        client: Client::new(),
+        user_pool,
+        user_db,
+        keys,
+    }
+}
+
+impl TestGateway {
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.gateways[0].url())
+    }
+
+    /// Stops the user service.
+    pub async fn stop_user_service(&mut self) {
+        if let Some(service) = self.user_service.take() {
+            service.stop().await.unwrap();
+        }
+    }
+
+    /// Registers a user through the gateway and logs in; returns `(id, token)`.
+    pub async fn signed_in_user(&self) -> (Uuid, String) {
+        let email = format!("{}@example.com", Uuid::new_v4().simple());
+        let password = "correct horse battery";
+        let registered: Value = self
+            .client
+            .post(self.url("/api/auth/register"))
+            .json(&json!({"email": email, "password": password, "name": "Ada"}))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let login: Value = self
+            .client
+            .post(self.url("/api/auth/login"))
+            .json(&json!({"email": email, "password": password}))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        (
+            registered["id"].as_str().unwrap().parse().unwrap(),
+            login["access_token"].as_str().unwrap().to_owned(),
+        )
+    }
+
+    /// The user service's live signing key: `(kid, PKCS#8 DER)`, for minting tokens
+    /// with an independent JWT library.
+    pub async fn signing_key(&self) -> (String, Vec<u8>) {
+        let (kid, seed): (String, Vec<u8>) = sqlx::query_as(
+            "SELECT kid, seed FROM signing_keys WHERE retired_at IS NULL
+             ORDER BY created_at DESC LIMIT 1",
+        )
+        .fetch_one(&self.user_pool)
+        .await
+        .unwrap();
+        let seed: [u8; 32] = seed.try_into().unwrap();
+        let der = ed25519_dalek::SigningKey::from_bytes(&seed)
+            .to_pkcs8_der()
+            .unwrap();
+        (kid, der.as_bytes().to_vec())
+    }
+
+    /// A token signed with the user service's key by jsonwebtoken, with `claims`
+    /// merged over valid ones.
+    pub async fn mint(&self, claims: Value) -> String {
+        let (kid, der) = self.signing_key().await;
+        let mut header = Header::new(Algorithm::EdDSA);
+        header.kid = Some(kid);
+        encode_claims(&header, &EncodingKey::from_ed_der(&der), claims)
+    }
+}
+
+/// Makes `server` answer every GET with an empty list.
+pub async fn answer_everything(server: &MockServer) {
+    wiremock::Mock::given(wiremock::matchers::method("GET"))
+        .respond_with(wiremock::ResponseTemplate::new(200).set_body_json(json!({"data": []})))
+        .mount(server)
+        .await;
+}
+
+/// Valid claims for a user with `overrides` applied.
+pub fn claims(overrides: Value) -> Value {
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let mut claims = json!({
+        "iss": "switchyard",
+        "aud": "switchyard-api",
+        "sub": Uuid::new_v4().to_string(),
+        "roles": ["user"],
+        "iat": now,
+        "nbf": now,
+        "exp": now + 900,
+        "jti": Uuid::new_v4().to_string(),
+    });
+    for (key, value) in overrides.as_object().unwrap() {
+        claims[key] = value.clone();
+    }
+    claims
+}
+
+pub fn encode_claims(header: &Header, key: &EncodingKey, overrides: Value) -> String {
+    jsonwebtoken::encode(header, &claims(overrides), key).unwrap()
+}
+
+/// Sends a request with `target` exactly as written (no client-side normalisation of
+/// the path) and returns the status code.
+pub async fn raw_status(base: &str, method: &str, target: &str, headers: &[(&str, &str)]) -> u16 {
+    let addr = base.trim_start_matches("http://");
+    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let mut request =
+        format!("{method} {target} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n");
+    for (name, value) in headers {
+        request.push_str(&format!("{name}: {value}\r\n"));
+    }
+    request.push_str("Content-Length: 0\r\n\r\n");
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut response = Vec::new();
+    stream.read_to_end(&mut response).await.unwrap();
+    let response = String::from_utf8_lossy(&response);
+    response
+        .split(' ')
+        .nth(1)
+        .and_then(|code| code.parse().ok())
+        .unwrap()
+}

@@ -1,0 +1,279 @@
+//! Routing, canonical paths, tokens and header hygiene.
+#![allow(clippy::unwrap_used)] // in a test, a failed unwrap is a failed test
+
+mod common;
+
+use common::{ORDER_KEY, answer_everything, claims, raw_status, spawn};
+use jsonwebtoken::{Algorithm, EncodingKey, Header};
+use serde_json::json;
+use test_support::assert_problem;
+use wiremock::matchers::{header, method, path};
+use wiremock::{Mock, ResponseTemplate};
+
+#[tokio::test]
+async fn every_prefix_reaches_its_service_and_nothing_else_does() {
+    let gw = spawn(1, &[]).await;
+    let (id, token) = gw.signed_in_user().await;
+    for server in [&gw.order, &gw.inventory, &gw.payment, &gw.notification] {
+        answer_everything(server).await;
+    }
+    let bearer = format!("Bearer {token}");
+    for (target, server, expected) in [
+        ("/api/orders", &gw.order, "/orders"),
+        ("/api/orders/abc?x=1", &gw.order, "/orders/abc"),
+        ("/api/products", &gw.inventory, "/products"),
+        ("/api/payments", &gw.payment, "/payments"),
+        ("/api/notifications", &gw.notification, "/notifications"),
+        ("/api/webhooks", &gw.notification, "/webhooks"),
+    ] {
+        let response = gw
+            .client
+            .get(gw.url(target))
+            .header("authorization", &bearer)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200, "{target}");
+        let last = server.received_requests().await.unwrap().pop().unwrap();
+        assert_eq!(last.url.path(), expected);
+    }
+    let me = gw
+        .client
+        .get(gw.url(&format!("/api/users/{id}")))
+        .header("authorization", &bearer)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        me.status(),
+        200,
+        "the real user service answers through the gateway"
+    );
+
+    let unknown = gw
+        .client
+        .get(gw.url("/api/nothing"))
+        .header("authorization", &bearer)
+        .send()
+        .await
+        .unwrap();
+    assert_problem(unknown, 404).await;
+    let internal = gw
+        .client
+        .post(gw.url("/api/internal/users/batch"))
+        .header("authorization", &bearer)
+        .send()
+        .await
+        .unwrap();
+    assert_problem(internal, 404).await;
+}
+
+#[tokio::test]
+async fn dot_segments_and_encoded_separators_never_reach_a_route_they_do_not_name() {
+    let gw = spawn(1, &[]).await;
+    let (_, token) = gw.signed_in_user().await;
+    answer_everything(&gw.order).await;
+    let base = gw.gateways[0].url();
+    let bearer = format!("Bearer {token}");
+    let auth = [("Authorization", bearer.as_str())];
+    // Canonically /api/orders: routed there, and only with a token.
+    assert_eq!(
+        raw_status(&base, "GET", "/api/users/../orders", &auth).await,
+        200
+    );
+    assert_eq!(
+        raw_status(&base, "GET", "/api/users/../orders", &[]).await,
+        401
+    );
+    assert_eq!(raw_status(&base, "GET", "//api/orders", &auth).await, 200);
+    assert_eq!(raw_status(&base, "GET", "//api/orders", &[]).await, 401);
+    // Canonically outside /api: no route.
+    assert_eq!(
+        raw_status(&base, "GET", "/api/%2e%2e/orders", &auth).await,
+        404
+    );
+    assert_eq!(
+        raw_status(&base, "GET", "/api/orders/..%2f..%2fusers", &auth).await,
+        404
+    );
+    assert_eq!(
+        raw_status(&base, "GET", "/api/orders/%2e%2e/%2e%2e/%2e%2e/etc", &auth).await,
+        400
+    );
+    let reached: Vec<String> = gw
+        .order
+        .received_requests()
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.url.path().to_owned())
+        .collect();
+    assert_eq!(reached, ["/orders", "/orders"]);
+}
+
+#[tokio::test]
+async fn bad_tokens_get_401_with_a_challenge_and_a_token_from_another_library_passes() {
+    let gw = spawn(1, &[]).await;
+    answer_everything(&gw.order).await;
+    let (kid, der) = gw.signing_key().await;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+
+    let good = gw.mint(json!({})).await;
+    let response = gw
+        .client
+        .get(gw.url("/api/orders"))
+        .bearer_auth(&good)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        response.status(),
+        200,
+        "minted by jsonwebtoken with the service's key"
+    );
+
+    let jwks: serde_json::Value = gw
+        .client
+        .get(gw.url("/api/auth/jwks"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let public_x = jwks["keys"][0]["x"].as_str().unwrap().to_owned();
+    let mut hs256 = Header::new(Algorithm::HS256);
+    hs256.kid = Some(kid.clone());
+    let foreign = ed25519_dalek::SigningKey::from_bytes(&[7u8; 32]);
+    let foreign_der = {
+        use ed25519_dalek::pkcs8::EncodePrivateKey;
+        foreign.to_pkcs8_der().unwrap().as_bytes().to_vec()
+    };
+    let mut eddsa = Header::new(Algorithm::EdDSA);
+    eddsa.kid = Some(kid.clone());
+    let unsigned = {
+        use base64::Engine;
+        let engine = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+        let header = engine.encode(json!({"alg": "none", "typ": "JWT", "kid": kid}).to_string());
+        let body = engine.encode(claims(json!({})).to_string());
+        format!("{header}.{body}.")
+    };
+    let bad_tokens = [
+        ("alg none", unsigned),
+        (
+            "HS256 keyed with the public key",
+            common::encode_claims(
+                &hs256,
+                &EncodingKey::from_secret(public_x.as_bytes()),
+                json!({}),
+            ),
+        ),
+        (
+            "a foreign key",
+            common::encode_claims(&eddsa, &EncodingKey::from_ed_der(&foreign_der), json!({})),
+        ),
+        (
+            "expired",
+            gw.mint(json!({"exp": now - 120, "iat": now - 1000, "nbf": now - 1000}))
+                .await,
+        ),
+        ("not yet valid", gw.mint(json!({"nbf": now + 600})).await),
+        (
+            "wrong issuer",
+            gw.mint(json!({"iss": "someone-else"})).await,
+        ),
+        (
+            "wrong audience",
+            gw.mint(json!({"aud": "another-api"})).await,
+        ),
+        ("garbage", "not.a.token".to_owned()),
+        ("an unknown kid", {
+            let mut header = Header::new(Algorithm::EdDSA);
+            header.kid = Some("no-such-kid".into());
+            common::encode_claims(&header, &EncodingKey::from_ed_der(&der), json!({}))
+        }),
+    ];
+    for (what, token) in bad_tokens {
+        let response = gw
+            .client
+            .get(gw.url("/api/orders"))
+            .bearer_auth(&token)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(
+            response.headers()["www-authenticate"],
+            "Bearer error=\"invalid_token\"",
+            "{what}"
+        );
+        assert_problem(response, 401).await;
+    }
+    for authorization in [None, Some("Basic dXNlcjpwdw=="), Some("Bearer ")] {
+        let mut request = gw.client.get(gw.url("/api/orders"));
+        if let Some(value) = authorization {
+            request = request.header("authorization", value);
+        }
+        let response = request.send().await.unwrap();
+        assert!(response.headers().contains_key("www-authenticate"));
+        assert_problem(response, 401).await;
+    }
+    assert_eq!(
+        gw.order.received_requests().await.unwrap().len(),
+        1,
+        "only the good token got through"
+    );
+}
+
+#[tokio::test]
+async fn services_see_the_gateways_identity_headers_never_the_clients() {
+    let gw = spawn(1, &[]).await;
+    let (id, token) = gw.signed_in_user().await;
+    Mock::given(method("GET"))
+        .and(path("/orders"))
+        .and(header(
+            "authorization",
+            format!("Bearer {ORDER_KEY}").as_str(),
+        ))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"data": []})))
+        .mount(&gw.order)
+        .await;
+    let response = gw
+        .client
+        .get(gw.url("/api/orders"))
+        .bearer_auth(&token)
+        .header("x-user-id", "00000000-0000-0000-0000-000000000001")
+        .header("x-user-roles", "user,admin")
+        .header("x-service-name", "order")
+        .header("x-forwarded-for", "203.0.113.9")
+        .header("connection", "X-Request-ID, X-Forwarded-For, X-User-Id")
+        .header("x-request-id", "client-chosen-id")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200, "the service got its own key");
+    let seen = gw.order.received_requests().await.unwrap().pop().unwrap();
+    let get = |name: &str| {
+        seen.headers
+            .get(name)
+            .map(|v| v.to_str().unwrap().to_owned())
+    };
+    assert_eq!(get("x-user-id"), Some(id.to_string()));
+    assert_eq!(get("x-user-roles").as_deref(), Some("user"));
+    assert_eq!(get("x-service-name").as_deref(), Some("gateway"));
+    assert_eq!(
+        get("x-forwarded-for").as_deref(),
+        Some("127.0.0.1"),
+        "from the real peer"
+    );
+    assert!(
+        get("x-request-id").is_some(),
+        "Connection cannot strip what the gateway sets"
+    );
+    assert_eq!(
+        response.headers()["x-request-id"],
+        get("x-request-id").unwrap().as_str()
+    );
+}
