@@ -6,20 +6,20 @@ macro_rules! peer_args {
         #[derive(Debug, Clone, clap::Args)]
         pub struct $name {
             #[arg(
-                long,
-                env = $url_env,
-                default_value = $default,
-                help = concat!("Base URL of the ", $peer, " service.")
-            )]
+                        long,
+                        env = $url_env,
+                        default_value = $default,
+                        help = concat!("Base URL of the ", $peer, " service.")
+                    )]
             pub $url: String,
 
             #[arg(
-                long,
-                env = $key_env,
-                value_parser = service_kit::config::parse_secret,
-                hide_env_values = true,
-                help = concat!("The ", $peer, " service's key (the bearer key it accepts).")
-            )]
+                        long,
+                        env = $key_env,
+                        value_parser = service_kit::config::parse_secret,
+                        hide_env_values = true,
+                        help = concat!("The ", $peer, " service's key (the bearer key it accepts).")
+                    )]
             pub $key: service_kit::config::Secret,
         }
 

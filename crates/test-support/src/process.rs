@@ -64,6 +64,20 @@ impl ServiceProcess {
         }
     }
 
+    /// The process id, while it runs.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.id()
+    }
+
+    /// A line of `/proc/<pid>/status`, in KiB (e.g. `VmRSS`, `VmHWM`); Linux only.
+    pub fn memory_kib(&self, field: &str) -> Option<u64> {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid()?)).ok()?;
+        status
+            .lines()
+            .find_map(|line| line.strip_prefix(field)?.strip_prefix(':'))
+            .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse().ok())
+    }
+
     /// Waits for the "listening" log line and returns the base URL it names.
     pub async fn wait_until_listening(&mut self, timeout: Duration) -> String {
         let deadline = tokio::time::Instant::now() + timeout;
