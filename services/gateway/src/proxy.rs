@@ -48,7 +48,14 @@ const PUBLIC: &[(Method, &str)] = &[
     (Method::POST, "/api/auth/register"),
     (Method::POST, "/api/auth/login"),
     (Method::GET, "/api/auth/jwks"),
+    (Method::GET, OPENAPI_PATH),
 ];
+
+/// Where the OpenAPI document of the public API is served.
+pub const OPENAPI_PATH: &str = "/api/openapi.json";
+
+/// The OpenAPI 3.1 document of the public API (API.md), kept beside the gateway.
+pub const OPENAPI: &str = include_str!("../openapi.json");
 
 /// Headers that describe one connection, never forwarded (RFC 9110 §7.6.1).
 const HOP_BY_HOP: &[&str] = &[
@@ -90,11 +97,12 @@ pub async fn handle(
     let client_ip = client_ip(&state, peer.ip(), request.headers());
 
     let is_dashboard = path == "/api/dashboard";
+    let is_openapi = path == OPENAPI_PATH;
     let route = state
         .routes
         .iter()
         .find(|r| path == r.prefix || path.starts_with(&format!("{}/", r.prefix)));
-    if route.is_none() && !is_dashboard {
+    if route.is_none() && !is_dashboard && !is_openapi {
         return Problem::not_found("No such resource.").into_response();
     }
     let public = PUBLIC.iter().any(|(m, p)| *m == method && *p == path);
@@ -124,6 +132,15 @@ pub async fn handle(
             HeaderValue::from(decision.retry_after()),
         );
         response
+    } else if is_openapi {
+        (
+            [(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            )],
+            OPENAPI,
+        )
+            .into_response()
     } else if is_dashboard {
         match caller {
             Some(caller) if method == Method::GET => dashboard::dashboard(&state, &caller).await,
