@@ -32,8 +32,9 @@ pub struct Config {
     #[arg(long, env = "JWT_AUDIENCE", default_value = "switchyard-api")]
     pub jwt_audience: String,
 
-    /// Requests a user (or, without a valid token, a client IP) may make in any 60 s.
-    #[arg(long, env = "RATE_LIMIT_PER_MINUTE", default_value_t = 100, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    /// Requests a user (or, without a valid token, a client IP) may make in any 60 s;
+    /// 0 turns rate limiting off (for benchmarks of the bare proxy).
+    #[arg(long, env = "RATE_LIMIT_PER_MINUTE", default_value_t = 100, value_parser = clap::value_parser!(u32).range(0..=1_000_000))]
     pub rate_limit_per_minute: u32,
 
     /// Prefix of the rate-limit keys in Redis, so deployments can share one.

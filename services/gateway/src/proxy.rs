@@ -120,8 +120,12 @@ pub async fn handle(
         Some(caller) => format!("user:{}", caller.user_id),
         None => format!("ip:{client_ip}"),
     };
-    let decision = state.limiter.check(&key).await;
-    let mut response = if !decision.allowed {
+    let decision = if state.limiter.enabled() {
+        Some(state.limiter.check(&key).await)
+    } else {
+        None
+    };
+    let mut response = if let Some(decision) = decision.filter(|d| !d.allowed) {
         let mut response = Problem::new(
             StatusCode::TOO_MANY_REQUESTS,
             "Too many requests; try again after the time in Retry-After.",
@@ -161,7 +165,9 @@ pub async fn handle(
     } else {
         Problem::not_found("No such resource.").into_response()
     };
-    add_rate_limit_headers(response.headers_mut(), &decision);
+    if let Some(decision) = decision {
+        add_rate_limit_headers(response.headers_mut(), &decision);
+    }
     response
 }
 

@@ -85,6 +85,11 @@ impl RateLimiter {
         }
     }
 
+    /// Whether limits apply at all (a limit of 0 turns them off).
+    pub fn enabled(&self) -> bool {
+        self.limit > 0
+    }
+
     /// Counts one request against `key` (e.g. `user:<id>`, `ip:<addr>`).
     pub async fn check(&self, key: &str) -> Decision {
         let now = Instant::now();
