@@ -34,6 +34,8 @@ pub struct TestGateway {
     pub notification: MockServer,
     pub client: Client,
     pub user_pool: PgPool,
+    /// The settings the in-process gateways were started with, for gateway processes.
+    pub args: Vec<String>,
     pub user_db: TestDatabase,
     pub keys: StreamKeys,
 }
@@ -104,6 +106,7 @@ pub async fn spawn(replicas: usize, extra: &[&str]) -> TestGateway {
     let mut gateways = Vec::new();
     for _ in 0..replicas {
         let config = gateway::config::Config::try_parse_from(&args).unwrap();
+
         gateways.push(gateway::Application::build(config).await.unwrap().spawn());
     }
     let user_pool = PgPool::connect(user_db.url()).await.unwrap();
@@ -116,6 +119,7 @@ pub async fn spawn(replicas: usize, extra: &[&str]) -> TestGateway {
         notification,
         client: Client::new(),
         user_pool,
+        args,
         user_db,
         keys,
     }
@@ -124,6 +128,25 @@ pub async fn spawn(replicas: usize, extra: &[&str]) -> TestGateway {
 impl TestGateway {
     pub fn url(&self, path: &str) -> String {
         format!("{}{path}", self.gateways[0].url())
+    }
+
+    /// Starts the gateway binary as a process with this gateway's settings.
+    pub async fn process(&self) -> (test_support::ServiceProcess, String) {
+        let env: std::collections::HashMap<String, String> = self.args[1..]
+            .chunks(2)
+            .map(|pair| {
+                let name = pair[0]
+                    .trim_start_matches("--")
+                    .replace('-', "_")
+                    .to_uppercase();
+                (name, pair[1].clone())
+            })
+            .collect();
+        let mut process = test_support::ServiceProcess::start(env!("CARGO_BIN_EXE_gateway"), &env);
+        let url = process
+            .wait_until_listening(std::time::Duration::from_secs(30))
+            .await;
+        (process, url)
     }
 
     /// Stops the user service.
