@@ -98,10 +98,10 @@ pub async fn handle(
 
     let is_dashboard = path == "/api/dashboard";
     let is_openapi = path == OPENAPI_PATH;
-    let route = state
-        .routes
-        .iter()
-        .find(|r| path == r.prefix || path.starts_with(&format!("{}/", r.prefix)));
+    let route = state.routes.iter().find(|r| {
+        path.strip_prefix(r.prefix)
+            .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
+    });
     if route.is_none() && !is_dashboard && !is_openapi {
         return Problem::not_found("No such resource.").into_response();
     }
@@ -116,11 +116,11 @@ pub async fn handle(
         (Err(invalid), false) => return unauthorized(&invalid),
     };
 
-    let key = match &caller {
-        Some(caller) => format!("user:{}", caller.user_id),
-        None => format!("ip:{client_ip}"),
-    };
     let decision = if state.limiter.enabled() {
+        let key = match &caller {
+            Some(caller) => format!("user:{}", caller.user_id),
+            None => format!("ip:{client_ip}"),
+        };
         Some(state.limiter.check(&key).await)
     } else {
         None

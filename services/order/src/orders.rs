@@ -257,8 +257,8 @@ impl OrderRow {
 }
 
 /// The earlier use of `key` by `user_id`, if any.
-pub async fn find_key(
-    pool: &PgPool,
+pub async fn find_key<'e>(
+    executor: impl sqlx::PgExecutor<'e>,
     user_id: Uuid,
     key: &IdempotencyKey,
 ) -> sqlx::Result<Option<KeyUse>> {
@@ -267,7 +267,7 @@ pub async fn find_key(
     )
     .bind(user_id)
     .bind(&key.key)
-    .fetch_optional(pool)
+    .fetch_optional(executor)
     .await?;
     Ok(row.map(|(order_id, digest)| KeyUse {
         order_id,
@@ -303,17 +303,12 @@ pub async fn insert(
     .fetch_optional(&mut **tx)
     .await?;
     let Some(row) = row else {
-        let (order_id, digest): (Uuid, Vec<u8>) = sqlx::query_as(
-            "SELECT id, request_digest FROM orders WHERE user_id = $1 AND idempotency_key = $2",
-        )
-        .bind(user_id)
-        .bind(key.map(|k| &k.key))
-        .fetch_one(&mut **tx)
-        .await?;
-        return Ok(Inserted::Existing(KeyUse {
-            order_id,
-            same_request: key.is_some_and(|k| k.digest == digest),
-        }));
+        // Only a keyed insert can conflict; the winner has committed by now.
+        let used = match key {
+            Some(key) => find_key(&mut **tx, user_id, key).await?,
+            None => None,
+        };
+        return used.map(Inserted::Existing).ok_or(sqlx::Error::RowNotFound);
     };
     for (line, item) in order.items.iter().enumerate() {
         sqlx::query(

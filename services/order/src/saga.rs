@@ -45,53 +45,48 @@ pub async fn handle(pool: PgPool, stream: String, event: Envelope) -> Result<(),
         return Ok(());
     };
     let order: OrderRef = event.decode().map_err(HandlerError::poison)?;
-    let reason = match event.event_type.as_str() {
+    let cancel_reason = match event.event_type.as_str() {
         types::INVENTORY_REJECTED => Some(reasons::OUT_OF_STOCK),
         types::PAYMENT_DECLINED => Some(reasons::PAYMENT_DECLINED),
         _ => None,
     };
-    match (event.event_type.as_str(), reason) {
-        (types::PAYMENT_SUCCEEDED, _) => {
-            if let Some(order) = orders::confirm(&mut tx, order.order_id)
-                .await
-                .map_err(HandlerError::retry)?
-            {
-                let confirmed = OrderConfirmed {
-                    order_id: order.id,
-                    user_id: order.user_id,
-                    total_cents: order.total_cents,
-                    currency: order.currency.clone(),
-                };
-                outbox::enqueue_caused_by(
-                    &mut tx,
-                    &stream,
-                    &event,
-                    SERVICE,
-                    types::ORDER_CONFIRMED,
-                    &confirmed,
-                )
-                .await?;
-                tracing::info!(order_id = %order.id, "order confirmed");
-            }
+    if event.event_type == types::PAYMENT_SUCCEEDED {
+        if let Some(order) = orders::confirm(&mut tx, order.order_id)
+            .await
+            .map_err(HandlerError::retry)?
+        {
+            let confirmed = OrderConfirmed {
+                order_id: order.id,
+                user_id: order.user_id,
+                total_cents: order.total_cents,
+                currency: order.currency.clone(),
+            };
+            outbox::enqueue_caused_by(
+                &mut tx,
+                &stream,
+                &event,
+                SERVICE,
+                types::ORDER_CONFIRMED,
+                &confirmed,
+            )
+            .await?;
+            tracing::info!(order_id = %order.id, "order confirmed");
         }
-        (_, Some(reason)) => {
-            if let Some(order) = orders::cancel(&mut tx, order.order_id, reason, &["pending"])
-                .await
-                .map_err(HandlerError::retry)?
-            {
-                outbox::enqueue_caused_by(
-                    &mut tx,
-                    &stream,
-                    &event,
-                    SERVICE,
-                    types::ORDER_CANCELLED,
-                    &cancelled(&order),
-                )
-                .await?;
-                tracing::info!(order_id = %order.id, reason, "order cancelled");
-            }
-        }
-        _ => {}
+    } else if let Some(reason) = cancel_reason
+        && let Some(order) = orders::cancel(&mut tx, order.order_id, reason, &["pending"])
+            .await
+            .map_err(HandlerError::retry)?
+    {
+        outbox::enqueue_caused_by(
+            &mut tx,
+            &stream,
+            &event,
+            SERVICE,
+            types::ORDER_CANCELLED,
+            &cancelled(&order),
+        )
+        .await?;
+        tracing::info!(order_id = %order.id, reason, "order cancelled");
     }
     tx.commit().await.map_err(HandlerError::retry)
 }
