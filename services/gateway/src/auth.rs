@@ -4,10 +4,15 @@
 //! does not hold (a rotation), at most once per [`REFRESH_COOLDOWN`], so a flood of
 //! made-up `kid`s cannot hammer the user service. Only `EdDSA` is accepted, whatever
 //! the token's header says; `iss`, `aud`, `exp` and `nbf` are checked with 30 s leeway.
+//!
+//! A token that passed is remembered until it expires ([`TokenCache`]), so a client's
+//! second request costs a map lookup rather than an Ed25519 signature check. The memory
+//! is emptied whenever the key set is fetched, so a key withdrawn from the JWKS stops
+//! vouching for its tokens at the next refresh, as it would without the memory.
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use jsonwebtoken::jwk::JwkSet;
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
@@ -40,6 +45,7 @@ pub enum Invalid {
 #[derive(Deserialize)]
 struct Claims {
     sub: Uuid,
+    exp: u64,
     #[serde(default)]
     roles: Vec<String>,
 }
@@ -51,6 +57,62 @@ pub struct Verifier {
     last_fetch: Arc<Mutex<Option<Instant>>>,
     client: service_client::Client,
     validation: Arc<Validation>,
+    verified: Arc<std::sync::Mutex<TokenCache>>,
+}
+
+/// Tokens that passed verification, with their callers, until they expire.
+#[derive(Default)]
+pub struct TokenCache {
+    entries: HashMap<String, (Caller, u64)>,
+}
+
+impl TokenCache {
+    /// Most tokens remembered at once; past it, expired ones go, then all of them.
+    pub const CAPACITY: usize = 10_000;
+
+    /// The caller of `token` if it passed and, at `now` (Unix seconds), has not expired.
+    pub fn get(&self, token: &str, now: u64) -> Option<Caller> {
+        self.entries
+            .get(token)
+            .filter(|(_, until)| now < *until)
+            .map(|(caller, _)| caller.clone())
+    }
+
+    /// Remembers that `token` stands for `caller` until `until` (Unix seconds).
+    pub fn insert(&mut self, token: &str, caller: Caller, until: u64, now: u64) {
+        if self.entries.len() >= Self::CAPACITY {
+            self.entries.retain(|_, (_, until)| now < *until);
+            if self.entries.len() >= Self::CAPACITY {
+                self.entries.clear();
+            }
+        }
+        self.entries.insert(token.to_owned(), (caller, until));
+    }
+
+    pub fn clear(&mut self) {
+        self.entries.clear();
+    }
+
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+}
+
+fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+fn remembered(cache: &std::sync::Mutex<TokenCache>) -> std::sync::MutexGuard<'_, TokenCache> {
+    // The cache holds no invariant a panic elsewhere could break.
+    cache
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 impl Verifier {
@@ -69,6 +131,7 @@ impl Verifier {
             last_fetch: Arc::default(),
             client,
             validation: Arc::new(validation),
+            verified: Arc::default(),
         }
     }
 
@@ -86,6 +149,7 @@ impl Verifier {
             .collect();
         let count = keys.len();
         *self.keys.write().await = keys;
+        remembered(&self.verified).clear();
         Ok(count)
     }
 
@@ -108,6 +172,10 @@ impl Verifier {
 
     /// The caller a bearer token stands for.
     pub async fn verify(&self, token: &str) -> Result<Caller, Invalid> {
+        let now = unix_now();
+        if let Some(caller) = remembered(&self.verified).get(token, now) {
+            return Ok(caller);
+        }
         let header = jsonwebtoken::decode_header(token).map_err(|_| Invalid::Malformed)?;
         if header.alg != Algorithm::EdDSA {
             return Err(Invalid::Algorithm);
@@ -121,10 +189,14 @@ impl Verifier {
         let claims = jsonwebtoken::decode::<Claims>(token, key, &self.validation)
             .map_err(|e| Invalid::Rejected(e.to_string()))?
             .claims;
-        Ok(Caller {
+        let caller = Caller {
             user_id: claims.sub,
             roles: claims.roles.iter().filter_map(|r| Role::parse(r)).collect(),
-        })
+        };
+        // Remembered only as long as the check itself would still pass it.
+        let until = claims.exp.saturating_add(LEEWAY_SECONDS);
+        remembered(&self.verified).insert(token, caller.clone(), until, now);
+        Ok(caller)
     }
 }
 
@@ -139,4 +211,51 @@ pub fn bearer(headers: &http::HeaderMap) -> Result<&str, Invalid> {
         return Err(Invalid::Missing);
     }
     Ok(token.trim())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn caller() -> Caller {
+        Caller {
+            user_id: Uuid::new_v4(),
+            roles: vec![Role::User],
+        }
+    }
+
+    #[test]
+    fn a_remembered_token_is_served_until_it_expires_and_not_after() {
+        let mut cache = TokenCache::default();
+        let who = caller();
+        cache.insert("t", who.clone(), 1_000, 900);
+        assert_eq!(cache.get("t", 999).map(|c| c.user_id), Some(who.user_id));
+        assert!(cache.get("t", 1_000).is_none());
+        assert!(cache.get("other", 999).is_none());
+    }
+
+    #[test]
+    fn the_cache_never_grows_past_its_capacity() {
+        let mut cache = TokenCache::default();
+        for i in 0..TokenCache::CAPACITY {
+            // Half of them expired by the time the next one comes.
+            let until = if i % 2 == 0 { 10 } else { 1_000 };
+            cache.insert(&i.to_string(), caller(), until, 5);
+        }
+        assert_eq!(cache.len(), TokenCache::CAPACITY);
+        cache.insert("next", caller(), 1_000, 20);
+        assert_eq!(
+            cache.len(),
+            TokenCache::CAPACITY / 2 + 1,
+            "expired ones went"
+        );
+        assert!(cache.get("1", 20).is_some(), "live ones stayed");
+
+        let mut full = TokenCache::default();
+        for i in 0..TokenCache::CAPACITY {
+            full.insert(&i.to_string(), caller(), 1_000, 5);
+        }
+        full.insert("next", caller(), 1_000, 5);
+        assert_eq!(full.len(), 1);
+    }
 }

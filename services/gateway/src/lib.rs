@@ -46,14 +46,17 @@ pub const DEFAULT_PORT: u16 = 8080;
 /// How often the JWKS is fetched again even without an unknown `kid`.
 pub const JWKS_REFRESH: Duration = Duration::from_secs(300);
 
-/// What the handler can reach.
-#[derive(Clone)]
-pub struct AppState {
-    pub routes: Arc<Vec<Route>>,
+/// What the handler can reach, behind one `Arc`: axum clones the state for every
+/// request, and one reference count is cheaper than one per field.
+pub type AppState = Arc<Gateway>;
+
+/// The gateway's shared parts.
+pub struct Gateway {
+    pub routes: Vec<Route>,
     pub verifier: Verifier,
     pub limiter: RateLimiter,
-    pub http: reqwest::Client,
-    pub trusted_proxies: Arc<Vec<IpAddr>>,
+    pub http: proxy::HttpClient,
+    pub trusted_proxies: Vec<IpAddr>,
     pub backends: Backends,
 }
 
@@ -115,22 +118,20 @@ impl Application {
             notification: Client::new("gateway", notification)?,
             timeout: Duration::from_millis(config.dashboard_timeout_ms),
         };
-        let state = AppState {
-            routes: Arc::new(routes),
+        let state = Arc::new(Gateway {
+            routes,
             verifier: verifier.clone(),
             limiter: RateLimiter::new(
                 redis.clone(),
                 &config.rate_limit_key_prefix,
                 config.rate_limit_per_minute,
             ),
-            http: reqwest::Client::builder()
-                .connect_timeout(Duration::from_millis(
-                    settings.http_client_connect_timeout_ms,
-                ))
-                .build()?,
-            trusted_proxies: Arc::new(config.trusted_proxies.0.clone()),
+            http: proxy::http_client(Duration::from_millis(
+                settings.http_client_connect_timeout_ms,
+            )),
+            trusted_proxies: config.trusted_proxies.0.clone(),
             backends,
-        };
+        });
 
         let ready_verifier = verifier.clone();
         let readiness = Readiness::new()

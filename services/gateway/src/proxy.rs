@@ -9,13 +9,15 @@
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use axum::body::Body;
 use axum::extract::{ConnectInfo, Request, State};
-use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, header};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
-use futures::TryStreamExt;
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
 use service_client::CircuitBreaker;
 use service_client::breaker::Outcome;
 use service_kit::Problem;
@@ -266,6 +268,18 @@ fn upstream_headers(
     headers
 }
 
+/// The client the proxy forwards with: hyper's pooled HTTP/1.1 client, taking the
+/// incoming body as it is, so nothing is converted or buffered on the way.
+pub type HttpClient = Client<HttpConnector, Body>;
+
+/// A pooled client that gives up connecting after `connect_timeout`.
+pub fn http_client(connect_timeout: Duration) -> HttpClient {
+    let mut connector = HttpConnector::new();
+    connector.set_connect_timeout(Some(connect_timeout));
+    connector.set_nodelay(true);
+    Client::builder(TokioExecutor::new()).build(connector)
+}
+
 async fn forward(
     state: &AppState,
     route: &Route,
@@ -275,27 +289,25 @@ async fn forward(
     request: Request,
 ) -> Response {
     let upstream = &route.upstream;
-    let Ok(permit) = upstream.breaker.try_acquire() else {
-        return Problem::unavailable(format!("The {} service is unavailable.", upstream.name))
-            .into_response();
-    };
     let (parts, body) = request.into_parts();
     let mut url = format!("{}{upstream_path}", upstream.base_url);
     if let Some(query) = parts.uri.query() {
         url.push('?');
         url.push_str(query);
     }
-    let headers = upstream_headers(&parts.headers, upstream, caller, client_ip);
-    let body = reqwest::Body::wrap_stream(body.into_data_stream());
+    let Ok(uri) = url.parse::<Uri>() else {
+        return Problem::bad_request("The request path is malformed.").into_response();
+    };
+    let Ok(permit) = upstream.breaker.try_acquire() else {
+        return Problem::unavailable(format!("The {} service is unavailable.", upstream.name))
+            .into_response();
+    };
+    let mut outgoing = http::Request::new(body);
+    *outgoing.method_mut() = parts.method;
+    *outgoing.uri_mut() = uri;
+    *outgoing.headers_mut() = upstream_headers(&parts.headers, upstream, caller, client_ip);
     let started = Instant::now();
-    let result = state
-        .http
-        .request(parts.method, url)
-        .headers(headers)
-        .body(body)
-        .send()
-        .await;
-    match result {
+    match state.http.request(outgoing).await {
         Ok(response) => {
             let status = response.status();
             let outcome = if status.is_server_error() {
@@ -304,33 +316,18 @@ async fn forward(
                 Outcome::Success
             };
             upstream.breaker.record(permit, outcome, started.elapsed());
-            let mut headers = HeaderMap::with_capacity(response.headers().len());
-            for (name, value) in response.headers() {
-                if !HOP_BY_HOP.contains(&name.as_str()) && name != header::CONTENT_LENGTH {
-                    headers.append(name.clone(), value.clone());
-                }
+            let (mut parts, body) = response.into_parts();
+            for name in HOP_BY_HOP {
+                parts.headers.remove(*name);
             }
-            if let Some(length) = response.content_length() {
-                headers.insert(header::CONTENT_LENGTH, HeaderValue::from(length));
-            }
-            let body = Body::from_stream(response.bytes_stream().map_err(std::io::Error::other));
-            let mut out = Response::new(body);
-            *out.status_mut() = status;
-            *out.headers_mut() = headers;
-            out
+            Response::from_parts(parts, Body::new(body))
         }
         Err(error) => {
             upstream
                 .breaker
                 .record(permit, Outcome::Failure, started.elapsed());
             tracing::warn!(upstream = upstream.name, error = %error, "upstream call failed");
-            if error.is_timeout() {
-                Problem::new(
-                    StatusCode::GATEWAY_TIMEOUT,
-                    format!("The {} service did not answer in time.", upstream.name),
-                )
-                .into_response()
-            } else if error.is_connect() {
+            if error.is_connect() {
                 Problem::unavailable(format!("The {} service is unavailable.", upstream.name))
                     .into_response()
             } else {

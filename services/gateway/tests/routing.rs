@@ -277,3 +277,65 @@ async fn services_see_the_gateways_identity_headers_never_the_clients() {
         get("x-request-id").unwrap().as_str()
     );
 }
+
+/// A peer that accepts connections and closes them at once, counting them.
+async fn hang_up_on_everyone() -> (String, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let accepted = std::sync::Arc::new(AtomicUsize::new(0));
+    let counter = accepted.clone();
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            counter.fetch_add(1, Ordering::SeqCst);
+            drop(stream);
+        }
+    });
+    (url, accepted)
+}
+
+#[tokio::test]
+async fn upstream_failures_are_problems_and_an_open_breaker_answers_503_without_calling() {
+    use std::sync::atomic::Ordering;
+    let (hang_up, accepted) = hang_up_on_everyone().await;
+    let closed = {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        format!("http://{}", listener.local_addr().unwrap())
+    };
+    let gw = spawn(
+        1,
+        &[
+            "--order-service-url",
+            &hang_up,
+            "--inventory-service-url",
+            &closed,
+        ],
+    )
+    .await;
+    let (_, token) = gw.signed_in_user().await;
+    let bearer = format!("Bearer {token}");
+    let get = |path: &str| {
+        gw.client
+            .get(gw.url(path))
+            .header("authorization", &bearer)
+            .send()
+    };
+
+    let refused = get("/api/products").await.unwrap();
+    assert_problem(refused, 503).await;
+
+    // Five consecutive failures (the default) open the order service's breaker.
+    for _ in 0..5 {
+        assert_problem(get("/api/orders").await.unwrap(), 502).await;
+    }
+    let calls_before = accepted.load(Ordering::SeqCst);
+    assert!(calls_before >= 5, "{calls_before} connections for 5 calls");
+    let open = get("/api/orders").await.unwrap();
+    let body = assert_problem(open, 503).await;
+    assert!(body["detail"].as_str().unwrap().contains("order"), "{body}");
+    assert_eq!(
+        accepted.load(Ordering::SeqCst),
+        calls_before,
+        "an open breaker answers without calling the service"
+    );
+}
