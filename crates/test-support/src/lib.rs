@@ -10,7 +10,8 @@
 //! - [`StreamKeys`]: a unique event-stream prefix whose keys are deleted afterwards.
 //! - [`assert_problem`]: checks a problem+json answer.
 //! - [`ServiceProcess`]: a service binary started as a real process, its stdout captured
-//!   line by line, so tests can send it signals and read its logs.
+//!   line by line, so tests can send it signals and read its logs; [`workspace_binary`]
+//!   finds any service's binary for whole-system tests.
 //!
 //! Tests never share a database, so they run in parallel and leave nothing behind.
 
@@ -24,7 +25,7 @@ mod wait;
 
 pub use database::TestDatabase;
 pub use http::assert_problem;
-pub use process::ServiceProcess;
+pub use process::{ServiceProcess, workspace_binary};
 pub use redis_server::TestRedis;
 pub use smtp::{ReceivedMail, TestSmtp};
 pub use stream_keys::StreamKeys;

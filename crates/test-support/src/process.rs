@@ -125,6 +125,12 @@ impl ServiceProcess {
         self.stderr.lock().expect("stderr lines").clone()
     }
 
+    /// Sends SIGKILL and waits for the process to be gone: a crash, with no drain.
+    pub async fn kill(&mut self) {
+        self.child.start_kill().expect("send SIGKILL");
+        let _ = self.child.wait().await;
+    }
+
     /// Sends SIGTERM, as an orchestrator does to stop a container.
     pub fn terminate(&self) {
         let pid = self.child.id().expect("the process is running");
@@ -139,4 +145,25 @@ impl ServiceProcess {
             .ok()
             .and_then(Result::ok)
     }
+}
+
+/// A binary of this workspace, built beside the running test (`target/<profile>/`).
+///
+/// Cargo hands a test the path of its own package's binaries only; whole-system tests
+/// run every service's, which `cargo test --workspace` (and nextest) build before any
+/// test runs.
+pub fn workspace_binary(name: &str) -> std::path::PathBuf {
+    let test = std::env::current_exe().expect("the test's own path");
+    // target/<profile>/deps/<test>: the binaries are in target/<profile>.
+    let profile_dir = test
+        .parent()
+        .and_then(Path::parent)
+        .expect("the test runs from target/<profile>/deps");
+    let binary = profile_dir.join(name);
+    assert!(
+        binary.is_file(),
+        "{} is missing: build the workspace's binaries first (cargo build --workspace --bins)",
+        binary.display()
+    );
+    binary
 }
