@@ -41,6 +41,17 @@ impl TestDatabase {
         }
     }
 
+    /// A database that something else (a script under test) creates under `name`;
+    /// dropped with this value all the same.
+    pub fn adopt(name: &str) -> Self {
+        let server_url = server_url();
+        Self {
+            url: database_url(&server_url, name),
+            name: name.to_owned(),
+            server_url,
+        }
+    }
+
     /// The URL of this database.
     pub fn url(&self) -> &str {
         &self.url

@@ -23,7 +23,7 @@ mod smtp;
 mod stream_keys;
 mod wait;
 
-pub use database::TestDatabase;
+pub use database::{TestDatabase, server_url as database_server_url};
 pub use http::assert_problem;
 pub use process::{ServiceProcess, workspace_binary};
 pub use redis_server::TestRedis;
