@@ -21,10 +21,12 @@ use futures::future::BoxFuture;
 use redis::Value;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::streams::{StreamAutoClaimReply, StreamId, StreamReadReply};
+use service_kit::trace_context::{self, TraceParent};
 use tokio::sync::{OnceCell, Semaphore};
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
 
 use crate::envelope::Envelope;
 use crate::{ENVELOPE_FIELD, dead_letter_stream};
@@ -550,7 +552,32 @@ async fn run_handler(
         Err(reason) => Err(HandlerError::Poison(anyhow::anyhow!("{reason}"))),
         Ok(envelope) => {
             let started = Instant::now();
-            let result = tokio::time::timeout(timeout, handler(envelope.clone())).await;
+            // The handler continues the event's trace (a new span of it), so the calls it
+            // makes and the events it emits stay in the trace that produced the event.
+            let trace = envelope
+                .trace()
+                .map_or_else(TraceParent::new_root, |t| t.child());
+            let span = tracing::info_span!(
+                "event",
+                event_id = %envelope.id,
+                event_type = %envelope.event_type,
+                trace_id = %trace.trace_id_hex(),
+            );
+            let handled = trace_context::scope(trace, handler(envelope.clone())).instrument(span);
+            let started_at = std::time::SystemTime::now();
+            let result = tokio::time::timeout(timeout, handled).await;
+            service_kit::otel::record(
+                format!("{} process", envelope.event_type),
+                service_kit::otel::Kind::Consumer,
+                trace,
+                envelope.trace().map(|t| t.span_id),
+                started_at,
+                vec![
+                    opentelemetry::KeyValue::new("messaging.system", "redis"),
+                    opentelemetry::KeyValue::new("messaging.message.id", envelope.id.to_string()),
+                    opentelemetry::KeyValue::new("messaging.operation.type", "process"),
+                ],
+            );
             metrics::histogram!("events_handler_duration_seconds")
                 .record(started.elapsed().as_secs_f64());
             result

@@ -3,9 +3,11 @@
 use chrono::{DateTime, Utc};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
+use service_kit::trace_context::{self, TraceParent};
 use uuid::Uuid;
 
-/// `{id, type, version, source, occurred_at, correlation_id, causation_id, data}`.
+/// `{id, type, version, source, occurred_at, correlation_id, causation_id, traceparent,
+/// data}`.
 ///
 /// `data` is kept as JSON here; handlers decode it into their typed payload with
 /// [`Envelope::decode`], so an unknown type can be skipped without a payload type.
@@ -25,24 +27,44 @@ pub struct Envelope {
     pub correlation_id: Option<String>,
     /// The event that caused this one.
     pub causation_id: Option<Uuid>,
+    /// The W3C trace this event belongs to: a span of the request or event that produced
+    /// it, so one trace runs across HTTP calls and event hops alike.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub traceparent: Option<String>,
     pub data: serde_json::Value,
 }
 
 impl Envelope {
-    /// A new event of `event_type` from `source` carrying `data`.
+    /// A new event of `event_type` from `source` carrying `data`, in the trace of the
+    /// request or event being handled (if any).
     pub fn new(
         event_type: impl Into<String>,
         source: impl Into<String>,
         data: &impl Serialize,
     ) -> Result<Self, serde_json::Error> {
+        let event_type = event_type.into();
+        let current = trace_context::current();
+        let traceparent = current.map(|t| t.child());
+        if let (Some(parent), Some(span)) = (current, traceparent) {
+            // The publishing span: the one the consumers' spans continue.
+            service_kit::otel::record(
+                format!("{event_type} publish"),
+                service_kit::otel::Kind::Producer,
+                span,
+                Some(parent.span_id),
+                std::time::SystemTime::now(),
+                Vec::new(),
+            );
+        }
         Ok(Self {
             id: Uuid::now_v7(),
-            event_type: event_type.into(),
+            event_type,
             version: 1,
             source: source.into(),
             occurred_at: Utc::now(),
             correlation_id: None,
             causation_id: None,
+            traceparent: traceparent.map(|t| t.to_string()),
             data: serde_json::to_value(data)?,
         })
     }
@@ -59,7 +81,16 @@ impl Envelope {
         if self.correlation_id.is_none() {
             self.correlation_id.clone_from(&cause.correlation_id);
         }
+        if self.traceparent.is_none() {
+            // Outside any request or handler: the effect continues its cause's trace.
+            self.traceparent = cause.trace().map(|t| t.child().to_string());
+        }
         self
+    }
+
+    /// The trace this event belongs to, if it carries a valid `traceparent`.
+    pub fn trace(&self) -> Option<TraceParent> {
+        self.traceparent.as_deref().and_then(TraceParent::parse)
     }
 
     /// The payload as `T`.
@@ -71,6 +102,32 @@ impl Envelope {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn an_event_made_while_handling_a_request_carries_its_trace() {
+        let request = TraceParent::new_root();
+        let event = trace_context::scope(request, async {
+            Envelope::new("order.created", "order", &serde_json::json!({})).unwrap()
+        })
+        .await;
+        let trace = event.trace().expect("a traceparent");
+        assert_eq!(trace.trace_id, request.trace_id);
+        assert_ne!(trace.span_id, request.span_id, "a span of its own");
+
+        // Outside any request, an effect inherits its cause's trace.
+        let effect = Envelope::new("inventory.reserved", "inventory", &serde_json::json!({}))
+            .unwrap()
+            .caused_by(&event);
+        assert_eq!(effect.trace().unwrap().trace_id, request.trace_id);
+        let untraced = Envelope::new("x", "y", &serde_json::json!({})).unwrap();
+        assert!(untraced.traceparent.is_none());
+        assert!(
+            !serde_json::to_string(&untraced)
+                .unwrap()
+                .contains("traceparent"),
+            "absent, not null"
+        );
+    }
 
     #[test]
     fn an_envelope_round_trips_with_type_as_the_member_name() {

@@ -316,8 +316,9 @@ impl Call {
             inner.metrics.attempts.increment(1);
 
             let budget = attempt_timeout.min(remaining);
-            let request = self.build(&url, request_id.as_ref(), remaining);
+            let (request, trace) = self.build(&url, request_id.as_ref(), remaining);
             let sent = Instant::now();
+            let sent_at = std::time::SystemTime::now();
             let outcome = tokio::time::timeout(budget, async {
                 let response = http::Response::from(inner.http.execute(request).await?);
                 let (parts, body) = response.into_parts();
@@ -326,6 +327,28 @@ impl Call {
             })
             .await;
             let elapsed = sent.elapsed();
+            if service_kit::otel::enabled() {
+                let status = match &outcome {
+                    Ok(Ok((status, ..))) => i64::from(status.as_u16()),
+                    _ => 0,
+                };
+                service_kit::otel::record(
+                    format!("{} {}", self.method, peer.name),
+                    service_kit::otel::Kind::Client,
+                    trace,
+                    service_kit::trace_context::current().map(|t| t.span_id),
+                    sent_at,
+                    vec![
+                        opentelemetry::KeyValue::new("peer.service", peer.name),
+                        opentelemetry::KeyValue::new("url.full", url.to_string()),
+                        opentelemetry::KeyValue::new("http.response.status_code", status),
+                        opentelemetry::KeyValue::new(
+                            "http.request.resend_count",
+                            i64::from(attempts - 1),
+                        ),
+                    ],
+                );
+            }
 
             let (kind, retry_after) = match outcome {
                 Ok(Ok((status, headers, body))) => {
@@ -427,7 +450,7 @@ impl Call {
         url: &reqwest::Url,
         request_id: Option<&HeaderValue>,
         remaining: Duration,
-    ) -> reqwest::Request {
+    ) -> (reqwest::Request, TraceParent) {
         let inner = &self.client.inner;
         let mut request = reqwest::Request::new(self.method.clone(), url.clone());
         let headers = request.headers_mut();
@@ -454,7 +477,7 @@ impl Call {
         if let Some(body) = &self.body {
             *request.body_mut() = Some(reqwest::Body::from(body.clone()));
         }
-        request
+        (request, trace)
     }
 }
 

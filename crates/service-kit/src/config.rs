@@ -135,6 +135,11 @@ pub struct TelemetryConfig {
     /// Log line format: `pretty` for people, `json` for log collectors.
     #[arg(long, env = "LOG_FORMAT", value_enum, default_value_t = LogFormat::Pretty, hide_env_values = true)]
     pub log_format: LogFormat,
+
+    /// OTLP/HTTP collector to send spans to, e.g. `http://jaeger:4318`; unset: none are
+    /// sent. `OTEL_BSP_SCHEDULE_DELAY` (ms) sets how often batches go out.
+    #[arg(long, env = "OTEL_EXPORTER_OTLP_ENDPOINT", hide_env_values = true)]
+    pub otel_exporter_otlp_endpoint: Option<String>,
 }
 
 /// See [`TelemetryConfig::log_format`].

@@ -34,6 +34,7 @@ pub mod limit;
 pub mod metrics;
 pub mod middleware;
 pub mod ops;
+pub mod otel;
 pub mod problem;
 pub mod redis;
 pub mod request_id;

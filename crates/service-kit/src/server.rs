@@ -226,7 +226,9 @@ pub async fn main(
         eprintln!("error: {error:#}");
         return std::process::ExitCode::from(2);
     }
-    match work.await {
+    let result = work.await;
+    crate::otel::shutdown();
+    match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(error) => {
             tracing::error!(error = format!("{error:#}"), "{name}-service failed");

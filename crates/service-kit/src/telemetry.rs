@@ -27,5 +27,14 @@ pub fn init(service: &'static str, config: &TelemetryConfig) -> anyhow::Result<(
     tracing_subscriber::registry()
         .with(output.with_filter(filter))
         .try_init()
-        .map_err(|e| anyhow::anyhow!("logging was already set up: {e}"))
+        .map_err(|e| anyhow::anyhow!("logging was already set up: {e}"))?;
+    if let Some(endpoint) = config
+        .otel_exporter_otlp_endpoint
+        .as_deref()
+        .filter(|e| !e.is_empty())
+    {
+        crate::otel::init(service, endpoint)?;
+        tracing::info!(endpoint, "exporting spans over OTLP");
+    }
+    Ok(())
 }

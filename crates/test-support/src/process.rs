@@ -147,18 +147,20 @@ impl ServiceProcess {
     }
 }
 
-/// A binary of this workspace, built beside the running test (`target/<profile>/`).
+/// A binary of this workspace, built beside the running test or tool
+/// (`target/<profile>/`).
 ///
 /// Cargo hands a test the path of its own package's binaries only; whole-system tests
 /// run every service's, which `cargo test --workspace` (and nextest) build before any
 /// test runs.
 pub fn workspace_binary(name: &str) -> std::path::PathBuf {
-    let test = std::env::current_exe().expect("the test's own path");
-    // target/<profile>/deps/<test>: the binaries are in target/<profile>.
-    let profile_dir = test
-        .parent()
-        .and_then(Path::parent)
-        .expect("the test runs from target/<profile>/deps");
+    let exe = std::env::current_exe().expect("the running program's own path");
+    // A test runs from target/<profile>/deps, a tool (a bench driver) from
+    // target/<profile>; the binaries are in target/<profile>.
+    let mut profile_dir = exe.parent().expect("the program has a directory");
+    if profile_dir.file_name().is_some_and(|name| name == "deps") {
+        profile_dir = profile_dir.parent().expect("deps has a parent");
+    }
     let binary = profile_dir.join(name);
     assert!(
         binary.is_file(),

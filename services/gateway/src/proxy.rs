@@ -4,12 +4,12 @@
 //! Headers are rebuilt, not passed through: hop-by-hop headers and any named in
 //! `Connection` are dropped first, then everything the gateway vouches for is dropped
 //! too (`Authorization`, `X-User-Id`, `X-User-Roles`, `X-Service-Name`,
-//! `X-Forwarded-*`, `Host`) and set anew afterwards, so no client can name a user, a
+//! `X-Forwarded-*`, `traceparent`, `Host`) and set anew afterwards, so no client can name a user, a
 //! role or a service key, and no `Connection` header can strip what the gateway sets.
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use axum::body::Body;
 use axum::extract::{ConnectInfo, Request, State};
@@ -23,6 +23,8 @@ use service_client::breaker::Outcome;
 use service_kit::Problem;
 use service_kit::config::Secret;
 use service_kit::internal_auth::Caller;
+use service_kit::otel;
+use service_kit::trace_context::{self, TRACEPARENT, TraceParent};
 
 use crate::auth::{self, Invalid};
 use crate::path;
@@ -83,6 +85,7 @@ const GATEWAY_ONLY: &[&str] = &[
     "x-forwarded-host",
     "forwarded",
     "x-deadline-ms",
+    "traceparent",
     "host",
     "content-length",
 ];
@@ -221,6 +224,7 @@ fn upstream_headers(
     upstream: &Upstream,
     caller: Option<&Caller>,
     client_ip: IpAddr,
+    trace: Option<TraceParent>,
 ) -> HeaderMap {
     let named_by_connection: Vec<String> = incoming
         .get_all(header::CONNECTION)
@@ -259,6 +263,10 @@ fn upstream_headers(
     }
     if let Some(request_id) = service_kit::request_id::current() {
         set(&mut headers, "x-request-id", &request_id);
+    }
+    // The caller's trace continues through the gateway's own span of it.
+    if let Some(trace) = trace {
+        headers.insert(TRACEPARENT, trace.to_header_value());
     }
     if let Some(caller) = caller {
         set(&mut headers, "x-user-id", &caller.user_id.to_string());
@@ -302,12 +310,33 @@ async fn forward(
         return Problem::unavailable(format!("The {} service is unavailable.", upstream.name))
             .into_response();
     };
+    let method = parts.method.clone();
     let mut outgoing = http::Request::new(body);
     *outgoing.method_mut() = parts.method;
     *outgoing.uri_mut() = uri;
-    *outgoing.headers_mut() = upstream_headers(&parts.headers, upstream, caller, client_ip);
+    let served = trace_context::current();
+    let trace = served.map(|t| t.child());
+    *outgoing.headers_mut() = upstream_headers(&parts.headers, upstream, caller, client_ip, trace);
     let started = Instant::now();
-    match state.http.request(outgoing).await {
+    let started_at = SystemTime::now();
+    let result = state.http.request(outgoing).await;
+    if let (Some(span), true) = (trace, otel::enabled()) {
+        let status = result
+            .as_ref()
+            .map_or(0, |r| i64::from(r.status().as_u16()));
+        otel::record(
+            format!("{method} {}", upstream.name),
+            otel::Kind::Client,
+            span,
+            served.map(|t| t.span_id),
+            started_at,
+            vec![
+                opentelemetry::KeyValue::new("peer.service", upstream.name),
+                opentelemetry::KeyValue::new("http.response.status_code", status),
+            ],
+        );
+    }
+    match result {
         Ok(response) => {
             let status = response.status();
             let outcome = if status.is_server_error() {

@@ -146,6 +146,25 @@ impl System {
         assert!(ready, "the {name} service did not become ready");
     }
 
+    /// The prefix of this system's event streams and rate-limit keys in Redis.
+    pub fn redis_prefix(&self) -> &str {
+        self._keys.prefix()
+    }
+
+    /// Each service's resident memory now (`VmRSS`) and at its peak (`VmHWM`), in KiB.
+    pub async fn memory_kib(&self) -> Vec<(&'static str, u64, u64)> {
+        let processes = self.processes.lock().await;
+        SERVICES
+            .iter()
+            .map(|(name, ..)| {
+                let process = &processes[name];
+                let now = process.memory_kib("VmRSS").unwrap_or(0);
+                let peak = process.memory_kib("VmHWM").unwrap_or(0);
+                (*name, now, peak)
+            })
+            .collect()
+    }
+
     /// `path` under the gateway's `/api`.
     pub fn url(&self, path: &str) -> String {
         format!("{}/api{path}", self.urls["gateway"])

@@ -14,9 +14,66 @@ use test_support::eventually;
 use wiremock::matchers::{method, path};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
+/// A span as an OTLP collector received it.
+#[derive(Debug, Clone)]
+struct Exported {
+    service: String,
+    name: String,
+    trace_id: String,
+    span_id: String,
+    parent: String,
+}
+
+/// Every span the stand-in collector has received so far.
+async fn exported(collector: &MockServer) -> Vec<Exported> {
+    use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
+    use opentelemetry_proto::tonic::common::v1::any_value::Value as Any;
+    use prost::Message;
+    let hex = |bytes: &[u8]| bytes.iter().map(|b| format!("{b:02x}")).collect::<String>();
+    let mut spans = Vec::new();
+    for request in collector.received_requests().await.unwrap() {
+        let export = ExportTraceServiceRequest::decode(request.body.as_slice()).unwrap();
+        for resource in export.resource_spans {
+            let service = resource
+                .resource
+                .iter()
+                .flat_map(|r| &r.attributes)
+                .find(|a| a.key == "service.name")
+                .and_then(|a| match a.value.as_ref()?.value.as_ref()? {
+                    Any::StringValue(name) => Some(name.clone()),
+                    _ => None,
+                })
+                .unwrap_or_default();
+            for scope in resource.scope_spans {
+                for span in scope.spans {
+                    spans.push(Exported {
+                        service: service.clone(),
+                        name: span.name,
+                        trace_id: hex(&span.trace_id),
+                        span_id: hex(&span.span_id),
+                        parent: hex(&span.parent_span_id),
+                    });
+                }
+            }
+        }
+    }
+    spans
+}
+
 #[tokio::test]
 async fn an_order_through_the_gateway_is_confirmed_paid_emailed_and_shown_everywhere() {
-    let system = System::start(&[]).await;
+    // An OTLP/HTTP collector stands in for Jaeger.
+    let collector = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path("/v1/traces"))
+        .respond_with(ResponseTemplate::new(200))
+        .mount(&collector)
+        .await;
+    let system = System::start(&[
+        ("OTEL_EXPORTER_OTLP_ENDPOINT", &collector.uri()),
+        ("OTEL_BSP_SCHEDULE_DELAY", "100"),
+    ])
+    .await;
     let admin = system.admin().await;
 
     // A webhook receiver for confirmed orders, subscribed before anything happens.
@@ -41,8 +98,18 @@ async fn an_order_through_the_gateway_is_confirmed_paid_emailed_and_shown_everyw
     let mug = system.product(&admin, 1200, 10).await;
     let ada = system.user("Ada").await;
 
-    // Happy path: confirmed, stock down, one payment, one email, one notification.
-    let order = system.order(&ada, &mug, 2, "tok_visa").await;
+    // Happy path: confirmed, stock down, one payment, one email, one notification. The
+    // client starts a trace; it must come out of the far end of the saga.
+    let trace_id = "4bf92f3577b34da6a3ce929d0e0e4736";
+    let order = system
+        .request(Method::POST, "/orders", Some(&ada.token))
+        .header("traceparent", format!("00-{trace_id}-00f067aa0ba902b7-01"))
+        .json(&json!({"items": [{"product_id": mug, "quantity": 2}], "payment_method": "tok_visa"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(order.status(), 202);
+    let order: Value = order.json().await.unwrap();
     assert_eq!(order["status"], "pending");
     assert_eq!(order["total_cents"], 2400);
     let id = order["id"].as_str().unwrap();
@@ -81,7 +148,57 @@ async fn an_order_through_the_gateway_is_confirmed_paid_emailed_and_shown_everyw
             .unwrap()
             .starts_with("sha256=")
     );
-    assert!(String::from_utf8_lossy(&call.body).contains(id));
+    let envelope: Value = serde_json::from_slice(&call.body).unwrap();
+    assert_eq!(envelope["data"]["order_id"], id);
+    // gateway -> order (HTTP) -> order.created -> inventory -> inventory.reserved ->
+    // payment -> payment.succeeded -> order -> order.confirmed -> notification: one trace.
+    let traceparent = envelope["traceparent"].as_str().unwrap();
+    assert_eq!(
+        traceparent.split('-').nth(1),
+        Some(trace_id),
+        "{traceparent}"
+    );
+
+    // And the spans the six exported over OTLP form one tree under the client's span.
+    let services = [
+        "gateway",
+        "order",
+        "user",
+        "inventory",
+        "payment",
+        "notification",
+    ];
+    let everyone = eventually(PATIENCE, || async {
+        let spans = exported(&collector).await;
+        services.iter().all(|service| {
+            spans
+                .iter()
+                .any(|s| s.trace_id == trace_id && s.service == *service)
+        })
+    })
+    .await;
+    let spans: Vec<Exported> = exported(&collector)
+        .await
+        .into_iter()
+        .filter(|s| s.trace_id == trace_id)
+        .collect();
+    assert!(
+        everyone,
+        "a span of the trace from each service: {spans:#?}"
+    );
+    for span in &spans {
+        assert!(
+            span.parent == "00f067aa0ba902b7" || spans.iter().any(|p| p.span_id == span.parent),
+            "{span:?} hangs off a span that was never exported"
+        );
+    }
+    for name in [
+        "order.created process",
+        "payment.succeeded process",
+        "order.confirmed process",
+    ] {
+        assert!(spans.iter().any(|s| s.name == name), "{name} in {spans:#?}");
+    }
     let hook_id = hook["id"].as_str().unwrap();
     let logged = eventually(PATIENCE, || async {
         let log = system
