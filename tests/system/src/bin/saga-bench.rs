@@ -298,5 +298,6 @@ async fn main() {
         mib(idle_total),
         verdict(idle_total * 1024 <= 60 * 1000 * 1000)
     );
-    std::process::exit(0);
+    // Dropping the system stops the services and removes their databases and keys.
+    drop(Arc::into_inner(system));
 }
