@@ -567,16 +567,23 @@ async fn run_handler(
             let started_at = std::time::SystemTime::now();
             let result = tokio::time::timeout(timeout, handled).await;
             service_kit::otel::record(
-                format!("{} process", envelope.event_type),
                 service_kit::otel::Kind::Consumer,
                 trace,
                 envelope.trace().map(|t| t.span_id),
                 started_at,
-                vec![
-                    opentelemetry::KeyValue::new("messaging.system", "redis"),
-                    opentelemetry::KeyValue::new("messaging.message.id", envelope.id.to_string()),
-                    opentelemetry::KeyValue::new("messaging.operation.type", "process"),
-                ],
+                || {
+                    (
+                        format!("{} process", envelope.event_type).into(),
+                        vec![
+                            opentelemetry::KeyValue::new("messaging.system", "redis"),
+                            opentelemetry::KeyValue::new(
+                                "messaging.message.id",
+                                envelope.id.to_string(),
+                            ),
+                            opentelemetry::KeyValue::new("messaging.operation.type", "process"),
+                        ],
+                    )
+                },
             );
             metrics::histogram!("events_handler_duration_seconds")
                 .record(started.elapsed().as_secs_f64());

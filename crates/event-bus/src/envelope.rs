@@ -48,12 +48,11 @@ impl Envelope {
         if let (Some(parent), Some(span)) = (current, traceparent) {
             // The publishing span: the one the consumers' spans continue.
             service_kit::otel::record(
-                format!("{event_type} publish"),
                 service_kit::otel::Kind::Producer,
                 span,
                 Some(parent.span_id),
                 std::time::SystemTime::now(),
-                Vec::new(),
+                || (format!("{event_type} publish").into(), Vec::new()),
             );
         }
         Ok(Self {

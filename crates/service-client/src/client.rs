@@ -327,28 +327,30 @@ impl Call {
             })
             .await;
             let elapsed = sent.elapsed();
-            if service_kit::otel::enabled() {
-                let status = match &outcome {
-                    Ok(Ok((status, ..))) => i64::from(status.as_u16()),
-                    _ => 0,
-                };
-                service_kit::otel::record(
-                    format!("{} {}", self.method, peer.name),
-                    service_kit::otel::Kind::Client,
-                    trace,
-                    service_kit::trace_context::current().map(|t| t.span_id),
-                    sent_at,
-                    vec![
-                        opentelemetry::KeyValue::new("peer.service", peer.name),
-                        opentelemetry::KeyValue::new("url.full", url.to_string()),
-                        opentelemetry::KeyValue::new("http.response.status_code", status),
-                        opentelemetry::KeyValue::new(
-                            "http.request.resend_count",
-                            i64::from(attempts - 1),
-                        ),
-                    ],
-                );
-            }
+            service_kit::otel::record(
+                service_kit::otel::Kind::Client,
+                trace,
+                service_kit::trace_context::current().map(|t| t.span_id),
+                sent_at,
+                || {
+                    let status = match &outcome {
+                        Ok(Ok((status, ..))) => i64::from(status.as_u16()),
+                        _ => 0,
+                    };
+                    (
+                        format!("{} {}", self.method, peer.name).into(),
+                        vec![
+                            opentelemetry::KeyValue::new("peer.service", peer.name),
+                            opentelemetry::KeyValue::new("url.full", url.to_string()),
+                            opentelemetry::KeyValue::new("http.response.status_code", status),
+                            opentelemetry::KeyValue::new(
+                                "http.request.resend_count",
+                                i64::from(attempts - 1),
+                            ),
+                        ],
+                    )
+                },
+            );
 
             let (kind, retry_after) = match outcome {
                 Ok(Ok((status, headers, body))) => {

@@ -95,18 +95,20 @@ pub fn shutdown() {
 }
 
 /// Exports a span that ran from `start` until now: `span` is its id (and trace), and
-/// `parent` the id of the span it continues, if any.
+/// `parent` the id of the span it continues, if any. `describe` gives its name and
+/// attributes; it runs only when spans are exported, so callers on hot paths build
+/// nothing for nothing.
 pub fn record(
-    name: impl Into<Cow<'static, str>>,
     kind: SpanKind,
     span: TraceParent,
     parent: Option<[u8; 8]>,
     start: SystemTime,
-    attributes: Vec<KeyValue>,
+    describe: impl FnOnce() -> (Cow<'static, str>, Vec<KeyValue>),
 ) {
     let Some(exporter) = EXPORTER.get() else {
         return;
     };
+    let (name, attributes) = describe();
     let trace_id = TraceId::from_bytes(span.trace_id);
     let builder = exporter
         .tracer

@@ -150,38 +150,41 @@ pub async fn layer(request: Request, next: Next) -> Response {
         .and_then(TraceParent::parse);
     let trace = incoming.map_or_else(TraceParent::new_root, |t| t.child());
     tracing::Span::current().record("trace_id", trace.trace_id_hex());
+    // Kept only for the exported span (the request moves on below).
     let exported = crate::otel::enabled().then(|| {
         (
             request.method().to_string(),
             request.uri().path().to_owned(),
         )
     });
-    // Named by route template (`GET /orders/{id}`), never by raw path, as OpenTelemetry
-    // asks: the template is on the response by the time the span is recorded.
     let started = std::time::SystemTime::now();
     let mut response = CURRENT.scope(trace, next.run(request)).await;
     response
         .headers_mut()
         .insert(TRACEPARENT, trace.to_header_value());
     if let Some((method, path)) = exported {
-        let name = match response.extensions().get::<axum::extract::MatchedPath>() {
-            Some(route) => format!("{method} {}", route.as_str()),
-            None => method.clone(),
-        };
         crate::otel::record(
-            name,
             crate::otel::Kind::Server,
             trace,
             incoming.map(|t| t.span_id),
             started,
-            vec![
-                opentelemetry::KeyValue::new("http.request.method", method),
-                opentelemetry::KeyValue::new("url.path", path),
-                opentelemetry::KeyValue::new(
-                    "http.response.status_code",
-                    i64::from(response.status().as_u16()),
-                ),
-            ],
+            || {
+                // Named by route template (`GET /orders/{id}`), never by raw path, as
+                // OpenTelemetry asks: the template is on the response by now.
+                let name = match response.extensions().get::<axum::extract::MatchedPath>() {
+                    Some(route) => format!("{method} {}", route.as_str()),
+                    None => method.clone(),
+                };
+                let status = i64::from(response.status().as_u16());
+                (
+                    name.into(),
+                    vec![
+                        opentelemetry::KeyValue::new("http.request.method", method),
+                        opentelemetry::KeyValue::new("url.path", path),
+                        opentelemetry::KeyValue::new("http.response.status_code", status),
+                    ],
+                )
+            },
         );
     }
     response

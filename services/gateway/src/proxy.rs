@@ -320,20 +320,24 @@ async fn forward(
     let started = Instant::now();
     let started_at = SystemTime::now();
     let result = state.http.request(outgoing).await;
-    if let (Some(span), true) = (trace, otel::enabled()) {
-        let status = result
-            .as_ref()
-            .map_or(0, |r| i64::from(r.status().as_u16()));
+    if let Some(span) = trace {
         otel::record(
-            format!("{method} {}", upstream.name),
             otel::Kind::Client,
             span,
             served.map(|t| t.span_id),
             started_at,
-            vec![
-                opentelemetry::KeyValue::new("peer.service", upstream.name),
-                opentelemetry::KeyValue::new("http.response.status_code", status),
-            ],
+            || {
+                let status = result
+                    .as_ref()
+                    .map_or(0, |r| i64::from(r.status().as_u16()));
+                (
+                    format!("{method} {}", upstream.name).into(),
+                    vec![
+                        opentelemetry::KeyValue::new("peer.service", upstream.name),
+                        opentelemetry::KeyValue::new("http.response.status_code", status),
+                    ],
+                )
+            },
         );
     }
     match result {

@@ -57,7 +57,7 @@ pub struct System {
     pub smtp: TestSmtp,
     pub http: reqwest::Client,
     _databases: Vec<TestDatabase>,
-    _keys: StreamKeys,
+    keys: StreamKeys,
 }
 
 impl System {
@@ -111,7 +111,7 @@ impl System {
             smtp,
             http: reqwest::Client::new(),
             _databases: Vec::new(),
-            _keys: keys,
+            keys,
         };
         for (name, binary, has_database, url_variable) in SERVICES {
             let mut env = common.clone();
@@ -148,7 +148,7 @@ impl System {
 
     /// The prefix of this system's event streams and rate-limit keys in Redis.
     pub fn redis_prefix(&self) -> &str {
-        self._keys.prefix()
+        self.keys.prefix()
     }
 
     /// Each service's resident memory now (`VmRSS`) and at its peak (`VmHWM`), in KiB.
