@@ -3,7 +3,7 @@
 //!
 //! The budget travels as a relative number of milliseconds (`X-Deadline-Ms`, like
 //! gRPC's `grpc-timeout`), not an absolute time, so the two machines' clocks need not
-//! agree. The server layer turns it into an instant, keeps it in a task-local for the
+//! agree. The server stack ([`crate::middleware`]) turns it into an instant, keeps it in a task-local for the
 //! outgoing client (which sends what remains of it on every onward call), and answers
 //! 504 once it passes.
 
@@ -11,7 +11,6 @@ use std::time::Duration;
 
 use axum::extract::Request;
 use axum::http::{HeaderName, StatusCode};
-use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use tokio::time::Instant;
 
@@ -24,12 +23,12 @@ pub const DEADLINE_HEADER: HeaderName = HeaderName::from_static("x-deadline-ms")
 const MAX_BUDGET: Duration = Duration::from_secs(3600);
 
 tokio::task_local! {
-    static CURRENT: Instant;
+    static CURRENT: Option<Instant>;
 }
 
 /// When the caller of the request being served gives up, if it said.
 pub fn current() -> Option<Instant> {
-    CURRENT.try_with(|d| *d).ok()
+    CURRENT.try_with(|d| *d).ok().flatten()
 }
 
 /// Time left before the served request's deadline, if it has one.
@@ -39,40 +38,30 @@ pub fn remaining() -> Option<Duration> {
 
 /// Runs `future` under `deadline` (for tests and for work spawned off a request).
 pub async fn scope<F: Future>(deadline: Instant, future: F) -> F::Output {
+    CURRENT.scope(Some(deadline), future).await
+}
+
+/// Runs the request being served under its caller's deadline, or none.
+pub(crate) async fn serve<F: Future>(deadline: Option<Instant>, future: F) -> F::Output {
     CURRENT.scope(deadline, future).await
 }
 
-fn expired() -> Response {
+/// The budget the caller granted `request`, capped; `None` when it sent none (or
+/// something unreadable).
+pub fn budget(request: &Request) -> Option<Duration> {
+    request
+        .headers()
+        .get(&DEADLINE_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .map(|ms| Duration::from_millis(ms).min(MAX_BUDGET))
+}
+
+/// The 504 for a request whose caller's deadline passed.
+pub fn expired() -> Response {
     Problem::new(
         StatusCode::GATEWAY_TIMEOUT,
         "The caller's deadline passed before the request completed.",
     )
     .into_response()
-}
-
-/// Middleware: enforces the caller's deadline, when it sent one.
-pub async fn layer(request: Request, next: Next) -> Response {
-    let budget = request
-        .headers()
-        .get(&DEADLINE_HEADER)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.trim().parse::<u64>().ok())
-        .map(|ms| Duration::from_millis(ms).min(MAX_BUDGET));
-    let Some(budget) = budget else {
-        return next.run(request).await;
-    };
-    if budget.is_zero() {
-        return expired();
-    }
-    let deadline = Instant::now() + budget;
-    match tokio::time::timeout_at(deadline, CURRENT.scope(deadline, next.run(request))).await {
-        Ok(response) => response,
-        Err(_) => {
-            tracing::info!(
-                budget_ms = budget.as_millis() as u64,
-                "caller's deadline passed; work abandoned"
-            );
-            expired()
-        }
-    }
 }

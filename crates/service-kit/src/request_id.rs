@@ -5,11 +5,10 @@
 //! handler (problem rendering, the outgoing HTTP client) can read it without threading it
 //! through every signature.
 
+use crate::trace_context::TraceParent;
 use axum::extract::Request;
 use axum::http::{HeaderName, HeaderValue};
-use axum::middleware::Next;
 use axum::response::Response;
-use tracing::Instrument;
 
 /// The header that carries the id in both directions.
 pub const REQUEST_ID_HEADER: HeaderName = HeaderName::from_static("x-request-id");
@@ -21,7 +20,7 @@ tokio::task_local! {
     static CURRENT: RequestId;
 }
 
-/// The id of one request, as set by [`layer`].
+/// The id of one request, as set by [`adopt`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RequestId(String);
 
@@ -65,32 +64,33 @@ pub async fn scope<F: Future>(id: RequestId, future: F) -> F::Output {
     CURRENT.scope(id, future).await
 }
 
-/// Middleware: assigns the id, opens the request's span, and echoes the id.
-///
-/// It sits outermost so that everything below, including the access log, panics and
-/// timeouts, happens inside the span and can see the id.
-pub async fn layer(mut request: Request, next: Next) -> Response {
+/// Takes the request's id from the client when sane, makes one otherwise, and sets it
+/// on the request (header and extension) for the handler to see.
+pub fn adopt(request: &mut Request) -> RequestId {
     let id = RequestId::from_client(request.headers().get(&REQUEST_ID_HEADER));
-    let header = HeaderValue::from_str(id.as_str()).ok();
-    if let Some(header) = &header {
-        request
-            .headers_mut()
-            .insert(REQUEST_ID_HEADER, header.clone());
+    if let Ok(header) = HeaderValue::from_str(id.as_str()) {
+        request.headers_mut().insert(REQUEST_ID_HEADER, header);
     }
     request.extensions_mut().insert(id.clone());
+    id
+}
 
-    let span = tracing::info_span!(
+/// The request's log span: every line logged while serving it carries the id.
+pub fn span(id: &RequestId, request: &Request, trace: &TraceParent) -> tracing::Span {
+    tracing::info_span!(
         "request",
         request_id = %id,
         method = %request.method(),
         path = %request.uri().path(),
-        trace_id = tracing::field::Empty,
-    );
-    let mut response = CURRENT.scope(id, next.run(request).instrument(span)).await;
-    if let Some(header) = header {
+        trace_id = %trace.trace_id_hex(),
+    )
+}
+
+/// Echoes the id on the response.
+pub fn echo(id: &RequestId, response: &mut Response) {
+    if let Ok(header) = HeaderValue::from_str(id.as_str()) {
         response.headers_mut().insert(REQUEST_ID_HEADER, header);
     }
-    response
 }
 
 #[cfg(test)]

@@ -13,12 +13,15 @@ use std::time::Duration;
 use anyhow::Context;
 use axum::Router;
 use axum::middleware::from_fn_with_state;
+use axum::serve::ListenerExt;
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
+
+pub mod workers;
 
 use crate::config::{HttpConfig, Secret};
 use crate::internal_auth::{ServiceKey, require_service_key};
@@ -28,6 +31,8 @@ use crate::ops::Readiness;
 pub struct Service {
     listener: TcpListener,
     router: Router,
+    /// When set, requests are served on worker threads instead of the caller's runtime.
+    workers: Option<workers::Workers>,
     shutdown_timeout: Duration,
     tasks: TaskTracker,
     cancel: CancellationToken,
@@ -69,10 +74,32 @@ impl Service {
         Self {
             listener,
             router,
+            workers: None,
             shutdown_timeout,
             tasks: TaskTracker::new(),
             cancel: CancellationToken::new(),
         }
+    }
+
+    /// Serves on `count` threads of their own, each running a single-threaded runtime
+    /// and the router `make_router` makes on it ([`workers`]); 0 serves on the
+    /// caller's runtime with one router from `make_router`.
+    #[must_use]
+    pub fn with_workers(
+        mut self,
+        count: usize,
+        make_router: impl Fn() -> Router + Send + Sync + 'static,
+    ) -> Self {
+        if count == 0 {
+            self.router = make_router();
+            self.workers = None;
+        } else {
+            self.workers = Some(workers::Workers {
+                count,
+                make_router: std::sync::Arc::new(make_router),
+            });
+        }
+        self
     }
 
     /// The address the server listens on.
@@ -104,13 +131,30 @@ impl Service {
     ) -> anyhow::Result<()> {
         let addr = self.local_addr();
         let stop_accepting = CancellationToken::new();
-        let serve = axum::serve(
-            self.listener,
-            self.router
-                .into_make_service_with_connect_info::<SocketAddr>(),
-        )
-        .with_graceful_shutdown(stop_accepting.clone().cancelled_owned());
-        let mut serve = std::pin::pin!(serve.into_future());
+        let mut serve: std::pin::Pin<Box<dyn Future<Output = std::io::Result<()>> + Send>> =
+            match self.workers {
+                Some(workers) => Box::pin(workers::serve(
+                    self.listener,
+                    workers,
+                    stop_accepting.clone(),
+                )),
+                None => {
+                    let listener = self.listener.tap_io(|stream| {
+                        // Responses leave as soon as they are written, not after the
+                        // next ACK.
+                        let _ = stream.set_nodelay(true);
+                    });
+                    Box::pin(
+                        axum::serve(
+                            listener,
+                            self.router
+                                .into_make_service_with_connect_info::<SocketAddr>(),
+                        )
+                        .with_graceful_shutdown(stop_accepting.clone().cancelled_owned())
+                        .into_future(),
+                    )
+                }
+            };
         tracing::info!(addr = %addr, "listening");
 
         tokio::select! {

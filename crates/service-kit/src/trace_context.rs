@@ -7,7 +7,6 @@
 
 use axum::extract::Request;
 use axum::http::{HeaderName, HeaderValue};
-use axum::middleware::Next;
 use axum::response::Response;
 use rand::RngCore;
 
@@ -141,33 +140,50 @@ pub async fn scope<F: Future>(trace: TraceParent, future: F) -> F::Output {
     CURRENT.scope(trace, future).await
 }
 
-/// Middleware: continues the caller's trace (as a new span of it) or starts one.
-pub async fn layer(request: Request, next: Next) -> Response {
-    let incoming = request
-        .headers()
-        .get(&TRACEPARENT)
-        .and_then(|v| v.to_str().ok())
-        .and_then(TraceParent::parse);
-    let trace = incoming.map_or_else(TraceParent::new_root, |t| t.child());
-    tracing::Span::current().record("trace_id", trace.trace_id_hex());
-    // Kept only for the exported span (the request moves on below).
-    let exported = crate::otel::enabled().then(|| {
-        (
-            request.method().to_string(),
-            request.uri().path().to_owned(),
-        )
-    });
-    let started = std::time::SystemTime::now();
-    let mut response = CURRENT.scope(trace, next.run(request)).await;
-    response
-        .headers_mut()
-        .insert(TRACEPARENT, trace.to_header_value());
-    if let Some((method, path)) = exported {
+/// The server side of one request's trace: the caller's context (if it sent a valid
+/// `traceparent`), the span this service serves it in, and what an exported span needs.
+pub struct Served {
+    incoming: Option<TraceParent>,
+    /// The span serving the request: a child of the caller's, or a new root.
+    pub trace: TraceParent,
+    started: std::time::SystemTime,
+    /// Method and path, kept only when spans are exported (the request moves on).
+    exported: Option<(String, String)>,
+}
+
+impl Served {
+    pub fn begin(request: &Request) -> Self {
+        let incoming = request
+            .headers()
+            .get(&TRACEPARENT)
+            .and_then(|v| v.to_str().ok())
+            .and_then(TraceParent::parse);
+        Self {
+            incoming,
+            trace: incoming.map_or_else(TraceParent::new_root, |t| t.child()),
+            started: std::time::SystemTime::now(),
+            exported: crate::otel::enabled().then(|| {
+                (
+                    request.method().to_string(),
+                    request.uri().path().to_owned(),
+                )
+            }),
+        }
+    }
+
+    /// Names the serving span on the response and exports it when spans are exported.
+    pub fn finish(self, response: &mut Response) {
+        response
+            .headers_mut()
+            .insert(TRACEPARENT, self.trace.to_header_value());
+        let Some((method, path)) = self.exported else {
+            return;
+        };
         crate::otel::record(
             crate::otel::Kind::Server,
-            trace,
-            incoming.map(|t| t.span_id),
-            started,
+            self.trace,
+            self.incoming.map(|t| t.span_id),
+            self.started,
             || {
                 // Named by route template (`GET /orders/{id}`), never by raw path, as
                 // OpenTelemetry asks: the template is on the response by now.
@@ -187,7 +203,6 @@ pub async fn layer(request: Request, next: Next) -> Response {
             },
         );
     }
-    response
 }
 
 #[cfg(test)]

@@ -96,3 +96,74 @@ async fn stopping_lets_an_in_flight_request_finish_and_stops_background_tasks() 
     assert_eq!(response.status(), 200);
     assert_eq!(response.text().await.unwrap(), "done");
 }
+
+#[tokio::test]
+async fn a_caller_deadline_sooner_than_the_timeout_is_a_504_that_says_so() {
+    let (service, _) = start(Duration::from_secs(5)).await;
+    let response = reqwest::Client::new()
+        .get(format!("{}/slow", service.url()))
+        .header("x-deadline-ms", "100")
+        .send()
+        .await
+        .unwrap();
+    let body = problem(response, 504).await;
+    assert!(
+        body["detail"].as_str().unwrap().contains("deadline"),
+        "{body}"
+    );
+    service.stop().await.unwrap();
+}
+
+async fn thread_name() -> String {
+    std::thread::current()
+        .name()
+        .unwrap_or("unnamed")
+        .to_owned()
+}
+
+#[tokio::test]
+async fn worker_threads_serve_connections_in_turn_and_stopping_drains_them() {
+    let listener = Service::bind("127.0.0.1:0".parse().unwrap()).await.unwrap();
+    let make_router = || {
+        let router = Router::new()
+            .route("/thread", get(thread_name))
+            .route("/slow", get(slow));
+        service_kit::middleware::apply(router, Duration::from_secs(5))
+    };
+    let service = Service::new(listener, make_router(), Duration::from_secs(5))
+        .with_workers(2, make_router)
+        .spawn();
+
+    // Twenty connections at once, each its own client: each is handed to a worker.
+    let url = format!("{}/thread", service.url());
+    let calls: Vec<_> = (0..20)
+        .map(|_| {
+            let url = url.clone();
+            tokio::spawn(async move {
+                let response = reqwest::Client::new().get(url).send().await.unwrap();
+                assert_eq!(response.status(), 200);
+                response.text().await.unwrap()
+            })
+        })
+        .collect();
+    let mut threads = std::collections::BTreeMap::<String, usize>::new();
+    for call in calls {
+        *threads.entry(call.await.unwrap()).or_default() += 1;
+    }
+    assert_eq!(
+        threads.keys().collect::<Vec<_>>(),
+        ["http-worker-0", "http-worker-1"],
+        "every request on a worker, both workers used: {threads:?}"
+    );
+    assert_eq!(threads.values().collect::<Vec<_>>(), [&10, &10]);
+
+    let slow = format!("{}/slow", service.url());
+    let request = tokio::spawn(async move { reqwest::get(slow).await });
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    service.stop().await.unwrap();
+    let response = request
+        .await
+        .unwrap()
+        .expect("the in-flight request was answered");
+    assert_eq!(response.text().await.unwrap(), "done");
+}

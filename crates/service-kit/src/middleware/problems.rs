@@ -6,15 +6,13 @@
 use std::any::Any;
 
 use axum::body::Body;
-use axum::extract::Request;
 use axum::http::{StatusCode, header};
-use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
 use crate::problem::{PROBLEM_JSON, Problem};
 
-pub async fn layer(request: Request, next: Next) -> Response {
-    let response = next.run(request).await;
+/// `response` as problem+json if it is an error response that is not one yet.
+pub fn rewrite(response: Response) -> Response {
     let status = response.status();
     if !(status.is_client_error() || status.is_server_error()) || is_problem(&response) {
         return response;
