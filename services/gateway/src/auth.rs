@@ -137,7 +137,14 @@ impl Verifier {
 
     /// Fetches the key set now. Errors leave the keys held so far in place.
     pub async fn refresh(&self) -> anyhow::Result<usize> {
-        *self.last_fetch.lock().await = Some(Instant::now());
+        let mut last_fetch = self.last_fetch.lock().await;
+        self.fetch(&mut last_fetch).await
+    }
+
+    /// Fetches while holding the fetch lock, so fetches never overlap and whoever
+    /// waited for the lock sees what the fetch before it brought.
+    async fn fetch(&self, last_fetch: &mut Option<Instant>) -> anyhow::Result<usize> {
+        *last_fetch = Some(Instant::now());
         let set: JwkSet = self.client.get("/auth/jwks").send_json().await?;
         let keys: HashMap<String, DecodingKey> = set
             .keys
@@ -158,14 +165,19 @@ impl Verifier {
         !self.keys.read().await.is_empty()
     }
 
-    /// Refreshes unless one happened within the cooldown.
-    async fn refresh_for_unknown_kid(&self) {
-        let recent = self
-            .last_fetch
-            .lock()
-            .await
-            .is_some_and(|at| at.elapsed() < REFRESH_COOLDOWN);
-        if !recent && let Err(error) = self.refresh().await {
+    /// Fetches the key set for a token naming `kid`, which is not held, unless a fetch
+    /// happened within the cooldown. Requests that race here wait for the one fetch in
+    /// flight and then use what it brought: none of them is refused for a key that is
+    /// arriving, and the user service sees one fetch, not one per request.
+    async fn refresh_for_unknown_kid(&self, kid: &str) {
+        let mut last_fetch = self.last_fetch.lock().await;
+        if self.keys.read().await.contains_key(kid) {
+            return;
+        }
+        if last_fetch.is_some_and(|at| at.elapsed() < REFRESH_COOLDOWN) {
+            return;
+        }
+        if let Err(error) = self.fetch(&mut last_fetch).await {
             tracing::warn!(error = format!("{error:#}"), "could not fetch the JWKS");
         }
     }
@@ -182,7 +194,9 @@ impl Verifier {
         }
         let kid = header.kid.ok_or(Invalid::UnknownKey)?;
         if !self.keys.read().await.contains_key(&kid) {
-            self.refresh_for_unknown_kid().await;
+            // Boxed: the fetch is rare and its future large; unboxed it would size
+            // (and be copied with) every request's.
+            Box::pin(self.refresh_for_unknown_kid(&kid)).await;
         }
         let keys = self.keys.read().await;
         let key = keys.get(&kid).ok_or(Invalid::UnknownKey)?;

@@ -1,0 +1,77 @@
+//! The gateway's key set fetch under concurrency: requests that arrive while the key
+//! set is being fetched wait for that one fetch instead of being refused.
+#![allow(clippy::unwrap_used)] // in a test, a failed unwrap is a failed test
+
+mod common;
+
+use std::time::Duration;
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use ed25519_dalek::SigningKey;
+use ed25519_dalek::pkcs8::EncodePrivateKey;
+use gateway::auth::Verifier;
+use jsonwebtoken::{Algorithm, EncodingKey, Header};
+use serde_json::json;
+use service_client::{Client, ClientSettings, PeerConfig};
+use service_kit::config::Secret;
+use wiremock::matchers::{method, path};
+use wiremock::{Mock, MockServer, ResponseTemplate};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn requests_racing_the_first_key_fetch_all_pass_on_one_fetch() {
+    let signing = SigningKey::from_bytes(&[7; 32]);
+    let jwk = json!({
+        "kty": "OKP",
+        "crv": "Ed25519",
+        "alg": "EdDSA",
+        "use": "sig",
+        "kid": "k1",
+        "x": URL_SAFE_NO_PAD.encode(signing.verifying_key().as_bytes()),
+    });
+    let user_service = MockServer::start().await;
+    Mock::given(method("GET"))
+        .and(path("/auth/jwks"))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .set_body_json(json!({ "keys": [jwk] }))
+                .set_delay(Duration::from_millis(300)),
+        )
+        .mount(&user_service)
+        .await;
+    let peer = PeerConfig::new(
+        "user",
+        user_service.uri(),
+        Secret::new("test-user-service-key"),
+        &ClientSettings::default(),
+    );
+    let verifier = Verifier::new(
+        Client::new("gateway", peer).unwrap(),
+        "switchyard",
+        "switchyard-api",
+    );
+    let key = EncodingKey::from_ed_der(signing.to_pkcs8_der().unwrap().as_bytes());
+    let mut header = Header::new(Algorithm::EdDSA);
+    header.kid = Some("k1".into());
+
+    // Distinct tokens, so each one is really verified rather than remembered.
+    let racers: Vec<_> = (0..20)
+        .map(|_| {
+            let token = common::encode_claims(&header, &key, json!({}));
+            let verifier = verifier.clone();
+            tokio::spawn(async move { verifier.verify(&token).await })
+        })
+        .collect();
+    for racer in racers {
+        let verdict = racer.await.unwrap();
+        assert!(
+            verdict.is_ok(),
+            "refused while the keys were on their way: {verdict:?}"
+        );
+    }
+    let fetches = user_service.received_requests().await.unwrap().len();
+    assert_eq!(
+        fetches, 1,
+        "one fetch serves every request that waited for it"
+    );
+}
