@@ -1,10 +1,13 @@
 //! Exact sliding-window rate limits shared by every gateway replica.
 //!
-//! Each key (a user, or a client IP) is a sorted set in Redis holding the time of every
-//! request admitted in the last window. One Lua script, run atomically, drops what
-//! left the window, counts, and admits the request only if the count is under the
-//! limit; it reads Redis's own clock, so replicas whose clocks disagree still agree on
-//! the window. No window-long span ever admits more than the limit, however many
+//! Each key (a user, or a client IP) is a list in Redis holding the time of every
+//! request admitted in the last window, oldest first. One Lua script, run atomically,
+//! pops what left the window, counts, and admits the request only if the count is
+//! under the limit; it reads Redis's own clock, so replicas whose clocks disagree still
+//! agree on the window. A list rather than a sorted set: admissions arrive in time
+//! order, so pruning is popping from the front and admitting is pushing at the back,
+//! each O(1) (a sorted set pays O(log n) and a unique member per request), and the
+//! times pack into a few bytes each. No window-long span ever admits more than the limit, however many
 //! requests race on however many replicas.
 //!
 //! When Redis cannot be reached the replica falls back to the same algorithm in its own
@@ -33,21 +36,24 @@ const SCRIPT: &str = r"
 local key = KEYS[1]
 local limit = tonumber(ARGV[1])
 local window = tonumber(ARGV[2])
-local member = ARGV[3]
 local time = redis.call('TIME')
 local now = tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)
-redis.call('ZREMRANGEBYSCORE', key, '-inf', now - window)
-local count = redis.call('ZCARD', key)
+local oldest = tonumber(redis.call('LINDEX', key, 0))
+while oldest and oldest <= now - window do
+  redis.call('LPOP', key)
+  oldest = tonumber(redis.call('LINDEX', key, 0))
+end
+local count = redis.call('LLEN', key)
 local allowed = 0
 if count < limit then
-  redis.call('ZADD', key, now, member)
+  redis.call('RPUSH', key, now)
   redis.call('PEXPIRE', key, window)
   count = count + 1
   allowed = 1
+  if not oldest then oldest = now end
 end
-local oldest = redis.call('ZRANGE', key, 0, 0, 'WITHSCORES')
 local frees_in = 0
-if oldest[2] then frees_in = tonumber(oldest[2]) + window - now end
+if oldest then frees_in = oldest + window - now end
 return {allowed, limit - count, frees_in}
 ";
 
@@ -103,10 +109,7 @@ impl RateLimiter {
         }
         let mut redis = self.redis.clone();
         let mut invocation = self.script.key(format!("{}{key}", self.prefix));
-        invocation
-            .arg(self.limit)
-            .arg(WINDOW.as_millis() as u64)
-            .arg(uuid::Uuid::new_v4().simple().to_string());
+        invocation.arg(self.limit).arg(WINDOW.as_millis() as u64);
         let invocation = invocation.invoke_async::<(i64, i64, i64)>(&mut redis);
         let result = match tokio::time::timeout(REDIS_TIMEOUT, invocation).await {
             Ok(result) => result.map_err(|e| e.to_string()),
