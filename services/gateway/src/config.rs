@@ -23,6 +23,11 @@ pub struct Config {
 
     #[command(flatten)]
     pub telemetry: TelemetryConfig,
+    /// Threads serving requests, each running its own single-threaded runtime with its
+    /// own upstream connections; unset: one per core; 0: serve on the main runtime's
+    /// work-stealing threads instead.
+    #[arg(long, env = "HTTP_WORKERS", value_parser = clap::value_parser!(u16).range(0..=1024))]
+    pub http_workers: Option<u16>,
 
     /// The `iss` every token must carry.
     #[arg(long, env = "JWT_ISSUER", default_value = "switchyard")]
@@ -71,6 +76,16 @@ pub struct Config {
 
     #[command(flatten)]
     pub client: ClientSettings,
+}
+
+impl Config {
+    /// How many HTTP worker threads to run (0: none, serve on the main runtime).
+    pub fn workers(&self) -> usize {
+        self.http_workers.map_or_else(
+            || std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get),
+            usize::from,
+        )
+    }
 }
 
 /// A list of IP addresses.

@@ -17,7 +17,7 @@ use service_client::Client;
 use service_kit::Problem;
 use service_kit::internal_auth::Caller;
 
-use crate::AppState;
+use crate::Gateway;
 
 /// The dashboard's clients, one per backend.
 #[derive(Clone)]
@@ -58,7 +58,7 @@ fn list(value: Option<Value>) -> Option<Vec<Value>> {
     value.and_then(|v| v.get("data").and_then(Value::as_array).cloned())
 }
 
-pub async fn dashboard(state: &AppState, caller: &Caller) -> Response {
+pub async fn dashboard(state: &Gateway, caller: &Caller) -> Response {
     let b = &state.backends;
     let profile_path = format!("/users/{}", caller.user_id);
     let (profile, orders, payments, notifications) = tokio::join!(

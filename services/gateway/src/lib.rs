@@ -11,7 +11,9 @@
 //!
 //! - [`config`]: every setting, from the environment.
 //! - [`Application`]: wires Redis, the verifier, the limiter, the route table and the
-//!   dashboard's clients into a [`service_kit::server::Service`].
+//!   dashboard's clients into a [`service_kit::server::Service`] that serves on one
+//!   worker thread per core ([`service_kit::server::workers`]), each with its own
+//!   upstream connection pool ([`Worker`]).
 //! - [`path`]: canonical paths. [`proxy`]: the handler and header hygiene.
 //! - [`auth`]: token verification and the JWKS cache. [`ratelimit`]: the limiter.
 //! - [`dashboard`]: the aggregated view.
@@ -29,7 +31,7 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::http::{HeaderName, HeaderValue, Method};
-use service_client::{CircuitBreaker, Client, PeerConfig};
+use service_client::{Client, PeerConfig};
 use service_kit::ops::Readiness;
 use service_kit::server::Service;
 use tower_http::cors::{AllowOrigin, CorsLayer};
@@ -48,16 +50,25 @@ pub const JWKS_REFRESH: Duration = Duration::from_secs(300);
 
 /// What the handler can reach, behind one `Arc`: axum clones the state for every
 /// request, and one reference count is cheaper than one per field.
-pub type AppState = Arc<Gateway>;
+pub type AppState = Arc<Worker>;
 
-/// The gateway's shared parts.
+/// One HTTP worker's state: the gateway's shared parts and the worker's own pool of
+/// upstream connections. A pooled connection is driven by a task on the runtime that
+/// opened it, so with a pool per worker a proxied request never leaves its thread.
+pub struct Worker {
+    pub gateway: Arc<Gateway>,
+    pub http: proxy::HttpClient,
+}
+
+/// The gateway's parts every worker shares.
 pub struct Gateway {
     pub routes: Vec<Route>,
     pub verifier: Verifier,
     pub limiter: RateLimiter,
-    pub http: proxy::HttpClient,
     pub trusted_proxies: Vec<IpAddr>,
     pub backends: Backends,
+    /// How long the proxy waits to connect to a service.
+    pub connect_timeout: Duration,
 }
 
 /// Builds the gateway.
@@ -71,20 +82,13 @@ impl Application {
         let order = config.order_service.peer(settings);
         let payment = config.payment_service.peer(settings);
         let notification = config.notification_service.peer(settings);
-        let upstream = |peer: &PeerConfig| {
-            Arc::new(Upstream {
-                name: peer.name,
-                base_url: peer.base_url.clone(),
-                key: peer.key.clone(),
-                breaker: CircuitBreaker::new(peer.breaker.clone()),
-            })
-        };
+        let upstream = |peer: &PeerConfig| Upstream::new(peer).map(Arc::new);
         let (user_up, order_up, inventory_up, payment_up, notification_up) = (
-            upstream(&user),
-            upstream(&order),
-            upstream(&inventory),
-            upstream(&payment),
-            upstream(&notification),
+            upstream(&user)?,
+            upstream(&order)?,
+            upstream(&inventory)?,
+            upstream(&payment)?,
+            upstream(&notification)?,
         );
         let route = |prefix, target, upstream: &Arc<Upstream>| Route {
             prefix,
@@ -126,11 +130,9 @@ impl Application {
                 &config.rate_limit_key_prefix,
                 config.rate_limit_per_minute,
             ),
-            http: proxy::http_client(Duration::from_millis(
-                settings.http_client_connect_timeout_ms,
-            )),
             trusted_proxies: config.trusted_proxies.0.clone(),
             backends,
+            connect_timeout: Duration::from_millis(settings.http_client_connect_timeout_ms),
         });
 
         let ready_verifier = verifier.clone();
@@ -146,16 +148,26 @@ impl Application {
                     }
                 }
             });
-        let mut api = Router::new().fallback(proxy::handle).with_state(state);
-        if let Some(cors) = cors(&config.cors_origins) {
-            api = api.layer(cors);
-        }
-        let router = service_kit::middleware::apply(
-            service_kit::ops::router(readiness).merge(api),
-            config.http.request_timeout(),
-        );
+        let cors = cors(&config.cors_origins);
+        let request_timeout = config.http.request_timeout();
+        let router = move || {
+            let worker = Arc::new(Worker {
+                gateway: state.clone(),
+                http: proxy::http_client(state.connect_timeout),
+            });
+            let mut api = Router::new().fallback(proxy::handle).with_state(worker);
+            if let Some(cors) = &cors {
+                api = api.layer(cors.clone());
+            }
+            service_kit::middleware::apply(
+                service_kit::ops::router(readiness.clone()).merge(api),
+                request_timeout,
+            )
+        };
         let listener = Service::bind(config.http.listen_addr(DEFAULT_PORT)).await?;
-        let service = Service::new(listener, router, config.http.shutdown_timeout());
+        let workers = config.workers();
+        let service = Service::new(listener, router(), config.http.shutdown_timeout())
+            .with_workers(workers, router);
         service.spawn_task("jwks refresh", move |cancel| async move {
             loop {
                 tokio::select! {

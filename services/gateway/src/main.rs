@@ -12,13 +12,26 @@ use service_kit::server::shutdown_signal;
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-#[tokio::main]
-async fn main() -> ExitCode {
+fn main() -> ExitCode {
     let config: Config = service_kit::config::parse();
     let telemetry = config.telemetry.clone();
-    service_kit::server::main("gateway", &telemetry, async {
+    // With worker threads serving the requests, the main runtime only accepts
+    // connections and runs Redis, the JWKS refresh and the dashboard's calls: one
+    // thread is plenty. Without them it serves too, on a thread per core.
+    let mut runtime = if config.workers() > 0 {
+        tokio::runtime::Builder::new_current_thread()
+    } else {
+        tokio::runtime::Builder::new_multi_thread()
+    };
+    let runtime = match runtime.enable_all().build() {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("error: could not start the runtime: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    runtime.block_on(service_kit::server::main("gateway", &telemetry, async {
         let service = Application::build(config).await?;
         service.run_until(shutdown_signal()).await
-    })
-    .await
+    }))
 }

@@ -4,8 +4,9 @@
 //! Headers are rebuilt, not passed through: hop-by-hop headers and any named in
 //! `Connection` are dropped first, then everything the gateway vouches for is dropped
 //! too (`Authorization`, `X-User-Id`, `X-User-Roles`, `X-Service-Name`,
-//! `X-Forwarded-*`, `traceparent`, `Host`) and set anew afterwards, so no client can name a user, a
-//! role or a service key, and no `Connection` header can strip what the gateway sets.
+//! `X-Forwarded-*`, `X-Request-ID`, `traceparent`, `Host`) and set anew afterwards, so
+//! no client can name a user, a role or a service key, and no `Connection` header can
+//! strip what the gateway sets.
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
@@ -18,25 +19,45 @@ use axum::response::{IntoResponse, Response};
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
-use service_client::CircuitBreaker;
 use service_client::breaker::Outcome;
+use service_client::{CircuitBreaker, PeerConfig};
 use service_kit::Problem;
-use service_kit::config::Secret;
 use service_kit::internal_auth::Caller;
 use service_kit::otel;
+use service_kit::request_id::REQUEST_ID_HEADER;
 use service_kit::trace_context::{self, TRACEPARENT, TraceParent};
 
 use crate::auth::{self, Invalid};
 use crate::path;
 use crate::ratelimit::Decision;
-use crate::{AppState, dashboard};
+use crate::{AppState, Gateway, dashboard};
 
 /// A service behind the gateway.
 pub struct Upstream {
     pub name: &'static str,
     pub base_url: String,
-    pub key: Secret,
+    /// `Bearer <the service's key>`, made once and marked sensitive so no log shows it.
+    authorization: HeaderValue,
     pub breaker: CircuitBreaker,
+}
+
+impl Upstream {
+    pub fn new(peer: &PeerConfig) -> anyhow::Result<Self> {
+        let mut authorization = HeaderValue::from_str(&format!("Bearer {}", peer.key.expose()))
+            .map_err(|_| {
+                anyhow::anyhow!(
+                    "the {} service's key is not a valid header value",
+                    peer.name
+                )
+            })?;
+        authorization.set_sensitive(true);
+        Ok(Self {
+            name: peer.name,
+            base_url: peer.base_url.clone(),
+            authorization,
+            breaker: CircuitBreaker::new(peer.breaker.clone()),
+        })
+    }
 }
 
 /// One line of the route table: requests under `prefix` go to `upstream`, with
@@ -86,20 +107,22 @@ const GATEWAY_ONLY: &[&str] = &[
     "forwarded",
     "x-deadline-ms",
     "traceparent",
+    "x-request-id",
     "host",
     "content-length",
 ];
 
 pub async fn handle(
-    State(state): State<AppState>,
+    State(worker): State<AppState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     request: Request,
 ) -> Response {
+    let state = &*worker.gateway;
     let Ok(path) = path::normalize(request.uri().path()) else {
         return Problem::bad_request("The request path is malformed.").into_response();
     };
     let method = request.method().clone();
-    let client_ip = client_ip(&state, peer.ip(), request.headers());
+    let client_ip = client_ip(state, peer.ip(), request.headers());
 
     let is_dashboard = path == "/api/dashboard";
     let is_openapi = path == OPENAPI_PATH;
@@ -152,14 +175,18 @@ pub async fn handle(
             .into_response()
     } else if is_dashboard {
         match caller {
-            Some(caller) if method == Method::GET => dashboard::dashboard(&state, &caller).await,
+            // Boxed: the dashboard's four concurrent calls make a large future, and
+            // unboxed it would size (and be copied with) every proxied request's.
+            Some(caller) if method == Method::GET => {
+                Box::pin(dashboard::dashboard(state, &caller)).await
+            }
             _ => Problem::new(StatusCode::METHOD_NOT_ALLOWED, "Only GET is allowed here.")
                 .into_response(),
         }
     } else if let Some(route) = route {
         let upstream_path = format!("{}{}", route.target, &path[route.prefix.len()..]);
         forward(
-            &state,
+            &worker.http,
             route,
             &upstream_path,
             caller.as_ref(),
@@ -200,7 +227,7 @@ fn add_rate_limit_headers(headers: &mut HeaderMap, decision: &Decision) {
 
 /// The client's address: the TCP peer, unless the peer is a trusted proxy, in which
 /// case the nearest address in `X-Forwarded-For` that is not itself a trusted proxy.
-fn client_ip(state: &AppState, peer: IpAddr, headers: &HeaderMap) -> IpAddr {
+fn client_ip(state: &Gateway, peer: IpAddr, headers: &HeaderMap) -> IpAddr {
     if !state.trusted_proxies.contains(&peer) {
         return peer;
     }
@@ -250,19 +277,18 @@ fn upstream_headers(
             headers.insert(HeaderName::from_static(name), value);
         }
     };
-    set(
-        &mut headers,
-        "authorization",
-        &format!("Bearer {}", upstream.key.expose()),
-    );
+    headers.insert(header::AUTHORIZATION, upstream.authorization.clone());
     set(&mut headers, "x-service-name", "gateway");
-    set(&mut headers, "x-forwarded-for", &client_ip.to_string());
+    if let Ok(value) = HeaderValue::try_from(client_ip.to_string()) {
+        headers.insert(HeaderName::from_static("x-forwarded-for"), value);
+    }
     set(&mut headers, "x-forwarded-proto", "http");
     if let Some(host) = incoming.get(header::HOST).and_then(|v| v.to_str().ok()) {
         set(&mut headers, "x-forwarded-host", host);
     }
-    if let Some(request_id) = service_kit::request_id::current() {
-        set(&mut headers, "x-request-id", &request_id);
+    // The server stack has put the request's own (sanitized) id on the incoming request.
+    if let Some(request_id) = incoming.get(&REQUEST_ID_HEADER) {
+        headers.insert(REQUEST_ID_HEADER, request_id.clone());
     }
     // The caller's trace continues through the gateway's own span of it.
     if let Some(trace) = trace {
@@ -289,7 +315,7 @@ pub fn http_client(connect_timeout: Duration) -> HttpClient {
 }
 
 async fn forward(
-    state: &AppState,
+    http: &HttpClient,
     route: &Route,
     upstream_path: &str,
     caller: Option<&Caller>,
@@ -319,7 +345,7 @@ async fn forward(
     *outgoing.headers_mut() = upstream_headers(&parts.headers, upstream, caller, client_ip, trace);
     let started = Instant::now();
     let started_at = SystemTime::now();
-    let result = state.http.request(outgoing).await;
+    let result = http.request(outgoing).await;
     if let Some(span) = trace {
         otel::record(
             otel::Kind::Client,
