@@ -86,10 +86,11 @@ pub async fn serve(
     let handled = trace_context::scope(served.trace, limit.run(handled));
     // Problems are rendered with the request id, so inside its scope.
     let rendered = async { problems::rewrite(handled.await) };
-    let mut response = request_id::scope(id.clone(), rendered.instrument(span)).await;
+    let mut response = request_id::scope(id.clone(), rendered.instrument(span.clone())).await;
 
     request_id::echo(&id, &mut response);
     served.finish(&mut response);
-    observation.finish(&response);
+    // The access log line belongs to the request's span, like every line before it.
+    span.in_scope(|| observation.finish(&response));
     response
 }
