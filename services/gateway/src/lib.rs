@@ -52,12 +52,14 @@ pub const JWKS_REFRESH: Duration = Duration::from_secs(300);
 /// request, and one reference count is cheaper than one per field.
 pub type AppState = Arc<Worker>;
 
-/// One HTTP worker's state: the gateway's shared parts and the worker's own pool of
-/// upstream connections. A pooled connection is driven by a task on the runtime that
-/// opened it, so with a pool per worker a proxied request never leaves its thread.
+/// One HTTP worker's state: the gateway's shared parts and the worker's own upstream
+/// and Redis connections. A connection is driven by a task on the runtime that opened
+/// it, so with connections per worker a request never leaves its thread.
 pub struct Worker {
     pub gateway: Arc<Gateway>,
     pub http: proxy::HttpClient,
+    /// The shared limit with this worker's own Redis connection.
+    pub limiter: RateLimiter,
 }
 
 /// The gateway's parts every worker shares.
@@ -126,7 +128,7 @@ impl Application {
             routes,
             verifier: verifier.clone(),
             limiter: RateLimiter::new(
-                redis.clone(),
+                redis::Client::open(config.redis.redis_url.0.as_str())?,
                 &config.rate_limit_key_prefix,
                 config.rate_limit_per_minute,
             ),
@@ -154,6 +156,7 @@ impl Application {
             let worker = Arc::new(Worker {
                 gateway: state.clone(),
                 http: proxy::http_client(state.connect_timeout),
+                limiter: state.limiter.for_worker(),
             });
             let mut api = Router::new().fallback(proxy::handle).with_state(worker);
             if let Some(cors) = &cors {

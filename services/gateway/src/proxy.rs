@@ -144,12 +144,12 @@ pub async fn handle(
         (Err(invalid), false) => return unauthorized(&invalid),
     };
 
-    let decision = if state.limiter.enabled() {
+    let decision = if worker.limiter.enabled() {
         let key = match &caller {
             Some(caller) => format!("user:{}", caller.user_id),
             None => format!("ip:{client_ip}"),
         };
-        Some(state.limiter.check(&key).await)
+        Some(worker.limiter.check(&key).await)
     } else {
         None
     };

@@ -68,9 +68,13 @@ pub struct Decision {
 }
 
 /// The limiter.
-#[derive(Clone)]
 pub struct RateLimiter {
-    redis: ConnectionManager,
+    /// Opens the limiter's Redis connection.
+    client: redis::Client,
+    /// The connection, opened on first use by the runtime that uses it. Each HTTP
+    /// worker has a limiter of its own ([`RateLimiter::for_worker`]), so the
+    /// connection's task runs on the worker's thread and a check wakes no other thread.
+    redis: tokio::sync::OnceCell<ConnectionManager>,
     script: Arc<Script>,
     prefix: String,
     limit: u32,
@@ -80,14 +84,29 @@ pub struct RateLimiter {
 }
 
 impl RateLimiter {
-    pub fn new(redis: ConnectionManager, prefix: &str, limit: u32) -> Self {
+    pub fn new(client: redis::Client, prefix: &str, limit: u32) -> Self {
         Self {
-            redis,
+            client,
+            redis: tokio::sync::OnceCell::new(),
             script: Arc::new(Script::new(SCRIPT)),
             prefix: prefix.to_owned(),
             limit,
             local: Arc::default(),
             redis_down_until: Arc::default(),
+        }
+    }
+
+    /// A limiter for one HTTP worker: the same limit and fallback memory, its own Redis
+    /// connection.
+    pub fn for_worker(&self) -> Self {
+        Self {
+            client: self.client.clone(),
+            redis: tokio::sync::OnceCell::new(),
+            script: self.script.clone(),
+            prefix: self.prefix.clone(),
+            limit: self.limit,
+            local: self.local.clone(),
+            redis_down_until: self.redis_down_until.clone(),
         }
     }
 
@@ -107,10 +126,17 @@ impl RateLimiter {
         if skip_redis {
             return self.check_locally(key, now);
         }
-        let mut redis = self.redis.clone();
-        let mut invocation = self.script.key(format!("{}{key}", self.prefix));
-        invocation.arg(self.limit).arg(WINDOW.as_millis() as u64);
-        let invocation = invocation.invoke_async::<(i64, i64, i64)>(&mut redis);
+        let invocation = async {
+            let redis = self
+                .redis
+                .get_or_try_init(|| ConnectionManager::new(self.client.clone()))
+                .await?;
+            let mut invocation = self.script.key(format!("{}{key}", self.prefix));
+            invocation.arg(self.limit).arg(WINDOW.as_millis() as u64);
+            invocation
+                .invoke_async::<(i64, i64, i64)>(&mut redis.clone())
+                .await
+        };
         let result = match tokio::time::timeout(REDIS_TIMEOUT, invocation).await {
             Ok(result) => result.map_err(|e| e.to_string()),
             Err(_) => Err(format!("no answer within {REDIS_TIMEOUT:?}")),
