@@ -73,8 +73,11 @@ pub(super) async fn serve(
         };
         match accepted.and_then(|(stream, peer)| Ok((stream.into_std()?, peer))) {
             Ok(handover) => {
-                // A worker gone (its thread failed) leaves the connection to close.
-                let _ = queues[next].send(handover);
+                if queues[next].send(handover).is_err() {
+                    // Its thread failed (its error is returned below); the
+                    // connection closes.
+                    tracing::error!(worker = next, "an HTTP worker is gone");
+                }
                 next = (next + 1) % queues.len();
             }
             Err(error) => {
