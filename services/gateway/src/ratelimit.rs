@@ -7,8 +7,19 @@
 //! agree on the window. A list rather than a sorted set: admissions arrive in time
 //! order, so pruning is popping from the front and admitting is pushing at the back,
 //! each O(1) (a sorted set pays O(log n) and a unique member per request), and the
-//! times pack into a few bytes each. No window-long span ever admits more than the limit, however many
-//! requests race on however many replicas.
+//! times pack into a few bytes each. No window-long span ever admits more than the
+//! limit, however many requests race on however many replicas.
+//!
+//! # Batches
+//!
+//! Each HTTP worker sends its admissions to Redis from one task: while one script call
+//! is on its way, the requests arriving meanwhile queue up, and the next call decides
+//! all of them at once, key by key in arrival order, in the same atomic script. Nothing
+//! waits to fill a batch (an idle gateway sends batches of one), so a busy gateway
+//! makes one round trip per handful of requests instead of one each, and Redis runs
+//! one script call for them; the decisions are exactly those the requests would get
+//! one by one. Admissions whose request stopped waiting are dropped from the batch
+//! before it is sent, so they are not counted.
 //!
 //! When Redis cannot be reached the replica falls back to the same algorithm in its own
 //! memory (logged, and counted in `gateway_rate_limit_fallback_total`): limits then
@@ -16,11 +27,13 @@
 //! failing every request.
 
 use std::collections::{HashMap, VecDeque};
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use std::time::{Duration, Instant};
 
 use redis::Script;
 use redis::aio::ConnectionManager;
+use tokio::sync::{mpsc, oneshot};
 
 /// The window every limit counts over.
 pub const WINDOW: Duration = Duration::from_secs(60);
@@ -32,29 +45,39 @@ pub const REDIS_TIMEOUT: Duration = Duration::from_millis(250);
 /// is tried again, so an outage costs one slow request a second, not every request.
 pub const REDIS_RETRY_AFTER: Duration = Duration::from_secs(1);
 
+/// Most admissions decided by one script call.
+pub const MAX_BATCH: usize = 128;
+
+/// Decides each key of `KEYS` in turn (a key may appear more than once) and returns
+/// three numbers per key: admitted (1 or 0), remaining, milliseconds until a slot frees.
 const SCRIPT: &str = r"
-local key = KEYS[1]
 local limit = tonumber(ARGV[1])
 local window = tonumber(ARGV[2])
 local time = redis.call('TIME')
 local now = tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)
-local oldest = tonumber(redis.call('LINDEX', key, 0))
-while oldest and oldest <= now - window do
-  redis.call('LPOP', key)
-  oldest = tonumber(redis.call('LINDEX', key, 0))
+local answers = {}
+for _, key in ipairs(KEYS) do
+  local oldest = tonumber(redis.call('LINDEX', key, 0))
+  while oldest and oldest <= now - window do
+    redis.call('LPOP', key)
+    oldest = tonumber(redis.call('LINDEX', key, 0))
+  end
+  local count = redis.call('LLEN', key)
+  local allowed = 0
+  if count < limit then
+    redis.call('RPUSH', key, now)
+    redis.call('PEXPIRE', key, window)
+    count = count + 1
+    allowed = 1
+    if not oldest then oldest = now end
+  end
+  local frees_in = 0
+  if oldest then frees_in = oldest + window - now end
+  answers[#answers + 1] = allowed
+  answers[#answers + 1] = limit - count
+  answers[#answers + 1] = frees_in
 end
-local count = redis.call('LLEN', key)
-local allowed = 0
-if count < limit then
-  redis.call('RPUSH', key, now)
-  redis.call('PEXPIRE', key, window)
-  count = count + 1
-  allowed = 1
-  if not oldest then oldest = now end
-end
-local frees_in = 0
-if oldest then frees_in = oldest + window - now end
-return {allowed, limit - count, frees_in}
+return answers
 ";
 
 /// A decision, with what the rate-limit headers report.
@@ -67,117 +90,200 @@ pub struct Decision {
     pub resets_in: Duration,
 }
 
-/// The limiter.
+/// The limiter of one HTTP worker: the shared limit and fallback memory, and this
+/// worker's queue to Redis.
 pub struct RateLimiter {
-    /// Opens the limiter's Redis connection.
+    shared: Arc<Shared>,
+    /// The queue to this worker's batch task, started on first use by the runtime that
+    /// uses it, so the task and its Redis connection run on the worker's thread and a
+    /// check wakes no other thread.
+    queue: OnceLock<mpsc::UnboundedSender<Pending>>,
+}
+
+/// What every worker's limiter shares.
+struct Shared {
     client: redis::Client,
-    /// The connection, opened on first use by the runtime that uses it. Each HTTP
-    /// worker has a limiter of its own ([`RateLimiter::for_worker`]), so the
-    /// connection's task runs on the worker's thread and a check wakes no other thread.
-    redis: tokio::sync::OnceCell<ConnectionManager>,
-    script: Arc<Script>,
+    script: Script,
     prefix: String,
     limit: u32,
-    local: Arc<Mutex<HashMap<String, VecDeque<Instant>>>>,
+    local: Mutex<HashMap<String, VecDeque<Instant>>>,
     /// While set and in the future, Redis is skipped.
-    redis_down_until: Arc<Mutex<Option<Instant>>>,
+    redis_down_until: Mutex<Option<Instant>>,
+    round_trips: AtomicU64,
+}
+
+/// An admission waiting for its batch.
+struct Pending {
+    key: String,
+    reply: oneshot::Sender<Result<Decision, String>>,
 }
 
 impl RateLimiter {
     pub fn new(client: redis::Client, prefix: &str, limit: u32) -> Self {
         Self {
-            client,
-            redis: tokio::sync::OnceCell::new(),
-            script: Arc::new(Script::new(SCRIPT)),
-            prefix: prefix.to_owned(),
-            limit,
-            local: Arc::default(),
-            redis_down_until: Arc::default(),
+            shared: Arc::new(Shared {
+                client,
+                script: Script::new(SCRIPT),
+                prefix: prefix.to_owned(),
+                limit,
+                local: Mutex::default(),
+                redis_down_until: Mutex::default(),
+                round_trips: AtomicU64::new(0),
+            }),
+            queue: OnceLock::new(),
         }
     }
 
-    /// A limiter for one HTTP worker: the same limit and fallback memory, its own Redis
-    /// connection.
+    /// A limiter for one HTTP worker: the same limit and fallback memory, its own
+    /// batch task and Redis connection.
     pub fn for_worker(&self) -> Self {
         Self {
-            client: self.client.clone(),
-            redis: tokio::sync::OnceCell::new(),
-            script: self.script.clone(),
-            prefix: self.prefix.clone(),
-            limit: self.limit,
-            local: self.local.clone(),
-            redis_down_until: self.redis_down_until.clone(),
+            shared: self.shared.clone(),
+            queue: OnceLock::new(),
         }
     }
 
     /// Whether limits apply at all (a limit of 0 turns them off).
     pub fn enabled(&self) -> bool {
-        self.limit > 0
+        self.shared.limit > 0
+    }
+
+    /// Script calls made to Redis so far by every worker (each decides a batch).
+    pub fn round_trips(&self) -> u64 {
+        self.shared.round_trips.load(Ordering::Relaxed)
     }
 
     /// Counts one request against `key` (e.g. `user:<id>`, `ip:<addr>`).
     pub async fn check(&self, key: &str) -> Decision {
         let now = Instant::now();
-        let skip_redis = self
-            .redis_down_until
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .is_some_and(|until| now < until);
-        if skip_redis {
-            return self.check_locally(key, now);
+        if self.shared.redis_is_down(now) {
+            return self.shared.check_locally(key, now);
         }
-        let invocation = async {
-            let redis = self
-                .redis
-                .get_or_try_init(|| ConnectionManager::new(self.client.clone()))
-                .await?;
-            let mut invocation = self.script.key(format!("{}{key}", self.prefix));
-            invocation.arg(self.limit).arg(WINDOW.as_millis() as u64);
-            invocation
-                .invoke_async::<(i64, i64, i64)>(&mut redis.clone())
-                .await
+        let (reply, answer) = oneshot::channel();
+        let pending = Pending {
+            key: format!("{}{key}", self.shared.prefix),
+            reply,
         };
-        let result = match tokio::time::timeout(REDIS_TIMEOUT, invocation).await {
-            Ok(result) => result.map_err(|e| e.to_string()),
-            Err(_) => Err(format!("no answer within {REDIS_TIMEOUT:?}")),
+        let result = match self.queue().send(pending) {
+            Ok(()) => match tokio::time::timeout(REDIS_TIMEOUT, answer).await {
+                Ok(Ok(result)) => result,
+                Ok(Err(_)) => Err("the rate-limit task stopped".to_owned()),
+                Err(_) => Err(format!("no answer within {REDIS_TIMEOUT:?}")),
+            },
+            Err(_) => Err("the rate-limit task stopped".to_owned()),
         };
         match result {
-            Ok((allowed, remaining, frees_in_ms)) => {
-                *self
-                    .redis_down_until
-                    .lock()
-                    .unwrap_or_else(std::sync::PoisonError::into_inner) = None;
-                Decision {
-                    allowed: allowed == 1,
-                    limit: self.limit,
-                    remaining: u32::try_from(remaining.max(0)).unwrap_or(0),
-                    resets_in: Duration::from_millis(
-                        u64::try_from(frees_in_ms.max(0)).unwrap_or(0),
-                    ),
-                }
+            Ok(decision) => {
+                *self.shared.down_until() = None;
+                decision
             }
             Err(error) => {
                 tracing::warn!(
                     error,
                     "Redis unreachable: rate limiting in this replica's memory"
                 );
-                *self
-                    .redis_down_until
-                    .lock()
-                    .unwrap_or_else(std::sync::PoisonError::into_inner) =
-                    Some(now + REDIS_RETRY_AFTER);
-                self.check_locally(key, now)
+                *self.shared.down_until() = Some(now + REDIS_RETRY_AFTER);
+                self.shared.check_locally(key, now)
             }
         }
+    }
+
+    fn queue(&self) -> &mpsc::UnboundedSender<Pending> {
+        self.queue.get_or_init(|| {
+            let (queue, admissions) = mpsc::unbounded_channel();
+            tokio::spawn(send_batches(self.shared.clone(), admissions));
+            queue
+        })
+    }
+}
+
+/// A worker's batch task: takes whatever admissions are queued (at least one, at most
+/// [`MAX_BATCH`]), decides them in one script call, answers each, and goes again.
+/// Ends when the worker's limiter is dropped.
+async fn send_batches(shared: Arc<Shared>, mut admissions: mpsc::UnboundedReceiver<Pending>) {
+    let mut redis: Option<ConnectionManager> = None;
+    let mut batch = Vec::with_capacity(MAX_BATCH);
+    while admissions.recv_many(&mut batch, MAX_BATCH).await > 0 {
+        // A request that stopped waiting (timed out, client gone) is not counted.
+        batch.retain(|pending: &Pending| !pending.reply.is_closed());
+        if batch.is_empty() {
+            continue;
+        }
+        let decided = tokio::time::timeout(REDIS_TIMEOUT, shared.decide(&mut redis, &batch))
+            .await
+            .unwrap_or_else(|_| Err(format!("no answer within {REDIS_TIMEOUT:?}")));
+        match decided {
+            Ok(decisions) => {
+                for (pending, decision) in batch.drain(..).zip(decisions) {
+                    let _ = pending.reply.send(Ok(decision));
+                }
+            }
+            Err(error) => {
+                for pending in batch.drain(..) {
+                    let _ = pending.reply.send(Err(error.clone()));
+                }
+            }
+        }
+    }
+}
+
+impl Shared {
+    /// One script call deciding `batch`, in order; connects first if need be.
+    async fn decide(
+        &self,
+        redis: &mut Option<ConnectionManager>,
+        batch: &[Pending],
+    ) -> Result<Vec<Decision>, String> {
+        let connection = match redis {
+            Some(connection) => connection,
+            None => redis.insert(
+                ConnectionManager::new(self.client.clone())
+                    .await
+                    .map_err(|e| e.to_string())?,
+            ),
+        };
+        let mut invocation = self.script.prepare_invoke();
+        for pending in batch {
+            invocation.key(&pending.key);
+        }
+        invocation.arg(self.limit).arg(WINDOW.as_millis() as u64);
+        self.round_trips.fetch_add(1, Ordering::Relaxed);
+        let answers: Vec<i64> = invocation
+            .invoke_async(connection)
+            .await
+            .map_err(|e| e.to_string())?;
+        if answers.len() != batch.len() * 3 {
+            return Err(format!(
+                "the rate-limit script answered {} numbers for {} keys",
+                answers.len(),
+                batch.len()
+            ));
+        }
+        Ok(answers
+            .chunks_exact(3)
+            .map(|answer| Decision {
+                allowed: answer[0] == 1,
+                limit: self.limit,
+                remaining: u32::try_from(answer[1].max(0)).unwrap_or(0),
+                resets_in: Duration::from_millis(u64::try_from(answer[2].max(0)).unwrap_or(0)),
+            })
+            .collect())
+    }
+
+    fn down_until(&self) -> std::sync::MutexGuard<'_, Option<Instant>> {
+        self.redis_down_until
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn redis_is_down(&self, now: Instant) -> bool {
+        self.down_until().is_some_and(|until| now < until)
     }
 
     /// The same window kept in this replica's memory.
     fn check_locally(&self, key: &str, now: Instant) -> Decision {
         metrics::counter!("gateway_rate_limit_fallback_total").increment(1);
-        let mut local = self
-            .local
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut local = self.local.lock().unwrap_or_else(PoisonError::into_inner);
         if local.len() > 100_000 {
             local.retain(|_, times| {
                 times
@@ -233,5 +339,132 @@ impl Decision {
     /// Seconds a refused client should wait (`Retry-After`), at least 1.
     pub fn retry_after(&self) -> u64 {
         (self.resets_in.as_secs() + u64::from(self.resets_in.subsec_nanos() > 0)).max(1)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)] // in a test, a failed unwrap is a failed test
+
+    use super::*;
+    use test_support::StreamKeys;
+
+    fn limiter(keys: &StreamKeys, limit: u32) -> RateLimiter {
+        RateLimiter::new(
+            redis::Client::open(test_support::redis_url()).unwrap(),
+            keys.prefix(),
+            limit,
+        )
+    }
+
+    /// Runs `checks` concurrently on `limiter` against `key`.
+    async fn race(limiter: &Arc<RateLimiter>, key: &str, checks: usize) -> Vec<Decision> {
+        let tasks: Vec<_> = (0..checks)
+            .map(|_| {
+                let (limiter, key) = (limiter.clone(), key.to_owned());
+                tokio::spawn(async move { limiter.check(&key).await })
+            })
+            .collect();
+        let mut decisions = Vec::new();
+        for task in tasks {
+            decisions.push(task.await.unwrap());
+        }
+        decisions
+    }
+
+    #[tokio::test]
+    async fn racing_checks_on_one_worker_share_round_trips_and_each_gets_its_own_count() {
+        let keys = StreamKeys::new();
+        let limiter = Arc::new(limiter(&keys, 50));
+
+        let decisions = race(&limiter, "user:a", 200).await;
+
+        let mut remaining: Vec<u32> = decisions
+            .iter()
+            .filter(|d| d.allowed)
+            .map(|d| d.remaining)
+            .collect();
+        remaining.sort_unstable();
+        assert_eq!(
+            remaining,
+            (0..50).collect::<Vec<u32>>(),
+            "exactly the limit passes"
+        );
+        assert!(
+            decisions
+                .iter()
+                .filter(|d| !d.allowed)
+                .all(|d| d.remaining == 0 && d.resets_in > Duration::from_secs(59)),
+            "the refused see no room and a slot freeing in about a minute"
+        );
+        let trips = limiter.round_trips();
+        assert!(
+            trips < 20,
+            "200 racing checks were decided in {trips} script calls, not one each"
+        );
+        assert_eq!(
+            limiter.shared.local.lock().unwrap().len(),
+            0,
+            "Redis decided every one"
+        );
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn two_workers_racing_on_two_keys_admit_exactly_the_limit_of_each() {
+        let keys = StreamKeys::new();
+        let first = limiter(&keys, 100);
+        let workers = [Arc::new(first.for_worker()), Arc::new(first.for_worker())];
+
+        let races = workers.iter().flat_map(|worker| {
+            ["user:a", "user:b"].map(|key| {
+                let worker = worker.clone();
+                tokio::spawn(async move { (key, race(&worker, key, 90).await) })
+            })
+        });
+        let mut admitted: HashMap<&str, usize> = HashMap::new();
+        for raced in races.collect::<Vec<_>>() {
+            let (key, decisions) = raced.await.unwrap();
+            *admitted.entry(key).or_default() += decisions.iter().filter(|d| d.allowed).count();
+        }
+        assert_eq!(admitted["user:a"], 100);
+        assert_eq!(admitted["user:b"], 100);
+    }
+
+    #[tokio::test]
+    async fn a_check_that_stopped_waiting_is_not_counted() {
+        let keys = StreamKeys::new();
+        let limiter = limiter(&keys, 5);
+        // Queued, then dropped before the batch task ran: the request went away.
+        let (reply, answer) = oneshot::channel();
+        drop(answer);
+        limiter
+            .queue()
+            .send(Pending {
+                key: format!("{}user:gone", keys.prefix()),
+                reply,
+            })
+            .unwrap();
+
+        let decision = limiter.check("user:gone").await;
+        assert!(decision.allowed);
+        assert_eq!(
+            decision.remaining, 4,
+            "only the request still waiting counts"
+        );
+    }
+
+    #[tokio::test]
+    async fn without_redis_the_local_window_limits() {
+        // Nothing listens on port 1: every check falls back to this replica's memory.
+        let limiter = RateLimiter::new(
+            redis::Client::open("redis://127.0.0.1:1").unwrap(),
+            "unused:",
+            3,
+        );
+        let mut allowed = 0;
+        for _ in 0..5 {
+            allowed += usize::from(limiter.check("ip:10.0.0.1").await.allowed);
+        }
+        assert_eq!(allowed, 3);
     }
 }
