@@ -18,12 +18,21 @@ async fn slow() -> &'static str {
     "done"
 }
 
+/// Whether each header a secret travels in arrived marked sensitive (never logged).
+async fn sensitive(headers: axum::http::HeaderMap) -> String {
+    ["authorization", "cookie", "x-service-key"]
+        .map(|name| headers.get_all(name).iter().all(|v| v.is_sensitive()))
+        .map(|marked| marked.to_string())
+        .join(",")
+}
+
 async fn start(
     request_timeout: Duration,
 ) -> (service_kit::server::RunningService, Arc<AtomicBool>) {
     let router = Router::new()
         .route("/panic", get(panics))
-        .route("/slow", get(slow));
+        .route("/slow", get(slow))
+        .route("/sensitive", get(sensitive));
     let router = service_kit::middleware::apply(router, request_timeout);
     let listener = Service::bind("127.0.0.1:0".parse().unwrap()).await.unwrap();
     let service = Service::new(listener, router, Duration::from_secs(5));
@@ -54,6 +63,21 @@ async fn a_panicking_handler_is_a_500_problem_without_its_message() {
     let body = problem(response, 500).await;
     assert!(!body.to_string().contains("secret internals"));
     assert!(body["request_id"].is_string());
+}
+
+#[tokio::test]
+async fn secrets_reach_the_handler_marked_sensitive() {
+    let (service, _) = start(Duration::from_secs(5)).await;
+    let response = reqwest::Client::new()
+        .get(format!("{}/sensitive", service.url()))
+        .header("authorization", "Bearer secret")
+        .header("cookie", "a=1")
+        .header("cookie", "b=2")
+        .header("x-service-key", "key")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.text().await.unwrap(), "true,true,true");
 }
 
 #[tokio::test]

@@ -4,21 +4,21 @@
 //!
 //! From the outside in (the order of [`apply`]):
 //!
-//! 1. [`serve`]: one layer doing, in one future, the work every request needs before
-//!    and after its handler: the request id ([`crate::request_id`]) first, so every log
-//!    line, metric and problem below belongs to one; the trace context
-//!    ([`crate::trace_context`]); the access log and metrics ([`access`]), which see the
-//!    final status; the time limit ([`timeout`]: the server's timeout or the caller's
-//!    deadline, whichever is sooner); and the rewriting of any error response that is
-//!    not yet problem+json ([`problems`]: axum's 404 and 405, the body limit's 413, a
-//!    panic's 500). One layer rather than one per concern because each layer of axum's
-//!    `from_fn` boxes a future and clones the stack below it per request, which showed
-//!    as a third of the gateway's proxy time; each concern stays in its own module.
-//! 2. catch-panic: a panicking handler becomes a 500, never a dropped connection or a
-//!    stack trace.
-//! 3. The body limit (1 MiB) on the declared length; axum's `DefaultBodyLimit` covers
-//!    bodies without one.
-//! 4. Sensitive headers: `Authorization` and keys are marked so no layer logs them.
+//! 1. [`Stack`]: one tower service doing, in one future, the work every request needs
+//!    before and after its handler: the sensitive headers marked (`Authorization` and
+//!    keys, so nothing logs them); the request id ([`crate::request_id`]), so every
+//!    log line, metric and problem below belongs to one; the trace context
+//!    ([`crate::trace_context`]); the access log and metrics ([`access`]), which see
+//!    the final status; the time limit ([`timeout`]: the server's timeout or the
+//!    caller's deadline, whichever is sooner); the body limit (1 MiB, [`limit_body`]);
+//!    a panicking handler caught and made a 500, never a dropped connection; and the
+//!    rewriting of any error response that is not yet problem+json ([`problems`]:
+//!    axum's 404 and 405, the body limit's 413, a panic's 500). One service rather
+//!    than a layer per concern because each layer wraps the request's future in one of
+//!    its own, and axum's `from_fn` layers also box it and clone the stack below per
+//!    request, which showed as a third of the gateway's proxy time; each concern
+//!    stays a function of its own module.
+//! 2. axum's `DefaultBodyLimit` (1 MiB) for the extractors that read bodies.
 //!
 //! The route-template layer ([`access::route_template`]) is added with `route_layer` by
 //! [`apply`], because only matched routes know their template.
@@ -27,18 +27,22 @@ pub mod access;
 pub mod problems;
 pub mod timeout;
 
+use std::convert::Infallible;
+use std::panic::AssertUnwindSafe;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use axum::Router;
-use axum::extract::{DefaultBodyLimit, Request, State};
-use axum::http::header;
-use axum::middleware::{Next, from_fn, from_fn_with_state};
-use axum::response::Response;
+use axum::body::{Body, HttpBody};
+use axum::extract::{DefaultBodyLimit, Request};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::middleware::from_fn;
+use axum::response::{IntoResponse, Response};
+use futures::FutureExt;
+use futures::future::BoxFuture;
+use http_body_util::Limited;
 use tokio::time::Instant;
-use tower::ServiceBuilder;
-use tower_http::catch_panic::CatchPanicLayer;
-use tower_http::limit::RequestBodyLimitLayer;
-use tower_http::sensitive_headers::SetSensitiveRequestHeadersLayer;
+use tower::{Layer, Service};
 use tracing::Instrument;
 
 use crate::{deadline, request_id, trace_context};
@@ -58,22 +62,61 @@ pub fn apply(router: Router, request_timeout: Duration) -> Router {
     router
         .route_layer(from_fn(access::route_template))
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
-        .layer(
-            ServiceBuilder::new()
-                .layer(from_fn_with_state(request_timeout, serve))
-                .layer(CatchPanicLayer::custom(problems::from_panic))
-                .layer(RequestBodyLimitLayer::new(MAX_BODY_BYTES))
-                .layer(SetSensitiveRequestHeadersLayer::new(SENSITIVE_HEADERS)),
-        )
+        .layer(StackLayer { request_timeout })
+}
+
+/// Puts [`Stack`] around a service.
+#[derive(Debug, Clone, Copy)]
+pub struct StackLayer {
+    pub request_timeout: Duration,
+}
+
+impl<S> Layer<S> for StackLayer {
+    type Service = Stack<S>;
+
+    fn layer(&self, inner: S) -> Stack<S> {
+        Stack {
+            inner,
+            request_timeout: self.request_timeout,
+        }
+    }
+}
+
+/// The shared stack around `inner` (see the module's layout).
+#[derive(Debug, Clone)]
+pub struct Stack<S> {
+    inner: S,
+    request_timeout: Duration,
+}
+
+impl<S> Service<Request> for Stack<S>
+where
+    S: Service<Request, Response = Response, Error = Infallible> + Clone + Send + 'static,
+    S::Future: Send + 'static,
+{
+    type Response = Response;
+    type Error = Infallible;
+    type Future = BoxFuture<'static, Result<Response, Infallible>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: Request) -> Self::Future {
+        // The service made ready goes with the request; its clone stays for the next.
+        let clone = self.inner.clone();
+        let inner = std::mem::replace(&mut self.inner, clone);
+        Box::pin(serve(self.request_timeout, request, inner).map(Ok))
+    }
 }
 
 /// Everything the stack does around a request's handler, in the order each part needs
 /// the one before it.
-pub async fn serve(
-    State(request_timeout): State<Duration>,
-    mut request: Request,
-    next: Next,
-) -> Response {
+async fn serve<S>(request_timeout: Duration, mut request: Request, inner: S) -> Response
+where
+    S: Service<Request, Response = Response, Error = Infallible>,
+{
+    mark_sensitive(request.headers_mut());
     let id = request_id::adopt(&mut request);
     let served = trace_context::Served::begin(&request);
     let span = request_id::span(&id, &request, &served.trace);
@@ -82,7 +125,13 @@ pub async fn serve(
     let budget = deadline::budget(&request);
     let limit = timeout::Limit::sooner(now, request_timeout, budget);
 
-    let handled = deadline::serve(budget.map(|b| now + b), next.run(request));
+    let handled = async move {
+        match limit_body(request) {
+            Ok(request) => call_catching_panics(inner, request).await,
+            Err(too_large) => too_large.into_response(),
+        }
+    };
+    let handled = deadline::serve(budget.map(|b| now + b), handled);
     let handled = trace_context::scope(served.trace, limit.run(handled));
     // Problems are rendered with the request id, so inside its scope.
     let rendered = async { problems::rewrite(handled.await) };
@@ -93,4 +142,44 @@ pub async fn serve(
     // The access log line belongs to the request's span, like every line before it.
     span.in_scope(|| observation.finish(&response));
     response
+}
+
+/// Marks the values of [`SENSITIVE_HEADERS`] so no log or debug output shows them.
+fn mark_sensitive(headers: &mut HeaderMap) {
+    for name in &SENSITIVE_HEADERS {
+        if let header::Entry::Occupied(mut entry) = headers.entry(name) {
+            for value in entry.iter_mut() {
+                value.set_sensitive(true);
+            }
+        }
+    }
+}
+
+/// Refuses a body declared larger than [`MAX_BODY_BYTES`] (413), and caps one of unknown
+/// length (chunked) at it, so a handler reading or streaming it gets an error past the
+/// limit. A body of declared length is left as it is: the server already holds it to
+/// that length.
+pub fn limit_body(request: Request) -> Result<Request, StatusCode> {
+    match request.body().size_hint().upper() {
+        Some(length) if length > MAX_BODY_BYTES as u64 => Err(StatusCode::PAYLOAD_TOO_LARGE),
+        Some(_) => Ok(request),
+        None => Ok(request.map(|body| Body::new(Limited::new(body, MAX_BODY_BYTES)))),
+    }
+}
+
+/// Calls `inner`, making a panic (in the call or in its future) a 500 problem.
+async fn call_catching_panics<S>(mut inner: S, request: Request) -> Response
+where
+    S: Service<Request, Response = Response, Error = Infallible>,
+{
+    let called = std::panic::catch_unwind(AssertUnwindSafe(|| inner.call(request)));
+    let answered = match called {
+        Ok(future) => AssertUnwindSafe(future).catch_unwind().await,
+        Err(payload) => Err(payload),
+    };
+    match answered {
+        Ok(Ok(response)) => response,
+        Ok(Err(never)) => match never {},
+        Err(payload) => problems::from_panic(payload),
+    }
 }
