@@ -381,6 +381,14 @@ async fn forward(
             }
             Response::from_parts(parts, Body::new(body))
         }
+        Err(error) if body_too_large(&error) => {
+            // The client's body outgrew the limit on the way: the client's fault, not
+            // the service's, so the breaker does not count it.
+            upstream
+                .breaker
+                .record(permit, Outcome::Success, started.elapsed());
+            StatusCode::PAYLOAD_TOO_LARGE.into_response()
+        }
         Err(error) => {
             upstream
                 .breaker
@@ -398,4 +406,11 @@ async fn forward(
             }
         }
     }
+}
+
+/// Whether the call failed because the request's body passed the server's limit
+/// (a body of undeclared length is only measured as it is streamed).
+fn body_too_large(error: &(dyn std::error::Error + 'static)) -> bool {
+    std::iter::successors(Some(error), |error| error.source())
+        .any(|error| error.is::<http_body_util::LengthLimitError>())
 }

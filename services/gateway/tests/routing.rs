@@ -339,3 +339,49 @@ async fn upstream_failures_are_problems_and_an_open_breaker_answers_503_without_
         "an open breaker answers without calling the service"
     );
 }
+
+#[tokio::test]
+async fn a_body_over_one_mebibyte_is_413_and_never_counts_against_the_service() {
+    let gw = spawn(1, &[]).await;
+    Mock::given(method("POST"))
+        .and(path("/orders"))
+        .respond_with(ResponseTemplate::new(201))
+        .mount(&gw.order)
+        .await;
+    let (_, token) = gw.signed_in_user().await;
+    let big = vec![b'a'; 1024 * 1024 + 1];
+    // A connection per request: after refusing a body the server closes its connection,
+    // and a streamed body cannot be resent on another if a pooled one turns out closed.
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(0)
+        .build()
+        .unwrap();
+    let post = |body: reqwest::Body| {
+        client
+            .post(gw.url("/api/orders"))
+            .bearer_auth(&token)
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+    };
+
+    let declared = post(big.clone().into()).await.unwrap();
+    assert_problem(declared, 413).await;
+
+    // Without a declared length the limit is only found while streaming it upstream;
+    // more times than it takes to open the service's breaker (5 failures in a row).
+    for _ in 0..6 {
+        let chunks: Vec<Result<Vec<u8>, std::io::Error>> =
+            big.chunks(64 * 1024).map(|c| Ok(c.to_vec())).collect();
+        let streamed = post(reqwest::Body::wrap_stream(futures::stream::iter(chunks)))
+            .await
+            .unwrap();
+        assert_problem(streamed, 413).await;
+    }
+    let small = post(b"{}".to_vec().into()).await.unwrap();
+    assert_eq!(
+        small.status(),
+        201,
+        "the client's oversize bodies are not the service's failures"
+    );
+}
