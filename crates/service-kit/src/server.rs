@@ -23,6 +23,12 @@ use tokio_util::task::TaskTracker;
 
 pub mod workers;
 
+/// Sets TCP_NODELAY on an accepted connection: responses leave as soon as they are
+/// written, not after the next ACK.
+fn no_delay(stream: &mut tokio::net::TcpStream) {
+    let _ = stream.set_nodelay(true);
+}
+
 use crate::config::{HttpConfig, Secret};
 use crate::internal_auth::{ServiceKey, require_service_key};
 use crate::ops::Readiness;
@@ -139,11 +145,7 @@ impl Service {
                     stop_accepting.clone(),
                 )),
                 None => {
-                    let listener = self.listener.tap_io(|stream| {
-                        // Responses leave as soon as they are written, not after the
-                        // next ACK.
-                        let _ = stream.set_nodelay(true);
-                    });
+                    let listener = self.listener.tap_io(no_delay);
                     Box::pin(
                         axum::serve(
                             listener,

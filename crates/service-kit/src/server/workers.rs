@@ -110,10 +110,7 @@ fn run_worker(
         .enable_all()
         .build()?;
     runtime.block_on(async move {
-        let listener = Handed { handed, addr }.tap_io(|stream| {
-            // Responses leave as soon as they are written, not after the next ACK.
-            let _ = stream.set_nodelay(true);
-        });
+        let listener = Handed { handed, addr }.tap_io(super::no_delay);
         let router = make_router();
         let serve = axum::serve(
             listener,
