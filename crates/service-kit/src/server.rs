@@ -23,12 +23,6 @@ use tokio_util::task::TaskTracker;
 
 pub mod workers;
 
-/// Sets TCP_NODELAY on an accepted connection: responses leave as soon as they are
-/// written, not after the next ACK.
-fn no_delay(stream: &mut tokio::net::TcpStream) {
-    let _ = stream.set_nodelay(true);
-}
-
 use crate::config::{HttpConfig, Secret};
 use crate::internal_auth::{ServiceKey, require_service_key};
 use crate::ops::Readiness;
@@ -282,4 +276,10 @@ pub async fn main(
             std::process::ExitCode::FAILURE
         }
     }
+}
+
+/// Sets TCP_NODELAY on an accepted connection: responses leave as soon as they are
+/// written, not after the next ACK.
+fn no_delay(stream: &mut tokio::net::TcpStream) {
+    let _ = stream.set_nodelay(true);
 }

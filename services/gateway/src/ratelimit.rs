@@ -164,13 +164,14 @@ impl RateLimiter {
             key: format!("{}{key}", self.shared.prefix),
             reply,
         };
-        let result = match self.queue().send(pending) {
-            Ok(()) => match tokio::time::timeout(REDIS_TIMEOUT, answer).await {
-                Ok(Ok(result)) => result,
-                Ok(Err(_)) => Err("the rate-limit task stopped".to_owned()),
-                Err(_) => Err(format!("no answer within {REDIS_TIMEOUT:?}")),
-            },
-            Err(_) => Err("the rate-limit task stopped".to_owned()),
+        let answered = async {
+            self.queue().send(pending).ok()?;
+            answer.await.ok()
+        };
+        let result = match tokio::time::timeout(REDIS_TIMEOUT, answered).await {
+            Ok(Some(result)) => result,
+            Ok(None) => Err("the rate-limit task stopped".to_owned()),
+            Err(_) => Err(format!("no answer within {REDIS_TIMEOUT:?}")),
         };
         match result {
             Ok(decision) => {

@@ -10,7 +10,7 @@
 //!    log line, metric and problem below belongs to one; the trace context
 //!    ([`crate::trace_context`]); the access log and metrics ([`access`]), which see
 //!    the final status; the time limit ([`timeout`]: the server's timeout or the
-//!    caller's deadline, whichever is sooner); the body limit (1 MiB, [`limit_body`]);
+//!    caller's deadline, whichever is sooner); the body limit (1 MiB, `limit_body`);
 //!    a panicking handler caught and made a 500, never a dropped connection; and the
 //!    rewriting of any error response that is not yet problem+json ([`problems`]:
 //!    axum's 404 and 405, the body limit's 413, a panic's 500). One service rather
@@ -159,7 +159,7 @@ fn mark_sensitive(headers: &mut HeaderMap) {
 /// length (chunked) at it, so a handler reading or streaming it gets an error past the
 /// limit. A body of declared length is left as it is: the server already holds it to
 /// that length.
-pub fn limit_body(request: Request) -> Result<Request, StatusCode> {
+fn limit_body(request: Request) -> Result<Request, StatusCode> {
     match request.body().size_hint().upper() {
         Some(length) if length > MAX_BODY_BYTES as u64 => Err(StatusCode::PAYLOAD_TOO_LARGE),
         Some(_) => Ok(request),
