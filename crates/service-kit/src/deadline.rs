@@ -37,13 +37,20 @@ pub fn remaining() -> Option<Duration> {
 }
 
 /// Runs `future` under `deadline` (for tests and for work spawned off a request).
-pub async fn scope<F: Future>(deadline: Instant, future: F) -> F::Output {
-    CURRENT.scope(Some(deadline), future).await
+pub fn scope<F: Future>(deadline: Instant, future: F) -> impl Future<Output = F::Output> {
+    CURRENT.scope(Some(deadline), future)
 }
 
 /// Runs the request being served under its caller's deadline, or none.
-pub(crate) async fn serve<F: Future>(deadline: Option<Instant>, future: F) -> F::Output {
-    CURRENT.scope(deadline, future).await
+///
+/// Like every scope here, a plain function returning tokio's scoped future rather than
+/// an `async fn`: an `async fn` keeps its argument and the future it awaits side by
+/// side, doubling the size of everything it wraps, and the server stack nests several.
+pub(crate) fn serve<F: Future>(
+    deadline: Option<Instant>,
+    future: F,
+) -> impl Future<Output = F::Output> {
+    CURRENT.scope(deadline, future)
 }
 
 /// The budget the caller granted `request`, capped; `None` when it sent none (or

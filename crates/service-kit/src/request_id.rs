@@ -60,8 +60,8 @@ pub fn current() -> Option<String> {
 }
 
 /// Runs `future` as part of the request `id` (for work spawned off a request).
-pub async fn scope<F: Future>(id: RequestId, future: F) -> F::Output {
-    CURRENT.scope(id, future).await
+pub fn scope<F: Future>(id: RequestId, future: F) -> impl Future<Output = F::Output> {
+    CURRENT.scope(id, future)
 }
 
 /// Takes the request's id from the client when sane, makes one otherwise, and sets it

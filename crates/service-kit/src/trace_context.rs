@@ -136,8 +136,8 @@ pub fn current() -> Option<TraceParent> {
 }
 
 /// Runs `future` within `trace` (for work spawned off a request, and for tests).
-pub async fn scope<F: Future>(trace: TraceParent, future: F) -> F::Output {
-    CURRENT.scope(trace, future).await
+pub fn scope<F: Future>(trace: TraceParent, future: F) -> impl Future<Output = F::Output> {
+    CURRENT.scope(trace, future)
 }
 
 /// The server side of one request's trace: the caller's context (if it sent a valid

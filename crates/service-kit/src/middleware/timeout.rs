@@ -9,6 +9,8 @@ use std::time::Duration;
 
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
+use futures::FutureExt;
+use futures::future::{self, Either};
 use tokio::time::Instant;
 
 use crate::deadline;
@@ -73,15 +75,19 @@ impl Limit {
         }
     }
 
-    /// Runs `work` until it answers or the limit passes.
-    pub async fn run(self, work: impl Future<Output = Response>) -> Response {
+    /// Runs `work` until it answers or the limit passes; `work` is never polled when
+    /// the limit had passed before it started.
+    ///
+    /// Built from plain futures, not an `async fn`, which would hold `work` twice over
+    /// (see [`crate::deadline::serve`]).
+    pub fn run<F: Future<Output = Response>>(self, work: F) -> impl Future<Output = Response> {
         if self.already_passed() {
-            return self.passed();
+            return Either::Left(future::lazy(move |_| self.passed()));
         }
-        match tokio::time::timeout_at(self.at(), work).await {
-            Ok(response) => response,
-            Err(_) => self.passed(),
-        }
+        Either::Right(
+            tokio::time::timeout_at(self.at(), work)
+                .map(move |answered| answered.unwrap_or_else(|_| self.passed())),
+        )
     }
 }
 
