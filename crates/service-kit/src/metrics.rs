@@ -14,6 +14,12 @@ const LATENCY_BUCKETS: &[f64] = &[
     0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
 ];
 
+/// Whether the recorder is installed: until it is, metric handles taken from the global
+/// recorder record nothing, so they must not be kept.
+pub(crate) fn installed() -> bool {
+    HANDLE.get().is_some()
+}
+
 /// Installs the recorder on first use and returns the handle that renders it.
 pub fn handle() -> PrometheusHandle {
     HANDLE

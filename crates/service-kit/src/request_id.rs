@@ -20,43 +20,50 @@ tokio::task_local! {
     static CURRENT: RequestId;
 }
 
-/// The id of one request, as set by [`adopt`].
+/// The id of one request, as set by [`adopt`]: 1 to 128 visible ASCII characters, kept
+/// as the header value it travels as, so setting it on the request and the response
+/// copies nothing.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RequestId(String);
+pub struct RequestId(HeaderValue);
 
 impl RequestId {
-    /// A fresh random id.
+    /// A fresh random id (a UUID, written without the formatting machinery: this runs
+    /// for every request that brings no id).
     pub fn generate() -> Self {
-        Self(uuid::Uuid::new_v4().to_string())
+        let mut text = [0u8; uuid::fmt::Hyphenated::LENGTH];
+        uuid::Uuid::new_v4().hyphenated().encode_lower(&mut text);
+        // A UUID's text is always a valid header value; the fallback only satisfies the
+        // types.
+        Self(HeaderValue::from_bytes(&text).unwrap_or(HeaderValue::from_static("-")))
     }
 
     /// The client's value if it is sane (1 to 128 visible ASCII characters), else a fresh
     /// one. Anything else could smuggle control characters into our logs.
     pub fn from_client(value: Option<&HeaderValue>) -> Self {
         value
-            .and_then(|v| v.to_str().ok())
-            .filter(|v| is_sane(v))
-            .map_or_else(Self::generate, |v| Self(v.to_owned()))
+            .filter(|v| is_sane(v.as_bytes()))
+            .map_or_else(Self::generate, |v| Self(v.clone()))
     }
 
     pub fn as_str(&self) -> &str {
-        &self.0
+        // Only visible ASCII is ever kept, so this never falls back.
+        self.0.to_str().unwrap_or_default()
     }
 }
 
 impl std::fmt::Display for RequestId {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.0)
+        f.write_str(self.as_str())
     }
 }
 
-fn is_sane(value: &str) -> bool {
-    !value.is_empty() && value.len() <= MAX_LEN && value.bytes().all(|b| b.is_ascii_graphic())
+fn is_sane(value: &[u8]) -> bool {
+    !value.is_empty() && value.len() <= MAX_LEN && value.iter().all(u8::is_ascii_graphic)
 }
 
 /// The id of the request this task is serving, if any.
 pub fn current() -> Option<String> {
-    CURRENT.try_with(|id| id.0.clone()).ok()
+    CURRENT.try_with(|id| id.as_str().to_owned()).ok()
 }
 
 /// Runs `future` as part of the request `id` (for work spawned off a request).
@@ -65,13 +72,12 @@ pub fn scope<F: Future>(id: RequestId, future: F) -> impl Future<Output = F::Out
 }
 
 /// Takes the request's id from the client when sane, makes one otherwise, and sets it
-/// on the request (header and extension) for the handler to see.
+/// on the request's header for the handler to see (a proxy passes it on as it is).
 pub fn adopt(request: &mut Request) -> RequestId {
     let id = RequestId::from_client(request.headers().get(&REQUEST_ID_HEADER));
-    if let Ok(header) = HeaderValue::from_str(id.as_str()) {
-        request.headers_mut().insert(REQUEST_ID_HEADER, header);
-    }
-    request.extensions_mut().insert(id.clone());
+    request
+        .headers_mut()
+        .insert(REQUEST_ID_HEADER, id.0.clone());
     id
 }
 
@@ -88,9 +94,9 @@ pub fn span(id: &RequestId, request: &Request, trace: &TraceParent) -> tracing::
 
 /// Echoes the id on the response.
 pub fn echo(id: &RequestId, response: &mut Response) {
-    if let Ok(header) = HeaderValue::from_str(id.as_str()) {
-        response.headers_mut().insert(REQUEST_ID_HEADER, header);
-    }
+    response
+        .headers_mut()
+        .insert(REQUEST_ID_HEADER, id.0.clone());
 }
 
 #[cfg(test)]

@@ -7,14 +7,20 @@
 //! path is what is routed, authorised and forwarded; `/api/orders/..%2f..%2fusers`
 //! becomes `/users`, which no route names.
 
+use std::borrow::Cow;
+
 /// Why a path was refused.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BadPath;
 
-/// The canonical form of `raw` (the request target's path, still percent-encoded).
-pub fn normalize(raw: &str) -> Result<String, BadPath> {
+/// The canonical form of `raw` (the request target's path, still percent-encoded):
+/// `raw` itself when it already is, as nearly every request's path is.
+pub fn normalize(raw: &str) -> Result<Cow<'_, str>, BadPath> {
     if !raw.starts_with('/') {
         return Err(BadPath);
+    }
+    if is_canonical(raw) {
+        return Ok(Cow::Borrowed(raw));
     }
     let decoded = decode_structural(raw)?;
     let mut segments: Vec<&str> = Vec::new();
@@ -36,7 +42,26 @@ pub fn normalize(raw: &str) -> Result<String, BadPath> {
     if path.is_empty() || decoded.ends_with('/') {
         path.push('/');
     }
-    Ok(path)
+    Ok(Cow::Owned(path))
+}
+
+/// Whether `path` (starting with `/`) has nothing to decode, collapse or resolve: no
+/// escapes, backslashes or NULs, and no empty, `.` or `..` segment (but the last may be
+/// empty: a trailing slash is kept).
+fn is_canonical(path: &str) -> bool {
+    if path.bytes().any(|b| matches!(b, b'%' | b'\\' | 0)) {
+        return false;
+    }
+    let mut segments = path[1..].split('/').peekable();
+    while let Some(segment) = segments.next() {
+        let last = segments.peek().is_none();
+        match segment {
+            "." | ".." => return false,
+            "" if !last => return false,
+            _ => {}
+        }
+    }
+    true
 }
 
 /// Decodes the escapes that change a path's structure (`%2e` `.`, `%2f` `/`) and
@@ -89,9 +114,15 @@ mod tests {
             ("/api/orders/%2e%2e%2F%2e%2e%2Fusers", "/users"),
             ("/api/products/a%20b", "/api/products/a%20b"),
             ("/api/orders/", "/api/orders/"),
+            ("/api/./orders", "/api/orders"),
+            ("/api/orders/.", "/api/orders"),
+            ("/api/orders/..", "/api"),
+            ("/api/orders//", "/api/orders/"),
+            ("/api/orders.json", "/api/orders.json"),
+            ("/api/..orders/...", "/api/..orders/..."),
             ("/", "/"),
         ] {
-            assert_eq!(normalize(raw), Ok(canonical.to_owned()), "{raw}");
+            assert_eq!(normalize(raw).as_deref(), Ok(canonical), "{raw}");
         }
     }
 

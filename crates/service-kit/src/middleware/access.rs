@@ -3,13 +3,15 @@
 //! Metrics are labelled by route template (`/users/{id}`), never by raw path, so a
 //! scanner walking random URLs cannot blow up the number of series.
 
+use std::cell::RefCell;
+use std::collections::HashMap;
 use std::time::Instant;
 
 use axum::extract::{MatchedPath, Request};
 use axum::http::{Method, StatusCode};
 use axum::middleware::Next;
 use axum::response::Response;
-use metrics::{Gauge, SharedString};
+use metrics::{Counter, Gauge, Histogram, SharedString};
 
 /// Label for requests that matched no route.
 const UNMATCHED: &str = "unmatched";
@@ -31,17 +33,17 @@ pub async fn route_template(request: Request, next: Next) -> Response {
 /// Leaving flight is counted on drop, so a request abandoned by its client (its future
 /// dropped mid-way) does not stay in `http_requests_in_flight` forever.
 pub struct Observation {
-    method: SharedString,
+    method: usize,
     started: Instant,
     in_flight: Gauge,
 }
 
 impl Observation {
     pub fn begin(request: &Request) -> Self {
-        let in_flight = metrics::gauge!("http_requests_in_flight");
+        let in_flight = Series::in_flight();
         in_flight.increment(1.0);
         Self {
-            method: method_label(request.method()),
+            method: method_index(request.method()),
             started: Instant::now(),
             in_flight,
         }
@@ -51,28 +53,14 @@ impl Observation {
     pub fn finish(self, response: &Response) {
         let elapsed = self.started.elapsed();
         let status = response.status();
-        let route: SharedString = response
+        let route = response
             .extensions()
             .get::<MatchedPath>()
-            .map_or(SharedString::const_str(UNMATCHED), |path| {
-                SharedString::from(path.as_str().to_owned())
-            });
-        metrics::counter!(
-            "http_requests_total",
-            "method" => self.method.clone(),
-            "route" => route.clone(),
-            "status" => status_label(status),
-        )
-        .increment(1);
-        metrics::histogram!(
-            "http_request_duration_seconds",
-            "method" => self.method.clone(),
-            "route" => route.clone(),
-        )
-        .record(elapsed.as_secs_f64());
+            .map_or(UNMATCHED, MatchedPath::as_str);
+        Series::record(self.method, route, status, elapsed.as_secs_f64());
 
         let latency_ms = elapsed.as_secs_f64() * 1000.0;
-        let (status, route) = (status.as_u16(), route.as_ref());
+        let status = status.as_u16();
         if response.status().is_server_error() {
             tracing::warn!(status, route, latency_ms, "request failed");
         } else {
@@ -87,21 +75,103 @@ impl Drop for Observation {
     }
 }
 
-/// The method as a label, without allocating for the standard ones.
-fn method_label(method: &Method) -> SharedString {
-    let known = [
-        Method::GET,
-        Method::POST,
-        Method::PUT,
-        Method::PATCH,
-        Method::DELETE,
-        Method::HEAD,
-        Method::OPTIONS,
-    ];
-    const NAMES: [&str; 7] = ["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"];
-    match known.iter().position(|m| m == method) {
-        Some(index) => SharedString::const_str(NAMES[index]),
-        None => SharedString::from(method.as_str().to_owned()),
+/// Methods with a label of their own; any other is labelled `_OTHER` (as OpenTelemetry
+/// does), so made-up methods cannot add series without end.
+const METHODS: [(Method, &str); 7] = [
+    (Method::GET, "GET"),
+    (Method::POST, "POST"),
+    (Method::PUT, "PUT"),
+    (Method::PATCH, "PATCH"),
+    (Method::DELETE, "DELETE"),
+    (Method::HEAD, "HEAD"),
+    (Method::OPTIONS, "OPTIONS"),
+];
+const OTHER_METHOD: usize = METHODS.len();
+
+fn method_index(method: &Method) -> usize {
+    METHODS
+        .iter()
+        .position(|(known, _)| known == method)
+        .unwrap_or(OTHER_METHOD)
+}
+
+fn method_label(index: usize) -> SharedString {
+    SharedString::const_str(METHODS.get(index).map_or("_OTHER", |(_, name)| name))
+}
+
+thread_local! {
+    /// This thread's handles to the HTTP series, so a request costs a lookup here
+    /// rather than building a labelled key and finding it in the global registry.
+    /// Bounded: routes are the router's templates, methods the eight labels, statuses
+    /// three digits.
+    static SERIES: RefCell<Series> = RefCell::new(Series::default());
+}
+
+/// The handles one thread has used.
+#[derive(Default)]
+struct Series {
+    in_flight: Option<Gauge>,
+    routes: HashMap<Box<str>, RouteSeries>,
+}
+
+/// One route's handles: a duration histogram per method, a counter per method and status.
+#[derive(Default)]
+struct RouteSeries {
+    durations: [Option<Histogram>; OTHER_METHOD + 1],
+    totals: Vec<(usize, StatusCode, Counter)>,
+}
+
+impl Series {
+    fn in_flight() -> Gauge {
+        let gauge = || metrics::gauge!("http_requests_in_flight");
+        if !crate::metrics::installed() {
+            return gauge();
+        }
+        SERIES.with_borrow_mut(|series| series.in_flight.get_or_insert_with(gauge).clone())
+    }
+
+    fn record(method: usize, route: &str, status: StatusCode, seconds: f64) {
+        let total = || {
+            metrics::counter!(
+                "http_requests_total",
+                "method" => method_label(method),
+                "route" => SharedString::from(route.to_owned()),
+                "status" => status_label(status),
+            )
+        };
+        let duration = || {
+            metrics::histogram!(
+                "http_request_duration_seconds",
+                "method" => method_label(method),
+                "route" => SharedString::from(route.to_owned()),
+            )
+        };
+        if !crate::metrics::installed() {
+            total().increment(1);
+            duration().record(seconds);
+            return;
+        }
+        SERIES.with_borrow_mut(|series| {
+            let handles = match series.routes.get_mut(route) {
+                Some(handles) => handles,
+                None => series.routes.entry(route.into()).or_default(),
+            };
+            match handles
+                .totals
+                .iter()
+                .find(|(m, s, _)| (*m, *s) == (method, status))
+            {
+                Some((_, _, counter)) => counter.increment(1),
+                None => {
+                    let counter = total();
+                    counter.increment(1);
+                    handles.totals.push((method, status, counter));
+                }
+            }
+            if let Some(slot) = handles.durations.get_mut(method) {
+                slot.get_or_insert_with(duration).record(seconds);
+            }
+        });
     }
 }
 
