@@ -149,7 +149,10 @@ pub async fn handle(
 
     let decision = if worker.limiter.enabled() {
         let key = match &caller {
-            Some(caller) => format!("user:{}", caller.user_id),
+            Some(caller) => {
+                let mut text = uuid::Uuid::encode_buffer();
+                ["user:", caller.user_id.hyphenated().encode_lower(&mut text)].concat()
+            }
             None => format!("ip:{client_ip}"),
         };
         Some(worker.limiter.check(&key).await)

@@ -14,12 +14,14 @@
 //!
 //! Each HTTP worker sends its admissions to Redis from one task: while one script call
 //! is on its way, the requests arriving meanwhile queue up, and the next call decides
-//! all of them at once, key by key in arrival order, in the same atomic script. Nothing
-//! waits to fill a batch (an idle gateway sends batches of one), so a busy gateway
-//! makes one round trip per handful of requests instead of one each, and Redis runs
-//! one script call for them; the decisions are exactly those the requests would get
-//! one by one. Admissions whose request stopped waiting are dropped from the batch
-//! before it is sent, so they are not counted.
+//! all of them at once in the same atomic script. Nothing waits to fill a batch (an
+//! idle gateway sends batches of one), so a busy gateway makes one round trip per
+//! handful of requests instead of one each. The admissions of one key in a batch (one
+//! user's burst) are decided together: the script reads the key's window once and
+//! admits as many as fit, and each admission, in arrival order, gets exactly the
+//! decision and count it would have got on its own, since they share the script's
+//! clock. Admissions whose request stopped waiting are dropped from the batch before it
+//! is sent, so they are not counted.
 //!
 //! When Redis cannot be reached the replica falls back to the same algorithm in its own
 //! memory (logged, and counted in `gateway_rate_limit_fallback_total`): limits then
@@ -48,35 +50,35 @@ pub const REDIS_RETRY_AFTER: Duration = Duration::from_secs(1);
 /// Most admissions decided by one script call.
 pub const MAX_BATCH: usize = 128;
 
-/// Decides each key of `KEYS` in turn (a key may appear more than once) and returns
-/// three numbers per key: admitted (1 or 0), remaining, milliseconds until a slot frees.
+/// Decides each key of `KEYS` in turn, `ARGV[2 + i]` admissions wanted for the i-th:
+/// prunes what left the window, admits as many as fit, and returns two numbers per key
+/// (the count before admitting, the oldest time still counted or -1), then the time it
+/// used. Each admission's own decision follows from those (see [`Shared::decide`]).
 const SCRIPT: &str = r"
 local limit = tonumber(ARGV[1])
 local window = tonumber(ARGV[2])
 local time = redis.call('TIME')
 local now = tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)
 local answers = {}
-for _, key in ipairs(KEYS) do
+for i, key in ipairs(KEYS) do
+  local wanted = tonumber(ARGV[2 + i])
   local oldest = tonumber(redis.call('LINDEX', key, 0))
   while oldest and oldest <= now - window do
     redis.call('LPOP', key)
     oldest = tonumber(redis.call('LINDEX', key, 0))
   end
   local count = redis.call('LLEN', key)
-  local allowed = 0
-  if count < limit then
-    redis.call('RPUSH', key, now)
+  local admitted = math.min(wanted, math.max(limit - count, 0))
+  if admitted > 0 then
+    local times = {}
+    for j = 1, admitted do times[j] = now end
+    redis.call('RPUSH', key, unpack(times))
     redis.call('PEXPIRE', key, window)
-    count = count + 1
-    allowed = 1
-    if not oldest then oldest = now end
   end
-  local frees_in = 0
-  if oldest then frees_in = oldest + window - now end
-  answers[#answers + 1] = allowed
-  answers[#answers + 1] = limit - count
-  answers[#answers + 1] = frees_in
+  answers[#answers + 1] = count
+  answers[#answers + 1] = oldest or -1
 end
+answers[#answers + 1] = now
 return answers
 ";
 
@@ -160,8 +162,11 @@ impl RateLimiter {
             return self.shared.check_locally(key, now);
         }
         let (reply, answer) = oneshot::channel();
+        let mut prefixed = String::with_capacity(self.shared.prefix.len() + key.len());
+        prefixed.push_str(&self.shared.prefix);
+        prefixed.push_str(key);
         let pending = Pending {
-            key: format!("{}{key}", self.shared.prefix),
+            key: prefixed,
             reply,
         };
         let answered = async {
@@ -243,30 +248,68 @@ impl Shared {
                     .map_err(|e| e.to_string())?,
             ),
         };
-        let mut invocation = self.script.prepare_invoke();
+        // The batch's distinct keys in order of first arrival, how many admissions
+        // each wants, and for each admission its key and its place among that key's.
+        let mut keys: Vec<&str> = Vec::new();
+        let mut wanted: Vec<u32> = Vec::new();
+        let mut places = Vec::with_capacity(batch.len());
         for pending in batch {
-            invocation.key(&pending.key);
+            let key = match keys.iter().position(|key| *key == pending.key) {
+                Some(key) => key,
+                None => {
+                    keys.push(&pending.key);
+                    wanted.push(0);
+                    keys.len() - 1
+                }
+            };
+            places.push((key, wanted[key]));
+            wanted[key] += 1;
+        }
+        let mut invocation = self.script.prepare_invoke();
+        for key in &keys {
+            invocation.key(*key);
         }
         invocation.arg(self.limit).arg(WINDOW.as_millis() as u64);
+        for count in &wanted {
+            invocation.arg(*count);
+        }
         self.round_trips.fetch_add(1, Ordering::Relaxed);
         let answers: Vec<i64> = invocation
             .invoke_async(connection)
             .await
             .map_err(|e| e.to_string())?;
-        if answers.len() != batch.len() * 3 {
+        let (Some(&now), true) = (answers.last(), answers.len() == keys.len() * 2 + 1) else {
             return Err(format!(
                 "the rate-limit script answered {} numbers for {} keys",
                 answers.len(),
-                batch.len()
+                keys.len()
             ));
-        }
-        Ok(answers
-            .chunks_exact(3)
-            .map(|answer| Decision {
-                allowed: answer[0] == 1,
-                limit: self.limit,
-                remaining: u32::try_from(answer[1].max(0)).unwrap_or(0),
-                resets_in: Duration::from_millis(u64::try_from(answer[2].max(0)).unwrap_or(0)),
+        };
+        let window = WINDOW.as_millis() as i64;
+        let limit = i64::from(self.limit);
+        Ok(places
+            .into_iter()
+            .map(|(key, place)| {
+                let (counted, oldest) = (answers[key * 2], answers[key * 2 + 1]);
+                let admitted = i64::from(wanted[key]).min((limit - counted).max(0));
+                let place = i64::from(place);
+                // As if decided one by one: this admission saw those before it in the
+                // batch counted, if they fitted.
+                let allowed = place < admitted;
+                let count = counted + if allowed { place + 1 } else { admitted };
+                let resets_in = if oldest >= 0 {
+                    oldest + window - now
+                } else if admitted > 0 {
+                    window
+                } else {
+                    0
+                };
+                Decision {
+                    allowed,
+                    limit: self.limit,
+                    remaining: u32::try_from((limit - count).max(0)).unwrap_or(0),
+                    resets_in: Duration::from_millis(u64::try_from(resets_in.max(0)).unwrap_or(0)),
+                }
             })
             .collect())
     }
@@ -429,6 +472,47 @@ mod tests {
         }
         assert_eq!(admitted["user:a"], 100);
         assert_eq!(admitted["user:b"], 100);
+    }
+
+    #[tokio::test]
+    async fn one_batch_decides_each_keys_admissions_in_arrival_order() {
+        let keys = StreamKeys::new();
+        let limiter = limiter(&keys, 2);
+        let batch = |names: &[&str]| -> Vec<Pending> {
+            names
+                .iter()
+                .map(|name| Pending {
+                    key: format!("{}{name}", keys.prefix()),
+                    reply: oneshot::channel().0,
+                })
+                .collect()
+        };
+        let summary = |decisions: Vec<Decision>| -> Vec<(bool, u32)> {
+            decisions.iter().map(|d| (d.allowed, d.remaining)).collect()
+        };
+        let mut redis = None;
+
+        let first = limiter
+            .shared
+            .decide(&mut redis, &batch(&["a", "b", "a", "a", "b"]))
+            .await
+            .unwrap();
+        assert!(first.iter().all(|d| d.resets_in > Duration::from_secs(59)));
+        assert_eq!(
+            summary(first),
+            [(true, 1), (true, 1), (true, 0), (false, 0), (true, 0)]
+        );
+
+        let second = limiter
+            .shared
+            .decide(&mut redis, &batch(&["c", "a", "c", "c"]))
+            .await
+            .unwrap();
+        assert_eq!(
+            summary(second),
+            [(true, 1), (false, 0), (true, 0), (false, 0)],
+            "a's window is still full; c starts its own"
+        );
     }
 
     #[tokio::test]
