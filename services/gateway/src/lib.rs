@@ -20,6 +20,7 @@
 
 pub mod auth;
 pub mod config;
+pub mod connections;
 pub mod dashboard;
 pub mod path;
 pub mod proxy;
@@ -45,6 +46,10 @@ use crate::ratelimit::RateLimiter;
 /// The port the gateway listens on unless told otherwise.
 pub const DEFAULT_PORT: u16 = 8080;
 
+/// The services behind the route table (user, order, inventory, payment,
+/// notification), each with its index in a worker's connections.
+const UPSTREAMS: usize = 5;
+
 /// How often the JWKS is fetched again even without an unknown `kid`.
 pub const JWKS_REFRESH: Duration = Duration::from_secs(300);
 
@@ -57,7 +62,7 @@ pub type AppState = Arc<Worker>;
 /// it, so with connections per worker a request never leaves its thread.
 pub struct Worker {
     pub gateway: Arc<Gateway>,
-    pub http: proxy::HttpClient,
+    pub connections: connections::Connections,
     /// The shared limit with this worker's own Redis connection.
     pub limiter: RateLimiter,
 }
@@ -84,13 +89,13 @@ impl Application {
         let order = config.order_service.peer(settings);
         let payment = config.payment_service.peer(settings);
         let notification = config.notification_service.peer(settings);
-        let upstream = |peer: &PeerConfig| Upstream::new(peer).map(Arc::new);
+        let upstream = |peer: &PeerConfig, index| Upstream::new(peer, index).map(Arc::new);
         let (user_up, order_up, inventory_up, payment_up, notification_up) = (
-            upstream(&user)?,
-            upstream(&order)?,
-            upstream(&inventory)?,
-            upstream(&payment)?,
-            upstream(&notification)?,
+            upstream(&user, 0)?,
+            upstream(&order, 1)?,
+            upstream(&inventory, 2)?,
+            upstream(&payment, 3)?,
+            upstream(&notification, 4)?,
         );
         let route = |prefix, target, upstream: &Arc<Upstream>| Route {
             prefix,
@@ -155,7 +160,7 @@ impl Application {
         let router = move || {
             let worker = Arc::new(Worker {
                 gateway: state.clone(),
-                http: proxy::http_client(state.connect_timeout),
+                connections: connections::Connections::new(UPSTREAMS, state.connect_timeout),
                 limiter: state.limiter.for_worker(),
             });
             let mut api = Router::new().fallback(proxy::handle).with_state(worker);

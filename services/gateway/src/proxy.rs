@@ -10,15 +10,12 @@
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Instant, SystemTime};
 
 use axum::body::Body;
 use axum::extract::{ConnectInfo, Request, State};
 use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
-use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::TokioExecutor;
 use service_client::breaker::Outcome;
 use service_client::{CircuitBreaker, PeerConfig};
 use service_kit::Problem;
@@ -28,6 +25,7 @@ use service_kit::request_id::REQUEST_ID_HEADER;
 use service_kit::trace_context::{self, TRACEPARENT, TraceParent};
 
 use crate::auth::{self, Invalid};
+use crate::connections::{Connections, Destination, Failure};
 use crate::path;
 use crate::ratelimit::Decision;
 use crate::{AppState, Gateway, dashboard};
@@ -35,14 +33,41 @@ use crate::{AppState, Gateway, dashboard};
 /// A service behind the gateway.
 pub struct Upstream {
     pub name: &'static str,
-    pub base_url: String,
+    /// Where it listens, and its place in each worker's [`Connections`].
+    pub destination: Destination,
+    /// The `Host` its requests carry: the authority of its URL.
+    host: HeaderValue,
+    /// The path of its URL, without a trailing slash: what every forwarded path
+    /// starts with (usually empty).
+    base_path: String,
     /// `Bearer <the service's key>`, made once and marked sensitive so no log shows it.
     authorization: HeaderValue,
     pub breaker: CircuitBreaker,
 }
 
 impl Upstream {
-    pub fn new(peer: &PeerConfig) -> anyhow::Result<Self> {
+    /// The service `peer`, the `index`-th of the route table's.
+    pub fn new(peer: &PeerConfig, index: usize) -> anyhow::Result<Self> {
+        let invalid = |why: &str| {
+            anyhow::anyhow!("the {} service's URL {:?} {why}", peer.name, peer.base_url)
+        };
+        let url: Uri = peer.base_url.parse().map_err(|_| invalid("is not a URL"))?;
+        if url.scheme_str() != Some("http") {
+            return Err(invalid("is not an http:// URL"));
+        }
+        let authority = url
+            .authority()
+            .filter(|a| !a.as_str().contains('@'))
+            .ok_or_else(|| invalid("needs a host and no user"))?;
+        if url.query().is_some() {
+            return Err(invalid("has a query"));
+        }
+        let address = match authority.port() {
+            Some(_) => authority.as_str().to_owned(),
+            None => format!("{}:80", authority.as_str()),
+        };
+        let host = HeaderValue::from_str(authority.as_str())
+            .map_err(|_| invalid("has a host that is no header value"))?;
         let mut authorization = HeaderValue::from_str(&format!("Bearer {}", peer.key.expose()))
             .map_err(|_| {
                 anyhow::anyhow!(
@@ -53,7 +78,9 @@ impl Upstream {
         authorization.set_sensitive(true);
         Ok(Self {
             name: peer.name,
-            base_url: peer.base_url.clone(),
+            destination: Destination { index, address },
+            host,
+            base_path: url.path().trim_end_matches('/').to_owned(),
             authorization,
             breaker: CircuitBreaker::new(peer.breaker.clone()),
         })
@@ -191,7 +218,7 @@ pub async fn handle(
         }
     } else if let Some(route) = route {
         forward(
-            &worker.http,
+            &worker.connections,
             route,
             &path[route.prefix.len()..],
             caller.as_ref(),
@@ -342,21 +369,9 @@ fn ip_header_value(ip: IpAddr) -> HeaderValue {
     HeaderValue::from_bytes(&text[..len]).unwrap_or(HeaderValue::from_static(""))
 }
 
-/// The client the proxy forwards with: hyper's pooled HTTP/1.1 client, taking the
-/// incoming body as it is, so nothing is converted or buffered on the way.
-pub type HttpClient = Client<HttpConnector, Body>;
-
-/// A pooled client that gives up connecting after `connect_timeout`.
-pub fn http_client(connect_timeout: Duration) -> HttpClient {
-    let mut connector = HttpConnector::new();
-    connector.set_connect_timeout(Some(connect_timeout));
-    connector.set_nodelay(true);
-    Client::builder(TokioExecutor::new()).build(connector)
-}
-
 /// Sends `request` to `route`'s service at `rest` (the path after the route's prefix).
 async fn forward(
-    http: &HttpClient,
+    connections: &Connections,
     route: &Route,
     rest: &str,
     caller: Option<&Caller>,
@@ -366,13 +381,14 @@ async fn forward(
     let upstream = &route.upstream;
     let (parts, body) = request.into_parts();
     let query = parts.uri.query();
+    // Origin form (`/path?query`): the connection is already the service's.
     let mut url = String::with_capacity(
-        upstream.base_url.len()
+        upstream.base_path.len()
             + route.target.len()
             + rest.len()
             + query.map_or(0, |q| q.len() + 1),
     );
-    url.push_str(&upstream.base_url);
+    url.push_str(&upstream.base_path);
     url.push_str(route.target);
     url.push_str(rest);
     if let Some(query) = query {
@@ -393,9 +409,12 @@ async fn forward(
     let served = trace_context::current();
     let trace = served.map(|t| t.child());
     *outgoing.headers_mut() = upstream_headers(&parts.headers, upstream, caller, client_ip, trace);
+    outgoing
+        .headers_mut()
+        .insert(header::HOST, upstream.host.clone());
     let started = Instant::now();
     let started_at = SystemTime::now();
-    let result = http.request(outgoing).await;
+    let result = connections.send(&upstream.destination, outgoing).await;
     if let Some(span) = trace {
         otel::record(
             otel::Kind::Client,
@@ -431,7 +450,7 @@ async fn forward(
             }
             Response::from_parts(parts, Body::new(body))
         }
-        Err(error) if body_too_large(&error) => {
+        Err(Failure::Exchange(error)) if body_too_large(&error) => {
             // The client's body outgrew the limit on the way: the client's fault, not
             // the service's, so the breaker does not count it.
             upstream
@@ -444,7 +463,7 @@ async fn forward(
                 .breaker
                 .record(permit, Outcome::Failure, started.elapsed());
             tracing::warn!(upstream = upstream.name, error = %error, "upstream call failed");
-            if error.is_connect() {
+            if matches!(error, Failure::Connect { .. }) {
                 Problem::unavailable(format!("The {} service is unavailable.", upstream.name))
                     .into_response()
             } else {
