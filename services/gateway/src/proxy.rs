@@ -445,8 +445,16 @@ async fn forward(
             };
             upstream.breaker.record(permit, outcome, started.elapsed());
             let (mut parts, body) = response.into_parts();
-            for name in HOP_BY_HOP {
-                parts.headers.remove(*name);
+            // Looked for before removing: a removal hashes its name, and an answer
+            // seldom has any of these.
+            if parts
+                .headers
+                .keys()
+                .any(|name| HOP_BY_HOP.contains(&name.as_str()))
+            {
+                for name in HOP_BY_HOP {
+                    parts.headers.remove(*name);
+                }
             }
             Response::from_parts(parts, Body::new(body))
         }

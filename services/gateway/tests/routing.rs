@@ -278,6 +278,35 @@ async fn services_see_the_gateways_identity_headers_never_the_clients() {
     );
 }
 
+#[tokio::test]
+async fn a_services_connection_headers_never_reach_the_client() {
+    let gw = spawn(1, &[]).await;
+    let (_, token) = gw.signed_in_user().await;
+    Mock::given(method("GET"))
+        .and(path("/orders"))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .insert_header("keep-alive", "timeout=5")
+                .insert_header("proxy-authenticate", "Basic")
+                .insert_header("x-kept", "yes")
+                .set_body_json(json!({"data": []})),
+        )
+        .mount(&gw.order)
+        .await;
+    let response = gw
+        .client
+        .get(gw.url("/api/orders"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let headers = response.headers();
+    assert_eq!(headers["x-kept"], "yes");
+    assert!(headers.get("keep-alive").is_none(), "{headers:?}");
+    assert!(headers.get("proxy-authenticate").is_none(), "{headers:?}");
+}
+
 /// A peer that accepts connections and closes them at once, counting them.
 async fn hang_up_on_everyone() -> (String, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
     use std::sync::atomic::{AtomicUsize, Ordering};
