@@ -251,9 +251,7 @@ fn unauthorized(invalid: &Invalid) -> Response {
 
 fn add_rate_limit_headers(headers: &mut HeaderMap, decision: &Decision) {
     for (name, value) in decision.headers() {
-        if let Ok(value) = HeaderValue::from_str(&value) {
-            headers.insert(HeaderName::from_static(name), value);
-        }
+        headers.insert(name, value);
     }
 }
 

@@ -33,6 +33,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use std::time::{Duration, Instant};
 
+use axum::http::{HeaderName, HeaderValue};
 use redis::Script;
 use redis::aio::ConnectionManager;
 use tokio::sync::{mpsc, oneshot};
@@ -81,6 +82,12 @@ end
 answers[#answers + 1] = now
 return answers
 ";
+
+const RATELIMIT_POLICY: HeaderName = HeaderName::from_static("ratelimit-policy");
+const RATELIMIT: HeaderName = HeaderName::from_static("ratelimit");
+const X_RATELIMIT_LIMIT: HeaderName = HeaderName::from_static("x-ratelimit-limit");
+const X_RATELIMIT_REMAINING: HeaderName = HeaderName::from_static("x-ratelimit-remaining");
+const X_RATELIMIT_RESET: HeaderName = HeaderName::from_static("x-ratelimit-reset");
 
 /// A decision, with what the rate-limit headers report.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -361,22 +368,35 @@ impl Shared {
 }
 
 impl Decision {
-    /// `RateLimit-Policy`, `RateLimit` and the legacy `X-RateLimit-*` headers.
-    pub fn headers(&self) -> [(&'static str, String); 5] {
-        let window = WINDOW.as_secs();
+    /// `RateLimit-Policy`, `RateLimit` and the legacy `X-RateLimit-*` headers, written
+    /// without the formatting machinery (they go on every response).
+    pub fn headers(&self) -> [(HeaderName, HeaderValue); 5] {
         let reset = self.resets_in.as_secs() + u64::from(self.resets_in.subsec_nanos() > 0);
+        let structured = |first: &[u8], a: u64, second: &[u8], b: u64| {
+            let mut numbers = (itoa::Buffer::new(), itoa::Buffer::new());
+            let value = [
+                &b"\"default\";"[..],
+                first,
+                numbers.0.format(a).as_bytes(),
+                second,
+                numbers.1.format(b).as_bytes(),
+            ]
+            .concat();
+            // Digits and ASCII punctuation: always a valid value.
+            HeaderValue::try_from(value).unwrap_or(HeaderValue::from_static(""))
+        };
         [
             (
-                "ratelimit-policy",
-                format!("\"default\";q={};w={window}", self.limit),
+                RATELIMIT_POLICY,
+                structured(b"q=", self.limit.into(), b";w=", WINDOW.as_secs()),
             ),
             (
-                "ratelimit",
-                format!("\"default\";r={};t={reset}", self.remaining),
+                RATELIMIT,
+                structured(b"r=", self.remaining.into(), b";t=", reset),
             ),
-            ("x-ratelimit-limit", self.limit.to_string()),
-            ("x-ratelimit-remaining", self.remaining.to_string()),
-            ("x-ratelimit-reset", reset.to_string()),
+            (X_RATELIMIT_LIMIT, self.limit.into()),
+            (X_RATELIMIT_REMAINING, self.remaining.into()),
+            (X_RATELIMIT_RESET, reset.into()),
         ]
     }
 
@@ -513,6 +533,30 @@ mod tests {
             [(true, 1), (false, 0), (true, 0), (false, 0)],
             "a's window is still full; c starts its own"
         );
+    }
+
+    #[test]
+    fn the_headers_say_the_policy_what_is_left_and_when_a_slot_frees() {
+        let decision = Decision {
+            allowed: true,
+            limit: 100,
+            remaining: 7,
+            resets_in: Duration::from_millis(41_200),
+        };
+        let headers: Vec<(String, String)> = decision
+            .headers()
+            .iter()
+            .map(|(name, value)| (name.to_string(), value.to_str().unwrap().to_owned()))
+            .collect();
+        let expected = [
+            ("ratelimit-policy", "\"default\";q=100;w=60"),
+            ("ratelimit", "\"default\";r=7;t=42"),
+            ("x-ratelimit-limit", "100"),
+            ("x-ratelimit-remaining", "7"),
+            ("x-ratelimit-reset", "42"),
+        ]
+        .map(|(name, value)| (name.to_owned(), value.to_owned()));
+        assert_eq!(headers, expected);
     }
 
     #[tokio::test]
