@@ -187,8 +187,8 @@ impl Served {
             || {
                 // Named by route template (`GET /orders/{id}`), never by raw path, as
                 // OpenTelemetry asks: the template is on the response by now.
-                let name = match response.extensions().get::<axum::extract::MatchedPath>() {
-                    Some(route) => format!("{method} {}", route.as_str()),
+                let name = match crate::middleware::access::route_of(response) {
+                    Some(route) => format!("{method} {route}"),
                     None => method.clone(),
                 };
                 let status = i64::from(response.status().as_u16());

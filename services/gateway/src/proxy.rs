@@ -20,6 +20,7 @@ use service_client::breaker::Outcome;
 use service_client::{CircuitBreaker, PeerConfig};
 use service_kit::Problem;
 use service_kit::internal_auth::Caller;
+use service_kit::middleware::access::RouteLabel;
 use service_kit::otel;
 use service_kit::request_id::REQUEST_ID_HEADER;
 use service_kit::trace_context::{self, TRACEPARENT, TraceParent};
@@ -231,6 +232,17 @@ pub async fn handle(
     };
     if let Some(decision) = decision {
         add_rate_limit_headers(response.headers_mut(), &decision);
+    }
+    // The route for the access metrics and the span's name: the route's prefix, never
+    // the raw path (a caller must not be able to mint label values).
+    let label = match route {
+        Some(route) => Some(route.prefix),
+        None if is_dashboard => Some("/api/dashboard"),
+        None if is_openapi => Some(OPENAPI_PATH),
+        None => None,
+    };
+    if let Some(label) = label {
+        response.extensions_mut().insert(RouteLabel(label));
     }
     response
 }

@@ -307,6 +307,37 @@ async fn a_services_connection_headers_never_reach_the_client() {
     assert!(headers.get("proxy-authenticate").is_none(), "{headers:?}");
 }
 
+#[tokio::test]
+async fn proxied_requests_are_counted_by_route_prefix_never_by_raw_path() {
+    let gw = spawn(1, &[]).await;
+    let (_, token) = gw.signed_in_user().await;
+    answer_everything(&gw.order).await;
+    let raw = "/api/orders/f00dcafe-metrics-label";
+    let response = gw
+        .client
+        .get(gw.url(raw))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+
+    let metrics = gw
+        .client
+        .get(gw.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains(r#"http_requests_total{method="GET",route="/api/orders",status="200"}"#),
+        "{metrics}"
+    );
+    assert!(!metrics.contains("f00dcafe"), "the raw path became a label");
+}
+
 /// A peer that accepts connections and closes them at once, counting them.
 async fn hang_up_on_everyone() -> (String, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
     use std::sync::atomic::{AtomicUsize, Ordering};

@@ -16,6 +16,22 @@ use metrics::{Counter, Gauge, Histogram, SharedString};
 /// Label for requests that matched no route.
 const UNMATCHED: &str = "unmatched";
 
+/// The route a response belongs to, set by a handler that routes by itself (a fallback,
+/// such as the gateway's proxy): labels its metrics and names its span as a matched
+/// route's template would. Always a fixed string, never the raw path.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RouteLabel(pub &'static str);
+
+/// The route template `response` was served by, if any: the router's match, or the
+/// handler's own [`RouteLabel`].
+pub fn route_of(response: &Response) -> Option<&str> {
+    let extensions = response.extensions();
+    extensions
+        .get::<MatchedPath>()
+        .map(MatchedPath::as_str)
+        .or_else(|| extensions.get::<RouteLabel>().map(|label| label.0))
+}
+
 /// Copies the matched route template onto the response, where [`Observation`] (which runs
 /// before routing and so cannot see it on the request) picks it up.
 pub async fn route_template(request: Request, next: Next) -> Response {
@@ -53,10 +69,7 @@ impl Observation {
     pub fn finish(self, response: &Response) {
         let elapsed = self.started.elapsed();
         let status = response.status();
-        let route = response
-            .extensions()
-            .get::<MatchedPath>()
-            .map_or(UNMATCHED, MatchedPath::as_str);
+        let route = route_of(response).unwrap_or(UNMATCHED);
         Series::record(self.method, route, status, elapsed.as_secs_f64());
 
         let latency_ms = elapsed.as_secs_f64() * 1000.0;
