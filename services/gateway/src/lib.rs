@@ -32,7 +32,7 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::http::{HeaderName, HeaderValue, Method};
-use service_client::{Client, PeerConfig};
+use service_client::Client;
 use service_kit::ops::Readiness;
 use service_kit::server::Service;
 use tower_http::cors::{AllowOrigin, CorsLayer};
@@ -45,10 +45,6 @@ use crate::ratelimit::RateLimiter;
 
 /// The port the gateway listens on unless told otherwise.
 pub const DEFAULT_PORT: u16 = 8080;
-
-/// The services behind the route table (user, order, inventory, payment,
-/// notification), each with its index in a worker's connections.
-const UPSTREAMS: usize = 5;
 
 /// How often the JWKS is fetched again even without an unknown `kid`.
 pub const JWKS_REFRESH: Duration = Duration::from_secs(300);
@@ -89,27 +85,30 @@ impl Application {
         let order = config.order_service.peer(settings);
         let payment = config.payment_service.peer(settings);
         let notification = config.notification_service.peer(settings);
-        let upstream = |peer: &PeerConfig, index| Upstream::new(peer, index).map(Arc::new);
-        let (user_up, order_up, inventory_up, payment_up, notification_up) = (
-            upstream(&user, 0)?,
-            upstream(&order, 1)?,
-            upstream(&inventory, 2)?,
-            upstream(&payment, 3)?,
-            upstream(&notification, 4)?,
-        );
+        // Each service's place in the list is its index in every worker's connections.
+        let peers = [&user, &order, &inventory, &payment, &notification];
+        let upstreams = peers
+            .iter()
+            .enumerate()
+            .map(|(index, peer)| Upstream::new(peer, index).map(Arc::new))
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        let [user_up, order_up, inventory_up, payment_up, notification_up] = &upstreams[..] else {
+            unreachable!("five peers make five upstreams");
+        };
+        let upstream_count = upstreams.len();
         let route = |prefix, target, upstream: &Arc<Upstream>| Route {
             prefix,
             target,
             upstream: upstream.clone(),
         };
         let routes = vec![
-            route("/api/auth", "/auth", &user_up),
-            route("/api/users", "/users", &user_up),
-            route("/api/orders", "/orders", &order_up),
-            route("/api/products", "/products", &inventory_up),
-            route("/api/payments", "/payments", &payment_up),
-            route("/api/notifications", "/notifications", &notification_up),
-            route("/api/webhooks", "/webhooks", &notification_up),
+            route("/api/auth", "/auth", user_up),
+            route("/api/users", "/users", user_up),
+            route("/api/orders", "/orders", order_up),
+            route("/api/products", "/products", inventory_up),
+            route("/api/payments", "/payments", payment_up),
+            route("/api/notifications", "/notifications", notification_up),
+            route("/api/webhooks", "/webhooks", notification_up),
         ];
 
         let redis = service_kit::redis::connect(&config.redis).await?;
@@ -160,7 +159,7 @@ impl Application {
         let router = move || {
             let worker = Arc::new(Worker {
                 gateway: state.clone(),
-                connections: connections::Connections::new(UPSTREAMS, state.connect_timeout),
+                connections: connections::Connections::new(upstream_count, state.connect_timeout),
                 limiter: state.limiter.for_worker(),
             });
             let mut api = Router::new().fallback(proxy::handle).with_state(worker);

@@ -314,6 +314,7 @@ fn upstream_headers(
         headers.append(name.clone(), value.clone());
     }
     // The gateway's own, set after the client's are filtered.
+    headers.insert(header::HOST, upstream.host.clone());
     headers.insert(header::AUTHORIZATION, upstream.authorization.clone());
     headers.insert(X_SERVICE_NAME, HeaderValue::from_static("gateway"));
     headers.insert(X_FORWARDED_FOR, ip_header_value(client_ip));
@@ -419,9 +420,6 @@ async fn forward(
     let served = trace_context::current();
     let trace = served.map(|t| t.child());
     *outgoing.headers_mut() = upstream_headers(&parts.headers, upstream, caller, client_ip, trace);
-    outgoing
-        .headers_mut()
-        .insert(header::HOST, upstream.host.clone());
     let started = Instant::now();
     let started_at = SystemTime::now();
     let result = connections.send(&upstream.destination, outgoing).await;
