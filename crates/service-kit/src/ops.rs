@@ -99,12 +99,16 @@ impl Readiness {
 
 /// The ops routes, to be merged into a service's router.
 pub fn router(readiness: Readiness) -> Router {
+    let [health, ready, metrics_path] = PATHS;
     Router::new()
-        .route("/healthz", get(healthz))
-        .route("/readyz", get(readyz))
-        .route("/metrics", get(metrics))
+        .route(health, get(healthz))
+        .route(ready, get(readyz))
+        .route(metrics_path, get(metrics))
         .with_state(readiness)
 }
+
+/// The paths of [`router`]'s routes, for a service that routes by hand.
+pub const PATHS: [&str; 3] = ["/healthz", "/readyz", "/metrics"];
 
 async fn healthz() -> Json<Value> {
     Json(json!({ "status": "ok" }))

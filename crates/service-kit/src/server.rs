@@ -7,14 +7,20 @@
 //! timeout to finish, and background tasks are cancelled and awaited within the same
 //! budget.
 
+use std::convert::Infallible;
+use std::io;
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
 use axum::Router;
+use axum::extract::Request;
 use axum::middleware::from_fn_with_state;
-use axum::serve::ListenerExt;
-use tokio::net::TcpListener;
+use axum::response::Response;
+use axum::serve::{IncomingStream, Listener, ListenerExt};
+use futures::future::BoxFuture;
+use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
@@ -27,12 +33,13 @@ use crate::config::{HttpConfig, Secret};
 use crate::internal_auth::{ServiceKey, require_service_key};
 use crate::ops::Readiness;
 
-/// A service ready to run: listener, router and background tasks.
+/// A service ready to run: listener, what serves its connections, background tasks.
 pub struct Service {
     listener: TcpListener,
-    router: Router,
-    /// When set, requests are served on worker threads instead of the caller's runtime.
-    workers: Option<workers::Workers>,
+    serve: ServeConnections,
+    /// When not 0, requests are served on that many worker threads instead of the
+    /// caller's runtime.
+    workers: usize,
     shutdown_timeout: Duration,
     tasks: TaskTracker,
     cancel: CancellationToken,
@@ -71,10 +78,57 @@ impl Service {
     }
 
     pub fn new(listener: TcpListener, router: Router, shutdown_timeout: Duration) -> Self {
+        Self::serving(
+            listener,
+            serve_router(move || router.clone()),
+            0,
+            shutdown_timeout,
+        )
+    }
+
+    /// Serves each connection with its own service, made from the connection's peer
+    /// address by a maker that `make` makes on each thread that serves (`workers` of
+    /// them, each with a runtime of its own; 0 serves on the caller's runtime).
+    ///
+    /// For a service that needs the peer on every request without a lookup: a
+    /// router's `ConnectInfo` is an extension allocated on every request, and a
+    /// router's dispatch is work a service doing its own routing does not need.
+    pub fn per_connection<M, F, S>(
+        listener: TcpListener,
+        workers: usize,
+        make: M,
+        shutdown_timeout: Duration,
+    ) -> Self
+    where
+        M: Fn() -> F + Send + Sync + 'static,
+        F: FnMut(SocketAddr) -> S + Send + 'static,
+        S: tower::Service<Request, Response = Response, Error = Infallible>
+            + Clone
+            + Send
+            + 'static,
+        S::Future: Send,
+    {
+        let serve: ServeConnections = Arc::new(move |connections, stop| {
+            let make_service = PerConnection(make());
+            Box::pin(
+                axum::serve(connections.tap_io(no_delay), make_service)
+                    .with_graceful_shutdown(stop.cancelled_owned())
+                    .into_future(),
+            )
+        });
+        Self::serving(listener, serve, workers, shutdown_timeout)
+    }
+
+    fn serving(
+        listener: TcpListener,
+        serve: ServeConnections,
+        workers: usize,
+        shutdown_timeout: Duration,
+    ) -> Self {
         Self {
             listener,
-            router,
-            workers: None,
+            serve,
+            workers,
             shutdown_timeout,
             tasks: TaskTracker::new(),
             cancel: CancellationToken::new(),
@@ -90,15 +144,8 @@ impl Service {
         count: usize,
         make_router: impl Fn() -> Router + Send + Sync + 'static,
     ) -> Self {
-        if count == 0 {
-            self.router = make_router();
-            self.workers = None;
-        } else {
-            self.workers = Some(workers::Workers {
-                count,
-                make_router: std::sync::Arc::new(make_router),
-            });
-        }
+        self.serve = serve_router(make_router);
+        self.workers = count;
         self
     }
 
@@ -133,23 +180,13 @@ impl Service {
         let stop_accepting = CancellationToken::new();
         let mut serve: std::pin::Pin<Box<dyn Future<Output = std::io::Result<()>> + Send>> =
             match self.workers {
-                Some(workers) => Box::pin(workers::serve(
+                0 => (self.serve)(Connections::Listener(self.listener), stop_accepting.clone()),
+                count => Box::pin(workers::serve(
                     self.listener,
-                    workers,
+                    count,
+                    self.serve,
                     stop_accepting.clone(),
                 )),
-                None => {
-                    let listener = self.listener.tap_io(no_delay);
-                    Box::pin(
-                        axum::serve(
-                            listener,
-                            self.router
-                                .into_make_service_with_connect_info::<SocketAddr>(),
-                        )
-                        .with_graceful_shutdown(stop_accepting.clone().cancelled_owned())
-                        .into_future(),
-                    )
-                }
             };
         tracing::info!(addr = %addr, "listening");
 
@@ -275,6 +312,77 @@ pub async fn main(
             eprintln!("error: {error:#}");
             std::process::ExitCode::FAILURE
         }
+    }
+}
+
+/// Serves the connections from one source until the token is cancelled, then drains
+/// them: a router or per-connection services behind axum's server, made anew for each
+/// thread that calls it.
+type ServeConnections =
+    Arc<dyn Fn(Connections, CancellationToken) -> BoxFuture<'static, io::Result<()>> + Send + Sync>;
+
+/// Serves the router `make_router` makes, with the peer address as `ConnectInfo`.
+fn serve_router(make_router: impl Fn() -> Router + Send + Sync + 'static) -> ServeConnections {
+    Arc::new(move |connections, stop| {
+        let router = make_router();
+        Box::pin(
+            axum::serve(
+                connections.tap_io(no_delay),
+                router.into_make_service_with_connect_info::<SocketAddr>(),
+            )
+            .with_graceful_shutdown(stop.cancelled_owned())
+            .into_future(),
+        )
+    })
+}
+
+/// Where connections come from: the bound listener itself, or (on a worker thread) the
+/// connections handed to the worker.
+pub(crate) enum Connections {
+    Listener(TcpListener),
+    Handed(workers::Handed),
+}
+
+impl Listener for Connections {
+    type Io = TcpStream;
+    type Addr = SocketAddr;
+
+    async fn accept(&mut self) -> (TcpStream, SocketAddr) {
+        match self {
+            Self::Listener(listener) => Listener::accept(listener).await,
+            Self::Handed(handed) => handed.accept().await,
+        }
+    }
+
+    fn local_addr(&self) -> io::Result<SocketAddr> {
+        match self {
+            Self::Listener(listener) => Listener::local_addr(listener),
+            Self::Handed(handed) => Ok(handed.addr),
+        }
+    }
+}
+
+/// Makes each connection's service from its peer address.
+struct PerConnection<F>(F);
+
+impl<L, F, S> tower::Service<IncomingStream<'_, L>> for PerConnection<F>
+where
+    L: Listener<Addr = SocketAddr>,
+    F: FnMut(SocketAddr) -> S,
+{
+    type Response = S;
+    type Error = Infallible;
+    type Future = std::future::Ready<Result<S, Infallible>>;
+
+    fn poll_ready(
+        &mut self,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), Infallible>> {
+        std::task::Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, stream: IncomingStream<'_, L>) -> Self::Future {
+        std::future::ready(Ok((self.0)(*stream.remote_addr())))
     }
 }
 

@@ -191,3 +191,78 @@ async fn worker_threads_serve_connections_in_turn_and_stopping_drains_them() {
         .expect("the in-flight request was answered");
     assert_eq!(response.text().await.unwrap(), "done");
 }
+
+/// Sends `GET /` on one connection `times` times and returns the bodies, with the
+/// connection's own (client-side) address.
+async fn requests_on_one_connection(
+    addr: std::net::SocketAddr,
+    times: usize,
+) -> (std::net::SocketAddr, Vec<String>) {
+    use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+    let stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let local = stream.local_addr().unwrap();
+    let mut stream = BufReader::new(stream);
+    let mut bodies = Vec::new();
+    for _ in 0..times {
+        stream
+            .get_mut()
+            .write_all(b"GET / HTTP/1.1\r\nhost: test\r\n\r\n")
+            .await
+            .unwrap();
+        let mut length = 0;
+        loop {
+            let mut line = String::new();
+            stream.read_line(&mut line).await.unwrap();
+            if let Some(value) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+                length = value.trim().parse().unwrap();
+            }
+            if line == "\r\n" {
+                break;
+            }
+        }
+        let mut body = vec![0; length];
+        stream.read_exact(&mut body).await.unwrap();
+        bodies.push(String::from_utf8(body).unwrap());
+    }
+    (local, bodies)
+}
+
+#[tokio::test]
+async fn each_connection_gets_its_own_service_that_knows_its_peer() {
+    for workers in [0, 2] {
+        let made = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let counter = made.clone();
+        let make = move || {
+            let counter = counter.clone();
+            move |peer: std::net::SocketAddr| {
+                let number = counter.fetch_add(1, Ordering::SeqCst);
+                tower::service_fn(move |_: axum::extract::Request| async move {
+                    let body = format!("{peer} {number}");
+                    Ok::<_, std::convert::Infallible>(axum::response::IntoResponse::into_response(
+                        body,
+                    ))
+                })
+            }
+        };
+        let listener = Service::bind("127.0.0.1:0".parse().unwrap()).await.unwrap();
+        let service =
+            Service::per_connection(listener, workers, make, Duration::from_secs(5)).spawn();
+
+        let (first, second) = tokio::join!(
+            requests_on_one_connection(service.addr(), 3),
+            requests_on_one_connection(service.addr(), 2),
+        );
+        for (local, bodies) in [&first, &second] {
+            let (peer, number) = bodies[0].split_once(' ').unwrap();
+            assert_eq!(peer, local.to_string(), "the service knows its peer");
+            assert!(
+                bodies.iter().all(|b| b == &bodies[0]),
+                "one service for the whole connection: {bodies:?}"
+            );
+            assert!(number == "0" || number == "1", "{number}");
+        }
+        assert_ne!(first.1[0], second.1[0]);
+        assert_eq!(made.load(Ordering::SeqCst), 2, "one service per connection");
+        service.stop().await.unwrap();
+    }
+}

@@ -22,6 +22,7 @@ pub mod auth;
 pub mod config;
 pub mod connections;
 pub mod dashboard;
+pub mod dispatch;
 pub mod path;
 pub mod proxy;
 pub mod ratelimit;
@@ -30,16 +31,18 @@ use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::Router;
 use axum::http::{HeaderName, HeaderValue, Method};
 use service_client::Client;
+use service_kit::middleware::StackLayer;
 use service_kit::ops::Readiness;
 use service_kit::server::Service;
+use tower::{Layer, ServiceBuilder};
 use tower_http::cors::{AllowOrigin, CorsLayer};
 
 use crate::auth::Verifier;
 use crate::config::Config;
 use crate::dashboard::Backends;
+use crate::dispatch::Dispatch;
 use crate::proxy::{Route, Upstream};
 use crate::ratelimit::RateLimiter;
 
@@ -155,26 +158,39 @@ impl Application {
                 }
             });
         let cors = cors(&config.cors_origins);
-        let request_timeout = config.http.request_timeout();
-        let router = move || {
+        let stack = StackLayer {
+            request_timeout: config.http.request_timeout(),
+        };
+        // On each serving thread: the worker's state and ops router; then for each
+        // connection, its service.
+        let make = move || {
             let worker = Arc::new(Worker {
                 gateway: state.clone(),
                 connections: connections::Connections::new(upstream_count, state.connect_timeout),
                 limiter: state.limiter.for_worker(),
             });
-            let mut api = Router::new().fallback(proxy::handle).with_state(worker);
-            if let Some(cors) = &cors {
-                api = api.layer(cors.clone());
+            let ops = service_kit::middleware::prepare(service_kit::ops::router(readiness.clone()));
+            let cors = cors.clone();
+            move |peer| {
+                let dispatch = Dispatch {
+                    worker: worker.clone(),
+                    ops: ops.clone(),
+                    peer,
+                };
+                stack.layer(
+                    ServiceBuilder::new()
+                        .option_layer(cors.clone())
+                        .service(dispatch),
+                )
             }
-            service_kit::middleware::apply(
-                service_kit::ops::router(readiness.clone()).merge(api),
-                request_timeout,
-            )
         };
         let listener = Service::bind(config.http.listen_addr(DEFAULT_PORT)).await?;
-        let workers = config.workers();
-        let service = Service::new(listener, router(), config.http.shutdown_timeout())
-            .with_workers(workers, router);
+        let service = Service::per_connection(
+            listener,
+            config.workers(),
+            make,
+            config.http.shutdown_timeout(),
+        );
         service.spawn_task("jwks refresh", move |cancel| async move {
             loop {
                 tokio::select! {

@@ -13,7 +13,7 @@ use std::sync::Arc;
 use std::time::{Instant, SystemTime};
 
 use axum::body::Body;
-use axum::extract::{ConnectInfo, Request, State};
+use axum::extract::Request;
 use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use service_client::breaker::Outcome;
@@ -140,11 +140,8 @@ const GATEWAY_ONLY: &[&str] = &[
     "content-length",
 ];
 
-pub async fn handle(
-    State(worker): State<AppState>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    request: Request,
-) -> Response {
+/// Answers `request` from `peer` (the client, or a proxy in front of the gateway).
+pub async fn handle(worker: AppState, peer: SocketAddr, request: Request) -> Response {
     let state = &*worker.gateway;
     // A clone shares the path's bytes; the canonical path borrows them while the
     // request moves on.

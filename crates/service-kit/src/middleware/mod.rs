@@ -59,10 +59,16 @@ pub const SENSITIVE_HEADERS: [header::HeaderName; 3] = [
 
 /// Wraps a service's router (ops routes included) in the shared stack.
 pub fn apply(router: Router, request_timeout: Duration) -> Router {
+    prepare(router).layer(StackLayer { request_timeout })
+}
+
+/// The part of the stack a router needs inside [`Stack`]: its route templates for the
+/// access metrics and the body limit for its extractors. For a router that a service
+/// puts behind a [`Stack`] of its own making (the gateway's ops routes).
+pub fn prepare(router: Router) -> Router {
     router
         .route_layer(from_fn(access::route_template))
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
-        .layer(StackLayer { request_timeout })
 }
 
 /// Puts [`Stack`] around a service.

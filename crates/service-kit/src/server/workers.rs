@@ -6,7 +6,7 @@
 //! task of the upstream connection it is forwarded on can each run on any thread, so
 //! one request wakes threads up across cores (futex calls, cache misses). Here the
 //! listener is accepted on the service's own runtime and each connection is handed,
-//! in turn, to one worker for its whole life; everything the worker's router starts
+//! in turn, to one worker for its whole life; everything the worker's service starts
 //! (its own upstream connection pool, say) stays on that thread. Keep-alive
 //! connections carry many requests, so the hand-over is paid once per connection.
 //!
@@ -16,50 +16,40 @@
 
 use std::io;
 use std::net::SocketAddr;
-use std::sync::Arc;
 use std::time::Duration;
 
-use axum::Router;
-use axum::serve::ListenerExt;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
-/// Makes a router for one worker; called once on each worker's thread.
-pub type MakeRouter = Arc<dyn Fn() -> Router + Send + Sync>;
-
-/// How many workers, and the router each one serves.
-#[derive(Clone)]
-pub struct Workers {
-    pub count: usize,
-    pub make_router: MakeRouter,
-}
+use super::{Connections, ServeConnections};
 
 /// A connection accepted on the service's runtime, on its way to a worker.
 type Handover = (std::net::TcpStream, SocketAddr);
 
-/// Accepts on `listener` until `stop`, handing connections to the workers in turn;
-/// returns once every worker has drained.
+/// Accepts on `listener` until `stop`, handing connections to `count` workers in turn,
+/// each serving them with `serve`; returns once every worker has drained.
 pub(super) async fn serve(
     listener: TcpListener,
-    workers: Workers,
+    count: usize,
+    serve: ServeConnections,
     stop: CancellationToken,
 ) -> io::Result<()> {
     let addr = listener.local_addr()?;
     // Dropped with this future (the drain took too long): the workers stop at once.
     let abandon = CancellationToken::new();
     let _abandon_when_dropped = abandon.clone().drop_guard();
-    let mut queues = Vec::with_capacity(workers.count);
-    let mut finished = Vec::with_capacity(workers.count);
-    for index in 0..workers.count.max(1) {
+    let mut queues = Vec::with_capacity(count);
+    let mut finished = Vec::with_capacity(count);
+    for index in 0..count.max(1) {
         let (queue, handed) = mpsc::unbounded_channel::<Handover>();
         let (done, worker_finished) = oneshot::channel();
-        let make_router = workers.make_router.clone();
+        let serve = serve.clone();
         let (stop, abandon) = (stop.clone(), abandon.clone());
         std::thread::Builder::new()
             .name(format!("http-worker-{index}"))
             .spawn(move || {
-                let _ = done.send(run_worker(addr, handed, &make_router, stop, abandon));
+                let _ = done.send(run_worker(addr, handed, &serve, stop, abandon));
             })?;
         queues.push(queue);
         finished.push(worker_finished);
@@ -98,11 +88,11 @@ pub(super) async fn serve(
     Ok(())
 }
 
-/// One worker: its runtime, its router, the connections handed to it.
+/// One worker: its runtime, what it serves, the connections handed to it.
 fn run_worker(
     addr: SocketAddr,
     handed: mpsc::UnboundedReceiver<Handover>,
-    make_router: &MakeRouter,
+    serve: &ServeConnections,
     stop: CancellationToken,
     abandon: CancellationToken,
 ) -> io::Result<()> {
@@ -110,31 +100,26 @@ fn run_worker(
         .enable_all()
         .build()?;
     runtime.block_on(async move {
-        let listener = Handed { handed, addr }.tap_io(super::no_delay);
-        let router = make_router();
-        let serve = axum::serve(
-            listener,
-            router.into_make_service_with_connect_info::<SocketAddr>(),
-        )
-        .with_graceful_shutdown(stop.cancelled_owned());
+        // Made here, so everything it makes belongs to this worker's runtime.
+        let serving = serve(Connections::Handed(Handed { handed, addr }), stop);
         tokio::select! {
-            result = serve.into_future() => result,
+            result = serving => result,
             () = abandon.cancelled() => Ok(()),
         }
     })
 }
 
-/// The connections handed to one worker, as a listener for `axum::serve`.
-struct Handed {
+/// The connections handed to one worker.
+pub(crate) struct Handed {
     handed: mpsc::UnboundedReceiver<Handover>,
-    addr: SocketAddr,
+    /// The address the service listens on.
+    pub(crate) addr: SocketAddr,
 }
 
-impl axum::serve::Listener for Handed {
-    type Io = TcpStream;
-    type Addr = SocketAddr;
-
-    async fn accept(&mut self) -> (TcpStream, SocketAddr) {
+impl Handed {
+    /// The next connection, registered with the calling worker's runtime; pending
+    /// forever once no more come (the shutdown signal then ends the server).
+    pub(crate) async fn accept(&mut self) -> (TcpStream, SocketAddr) {
         loop {
             let Some((stream, peer)) = self.handed.recv().await else {
                 // No more connections come; the shutdown signal ends the server.
@@ -147,9 +132,5 @@ impl axum::serve::Listener for Handed {
                 Err(error) => tracing::warn!(%error, "could not take over a connection"),
             }
         }
-    }
-
-    fn local_addr(&self) -> io::Result<SocketAddr> {
-        Ok(self.addr)
     }
 }
