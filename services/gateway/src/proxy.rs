@@ -1,12 +1,12 @@
 //! The gateway's one handler for `/api/*`: canonical path, route, auth, rate limit,
 //! then the request streamed to its service and the answer streamed back.
 //!
-//! Headers are rebuilt, not passed through: hop-by-hop headers and any named in
+//! Headers are cleaned, not passed through: hop-by-hop headers and any named in
 //! `Connection` are dropped first, then everything the gateway vouches for is dropped
-//! too (`Authorization`, `X-User-Id`, `X-User-Roles`, `X-Service-Name`,
-//! `X-Forwarded-*`, `X-Request-ID`, `traceparent`, `Host`) and set anew afterwards, so
-//! no client can name a user, a role or a service key, and no `Connection` header can
-//! strip what the gateway sets.
+//! or overwritten (`Authorization`, `X-User-Id`, `X-User-Roles`, `X-Service-Name`,
+//! `X-Forwarded-*`, `traceparent`, `Host`; `X-Request-ID` is the server stack's
+//! sanitized one) and set anew afterwards, so no client can name a user, a role or a
+//! service key, and no `Connection` header can strip what the gateway sets.
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
@@ -111,33 +111,30 @@ pub const OPENAPI_PATH: &str = "/api/openapi.json";
 pub const OPENAPI: &str = include_str!("../openapi.json");
 
 /// Headers that describe one connection, never forwarded (RFC 9110 §7.6.1).
-const HOP_BY_HOP: &[&str] = &[
-    "connection",
-    "keep-alive",
-    "proxy-connection",
-    "proxy-authenticate",
-    "proxy-authorization",
-    "te",
-    "trailer",
-    "transfer-encoding",
-    "upgrade",
+const HOP_BY_HOP: [HeaderName; 9] = [
+    header::CONNECTION,
+    HeaderName::from_static("keep-alive"),
+    HeaderName::from_static("proxy-connection"),
+    header::PROXY_AUTHENTICATE,
+    header::PROXY_AUTHORIZATION,
+    header::TE,
+    header::TRAILER,
+    header::TRANSFER_ENCODING,
+    header::UPGRADE,
 ];
 
-/// Headers only the gateway may set on a request to a service.
-const GATEWAY_ONLY: &[&str] = &[
-    "authorization",
-    "x-user-id",
-    "x-user-roles",
-    "x-service-name",
-    "x-forwarded-for",
-    "x-forwarded-proto",
-    "x-forwarded-host",
-    "forwarded",
-    "x-deadline-ms",
-    "traceparent",
-    "x-request-id",
-    "host",
-    "content-length",
+/// Headers only the gateway may set on a request to a service that it does not
+/// always set: a client's are dropped. Those it always sets (`Host`, `Authorization`,
+/// `X-Service-Name`, `X-Forwarded-For`, `X-Forwarded-Proto`) are overwritten, and
+/// `X-Request-ID` is already the server stack's own.
+const DROPPED: [HeaderName; 7] = [
+    X_USER_ID,
+    X_USER_ROLES,
+    X_FORWARDED_HOST,
+    header::FORWARDED,
+    HeaderName::from_static("x-deadline-ms"),
+    TRACEPARENT,
+    header::CONTENT_LENGTH,
 ];
 
 /// Answers `request` from `peer` (the client, or a proxy in front of the gateway).
@@ -284,46 +281,40 @@ fn client_ip(state: &Gateway, peer: IpAddr, headers: &HeaderMap) -> IpAddr {
         .unwrap_or(peer)
 }
 
-/// The headers a service gets: the client's, cleaned, plus the gateway's own.
+/// The headers a service gets: the client's, cleaned, plus the gateway's own. The
+/// client's map is reused: a new one would cost an allocation and a hashed insert for
+/// each header kept.
 fn upstream_headers(
-    incoming: &HeaderMap,
+    mut headers: HeaderMap,
     upstream: &Upstream,
     caller: Option<&Caller>,
     client_ip: IpAddr,
     trace: Option<TraceParent>,
 ) -> HeaderMap {
-    let named_by_connection: Vec<String> = incoming
-        .get_all(header::CONNECTION)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .map(|s| s.trim().to_ascii_lowercase())
+    let client_host = headers
+        .get(header::HOST)
+        .filter(|host| host.to_str().is_ok())
+        .cloned();
+    let named = named_by_connection(&headers);
+    // The request id is the server stack's, whatever `Connection` says.
+    let dropped: Vec<HeaderName> = headers
+        .keys()
+        .filter(|name| *name != REQUEST_ID_HEADER)
+        .filter(|name| is_hop_by_hop(name, &named) || DROPPED.contains(name))
+        .cloned()
         .collect();
-    let mut headers = HeaderMap::with_capacity(incoming.len() + 6);
-    for (name, value) in incoming {
-        let name_str = name.as_str();
-        if HOP_BY_HOP.contains(&name_str)
-            || GATEWAY_ONLY.contains(&name_str)
-            || named_by_connection.iter().any(|n| n == name_str)
-        {
-            continue;
-        }
-        headers.append(name.clone(), value.clone());
+    for name in dropped {
+        headers.remove(name);
     }
+    headers.reserve(9);
     // The gateway's own, set after the client's are filtered.
     headers.insert(header::HOST, upstream.host.clone());
     headers.insert(header::AUTHORIZATION, upstream.authorization.clone());
     headers.insert(X_SERVICE_NAME, HeaderValue::from_static("gateway"));
     headers.insert(X_FORWARDED_FOR, ip_header_value(client_ip));
     headers.insert(X_FORWARDED_PROTO, HeaderValue::from_static("http"));
-    if let Some(host) = incoming.get(header::HOST)
-        && host.to_str().is_ok()
-    {
-        headers.insert(X_FORWARDED_HOST, host.clone());
-    }
-    // The server stack has put the request's own (sanitized) id on the incoming request.
-    if let Some(request_id) = incoming.get(&REQUEST_ID_HEADER) {
-        headers.insert(REQUEST_ID_HEADER, request_id.clone());
+    if let Some(host) = client_host {
+        headers.insert(X_FORWARDED_HOST, host);
     }
     // The caller's trace continues through the gateway's own span of it.
     if let Some(trace) = trace {
@@ -341,6 +332,48 @@ fn upstream_headers(
         }
     }
     headers
+}
+
+/// The names a message's `Connection` header lists for that one connection, beyond
+/// `close` and the hop-by-hop names (dropped anyway). Nothing is allocated unless it
+/// lists another.
+fn named_by_connection(headers: &HeaderMap) -> Vec<&str> {
+    headers
+        .get_all(header::CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(str::trim)
+        .filter(|name| {
+            !name.is_empty()
+                && !name.eq_ignore_ascii_case("close")
+                && !HOP_BY_HOP
+                    .iter()
+                    .any(|h| name.eq_ignore_ascii_case(h.as_str()))
+        })
+        .collect()
+}
+
+/// Whether `name` is about one connection only: hop-by-hop, or listed in `Connection`.
+fn is_hop_by_hop(name: &HeaderName, named_by_connection: &[&str]) -> bool {
+    HOP_BY_HOP.contains(name)
+        || named_by_connection
+            .iter()
+            .any(|n| n.eq_ignore_ascii_case(name.as_str()))
+}
+
+/// Drops a service's hop-by-hop headers (and those its `Connection` names) from its
+/// answer: the names found are removed one by one, usually just `Connection`.
+fn strip_hop_by_hop(headers: &mut HeaderMap) {
+    let named = named_by_connection(headers);
+    let found: Vec<HeaderName> = headers
+        .keys()
+        .filter(|name| is_hop_by_hop(name, &named))
+        .cloned()
+        .collect();
+    for name in found {
+        headers.remove(name);
+    }
 }
 
 const X_SERVICE_NAME: HeaderName = HeaderName::from_static("x-service-name");
@@ -416,7 +449,7 @@ async fn forward(
     *outgoing.uri_mut() = uri;
     let served = trace_context::current();
     let trace = served.map(|t| t.child());
-    *outgoing.headers_mut() = upstream_headers(&parts.headers, upstream, caller, client_ip, trace);
+    *outgoing.headers_mut() = upstream_headers(parts.headers, upstream, caller, client_ip, trace);
     let started = Instant::now();
     let started_at = SystemTime::now();
     let result = connections.send(&upstream.destination, outgoing).await;
@@ -450,17 +483,7 @@ async fn forward(
             };
             upstream.breaker.record(permit, outcome, started.elapsed());
             let (mut parts, body) = response.into_parts();
-            // Looked for before removing: a removal hashes its name, and an answer
-            // seldom has any of these.
-            if parts
-                .headers
-                .keys()
-                .any(|name| HOP_BY_HOP.contains(&name.as_str()))
-            {
-                for name in HOP_BY_HOP {
-                    parts.headers.remove(*name);
-                }
-            }
+            strip_hop_by_hop(&mut parts.headers);
             Response::from_parts(parts, Body::new(body))
         }
         Err(Failure::Exchange(error)) if body_too_large(&error) => {
