@@ -6,12 +6,15 @@
 //! the token's header says; `iss`, `aud`, `exp` and `nbf` are checked with 30 s leeway.
 //!
 //! A token that passed is remembered until it expires ([`TokenCache`]), so a client's
-//! second request costs a map lookup rather than an Ed25519 signature check. The memory
-//! is emptied whenever the key set is fetched, so a key withdrawn from the JWKS stops
-//! vouching for its tokens at the next refresh, as it would without the memory.
+//! second request costs a map lookup rather than an Ed25519 signature check. Each HTTP
+//! worker remembers on its own ([`Verifier::for_worker`]), so a lookup never contends
+//! with another thread. What was remembered under one key set is forgotten when the
+//! key set is fetched again, so a key withdrawn from the JWKS stops vouching for its
+//! tokens at the next refresh, as it would without the memory.
 
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use jsonwebtoken::jwk::JwkSet;
@@ -50,43 +53,74 @@ struct Claims {
     roles: Vec<String>,
 }
 
-/// The verifier: the key set and how to fetch it.
+/// The verifier: the key set and how to fetch it, and the tokens remembered.
 #[derive(Clone)]
 pub struct Verifier {
     keys: Arc<RwLock<HashMap<String, DecodingKey>>>,
+    /// Counts the fetches of the key set: a token remembered under an older one no
+    /// longer counts.
+    generation: Arc<AtomicU64>,
     last_fetch: Arc<Mutex<Option<Instant>>>,
     client: service_client::Client,
     validation: Arc<Validation>,
     verified: Arc<std::sync::Mutex<TokenCache>>,
 }
 
-/// Tokens that passed verification, with their callers, until they expire.
+/// Tokens that passed verification, with their callers, until they expire or the key
+/// set they were checked against is replaced.
+///
+/// Keyed by the whole token, hashed with foldhash: only tokens that passed are ever
+/// stored, so a client cannot fill it with keys of its choosing, and hashing a
+/// 400-byte token with SipHash cost more than the rest of the lookup.
 #[derive(Default)]
 pub struct TokenCache {
-    entries: HashMap<String, (Caller, u64)>,
+    entries: HashMap<String, Remembered, foldhash::fast::RandomState>,
+}
+
+struct Remembered {
+    caller: Arc<Caller>,
+    /// Unix seconds.
+    until: u64,
+    /// The key set's generation it was checked against.
+    generation: u64,
 }
 
 impl TokenCache {
     /// Most tokens remembered at once; past it, expired ones go, then all of them.
     pub const CAPACITY: usize = 10_000;
 
-    /// The caller of `token` if it passed and, at `now` (Unix seconds), has not expired.
-    pub fn get(&self, token: &str, now: u64) -> Option<Caller> {
+    /// The caller of `token` if it passed under key set `generation` and, at `now`
+    /// (Unix seconds), has not expired.
+    pub fn get(&self, token: &str, now: u64, generation: u64) -> Option<Arc<Caller>> {
         self.entries
             .get(token)
-            .filter(|(_, until)| now < *until)
-            .map(|(caller, _)| caller.clone())
+            .filter(|entry| now < entry.until && entry.generation == generation)
+            .map(|entry| entry.caller.clone())
     }
 
-    /// Remembers that `token` stands for `caller` until `until` (Unix seconds).
-    pub fn insert(&mut self, token: &str, caller: Caller, until: u64, now: u64) {
+    /// Remembers that `token` stands for `caller` until `until` (Unix seconds), as
+    /// checked against key set `generation`.
+    pub fn insert(
+        &mut self,
+        token: &str,
+        caller: Arc<Caller>,
+        until: u64,
+        now: u64,
+        generation: u64,
+    ) {
         if self.entries.len() >= Self::CAPACITY {
-            self.entries.retain(|_, (_, until)| now < *until);
+            self.entries
+                .retain(|_, entry| now < entry.until && entry.generation == generation);
             if self.entries.len() >= Self::CAPACITY {
                 self.entries.clear();
             }
         }
-        self.entries.insert(token.to_owned(), (caller, until));
+        let entry = Remembered {
+            caller,
+            until,
+            generation,
+        };
+        self.entries.insert(token.to_owned(), entry);
     }
 
     pub fn clear(&mut self) {
@@ -128,10 +162,20 @@ impl Verifier {
         validation.leeway = LEEWAY_SECONDS;
         Self {
             keys: Arc::default(),
+            generation: Arc::default(),
             last_fetch: Arc::default(),
             client,
             validation: Arc::new(validation),
             verified: Arc::default(),
+        }
+    }
+
+    /// The same verifier with a memory of its own, for one HTTP worker.
+    #[must_use]
+    pub fn for_worker(&self) -> Self {
+        Self {
+            verified: Arc::default(),
+            ..self.clone()
         }
     }
 
@@ -156,6 +200,8 @@ impl Verifier {
             .collect();
         let count = keys.len();
         *self.keys.write().await = keys;
+        // Every worker's memory of tokens checked against the old set lapses.
+        self.generation.fetch_add(1, Ordering::AcqRel);
         remembered(&self.verified).clear();
         Ok(count)
     }
@@ -183,9 +229,12 @@ impl Verifier {
     }
 
     /// The caller a bearer token stands for.
-    pub async fn verify(&self, token: &str) -> Result<Caller, Invalid> {
+    pub async fn verify(&self, token: &str) -> Result<Arc<Caller>, Invalid> {
         let now = unix_now();
-        if let Some(caller) = remembered(&self.verified).get(token, now) {
+        // Read before the keys: if they are replaced meanwhile, what this check
+        // remembers is already out of date.
+        let generation = self.generation.load(Ordering::Acquire);
+        if let Some(caller) = remembered(&self.verified).get(token, now, generation) {
             return Ok(caller);
         }
         let header = jsonwebtoken::decode_header(token).map_err(|_| Invalid::Malformed)?;
@@ -203,22 +252,24 @@ impl Verifier {
         let claims = jsonwebtoken::decode::<Claims>(token, key, &self.validation)
             .map_err(|e| Invalid::Rejected(e.to_string()))?
             .claims;
-        let caller = Caller {
+        let caller = Arc::new(Caller {
             user_id: claims.sub,
             roles: claims.roles.iter().filter_map(|r| Role::parse(r)).collect(),
-        };
+        });
         // Remembered only as long as the check itself would still pass it.
         let until = claims.exp.saturating_add(LEEWAY_SECONDS);
-        remembered(&self.verified).insert(token, caller.clone(), until, now);
+        remembered(&self.verified).insert(token, caller.clone(), until, now, generation);
         Ok(caller)
     }
 }
 
 /// The token of an `Authorization: Bearer <token>` header.
 pub fn bearer(headers: &http::HeaderMap) -> Result<&str, Invalid> {
+    // UTF-8 rather than `to_str`'s visible-ASCII check, which goes byte by byte over a
+    // 400-byte token; anything but base64url and dots fails the token's own decoding.
     let value = headers
         .get(http::header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
+        .and_then(|v| std::str::from_utf8(v.as_bytes()).ok())
         .ok_or(Invalid::Missing)?;
     let (scheme, token) = value.split_once(' ').ok_or(Invalid::Missing)?;
     if !scheme.eq_ignore_ascii_case("bearer") || token.trim().is_empty() {
@@ -231,21 +282,28 @@ pub fn bearer(headers: &http::HeaderMap) -> Result<&str, Invalid> {
 mod tests {
     use super::*;
 
-    fn caller() -> Caller {
-        Caller {
+    fn caller() -> Arc<Caller> {
+        Arc::new(Caller {
             user_id: Uuid::new_v4(),
             roles: vec![Role::User],
-        }
+        })
     }
 
     #[test]
     fn a_remembered_token_is_served_until_it_expires_and_not_after() {
         let mut cache = TokenCache::default();
         let who = caller();
-        cache.insert("t", who.clone(), 1_000, 900);
-        assert_eq!(cache.get("t", 999).map(|c| c.user_id), Some(who.user_id));
-        assert!(cache.get("t", 1_000).is_none());
-        assert!(cache.get("other", 999).is_none());
+        cache.insert("t", who.clone(), 1_000, 900, 1);
+        assert_eq!(cache.get("t", 999, 1).map(|c| c.user_id), Some(who.user_id));
+        assert!(cache.get("t", 1_000, 1).is_none());
+        assert!(cache.get("other", 999, 1).is_none());
+    }
+
+    #[test]
+    fn a_token_remembered_under_an_older_key_set_is_not_served() {
+        let mut cache = TokenCache::default();
+        cache.insert("t", caller(), 1_000, 900, 1);
+        assert!(cache.get("t", 950, 2).is_none());
     }
 
     #[test]
@@ -254,22 +312,22 @@ mod tests {
         for i in 0..TokenCache::CAPACITY {
             // Half of them expired by the time the next one comes.
             let until = if i % 2 == 0 { 10 } else { 1_000 };
-            cache.insert(&i.to_string(), caller(), until, 5);
+            cache.insert(&i.to_string(), caller(), until, 5, 0);
         }
         assert_eq!(cache.len(), TokenCache::CAPACITY);
-        cache.insert("next", caller(), 1_000, 20);
+        cache.insert("next", caller(), 1_000, 20, 0);
         assert_eq!(
             cache.len(),
             TokenCache::CAPACITY / 2 + 1,
             "expired ones went"
         );
-        assert!(cache.get("1", 20).is_some(), "live ones stayed");
+        assert!(cache.get("1", 20, 0).is_some(), "live ones stayed");
 
         let mut full = TokenCache::default();
         for i in 0..TokenCache::CAPACITY {
-            full.insert(&i.to_string(), caller(), 1_000, 5);
+            full.insert(&i.to_string(), caller(), 1_000, 5, 0);
         }
-        full.insert("next", caller(), 1_000, 5);
+        full.insert("next", caller(), 1_000, 5, 0);
         assert_eq!(full.len(), 1);
     }
 }

@@ -61,6 +61,8 @@ pub type AppState = Arc<Worker>;
 /// it, so with connections per worker a request never leaves its thread.
 pub struct Worker {
     pub gateway: Arc<Gateway>,
+    /// The shared key set with this worker's own memory of verified tokens.
+    pub verifier: Verifier,
     pub connections: connections::Connections,
     /// The shared limit with this worker's own Redis connection.
     pub limiter: RateLimiter,
@@ -166,6 +168,7 @@ impl Application {
         let make = move || {
             let worker = Arc::new(Worker {
                 gateway: state.clone(),
+                verifier: state.verifier.for_worker(),
                 connections: connections::Connections::new(upstream_count, state.connect_timeout),
                 limiter: state.limiter.for_worker(),
             });

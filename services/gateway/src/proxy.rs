@@ -28,7 +28,6 @@ use service_kit::trace_context::{self, TRACEPARENT, TraceParent};
 use crate::auth::{self, Invalid};
 use crate::connections::{Connections, Destination, Failure};
 use crate::path;
-use crate::ratelimit::Decision;
 use crate::{AppState, Gateway, dashboard};
 
 /// A service behind the gateway.
@@ -160,7 +159,7 @@ pub async fn handle(worker: AppState, peer: SocketAddr, request: Request) -> Res
     }
     let public = PUBLIC.iter().any(|(m, p)| *m == method && *p == path);
     let caller = match auth::bearer(request.headers()) {
-        Ok(token) => state.verifier.verify(token).await,
+        Ok(token) => worker.verifier.verify(token).await,
         Err(missing) => Err(missing),
     };
     let caller = match (caller, public) {
@@ -216,7 +215,7 @@ pub async fn handle(worker: AppState, peer: SocketAddr, request: Request) -> Res
             &worker.connections,
             route,
             &path[route.prefix.len()..],
-            caller.as_ref(),
+            caller.as_deref(),
             client_ip,
             request,
         )
@@ -225,7 +224,11 @@ pub async fn handle(worker: AppState, peer: SocketAddr, request: Request) -> Res
         Problem::not_found("No such resource.").into_response()
     };
     if let Some(decision) = decision {
-        add_rate_limit_headers(response.headers_mut(), &decision);
+        let headers = response.headers_mut();
+        headers.reserve(5);
+        for (name, value) in worker.limiter.headers(&decision) {
+            headers.insert(name, value);
+        }
     }
     // The route for the access metrics and the span's name: the route's prefix, never
     // the raw path (a caller must not be able to mint label values).
@@ -253,12 +256,6 @@ fn unauthorized(invalid: &Invalid) -> Response {
         HeaderValue::from_static(challenge),
     );
     response
-}
-
-fn add_rate_limit_headers(headers: &mut HeaderMap, decision: &Decision) {
-    for (name, value) in decision.headers() {
-        headers.insert(name, value);
-    }
 }
 
 /// The client's address: the TCP peer, unless the peer is a trusted proxy, in which

@@ -41,7 +41,9 @@ use tokio::sync::{mpsc, oneshot};
 /// The window every limit counts over.
 pub const WINDOW: Duration = Duration::from_secs(60);
 
-/// How long one Redis check may take before the local limiter decides instead.
+/// How long one batch's script call (connecting included) may take before its
+/// admissions are decided by the local limiter instead. A check waits at most two of
+/// these: the call in flight when it queued, then its own.
 pub const REDIS_TIMEOUT: Duration = Duration::from_millis(250);
 
 /// After Redis failed, how long requests go straight to the local limiter before Redis
@@ -103,6 +105,8 @@ pub struct Decision {
 /// worker's queue to Redis.
 pub struct RateLimiter {
     shared: Arc<Shared>,
+    /// The headers that say the same on every response, made for this worker.
+    fixed: FixedHeaders,
     /// The queue to this worker's batch task, started on first use by the runtime that
     /// uses it, so the task and its Redis connection run on the worker's thread and a
     /// check wakes no other thread.
@@ -139,6 +143,7 @@ impl RateLimiter {
                 redis_down_until: Mutex::default(),
                 round_trips: AtomicU64::new(0),
             }),
+            fixed: FixedHeaders::new(limit),
             queue: OnceLock::new(),
         }
     }
@@ -148,8 +153,14 @@ impl RateLimiter {
     pub fn for_worker(&self) -> Self {
         Self {
             shared: self.shared.clone(),
+            fixed: FixedHeaders::new(self.shared.limit),
             queue: OnceLock::new(),
         }
+    }
+
+    /// The rate-limit headers of `decision` (see [`Decision::headers`]).
+    pub fn headers(&self, decision: &Decision) -> [(HeaderName, HeaderValue); 5] {
+        decision.headers(&self.fixed)
     }
 
     /// Whether limits apply at all (a limit of 0 turns them off).
@@ -176,15 +187,14 @@ impl RateLimiter {
             key: prefixed,
             reply,
         };
-        let answered = async {
-            self.queue().send(pending).ok()?;
-            answer.await.ok()
+        // No timer of its own: the batch task bounds every call by REDIS_TIMEOUT and
+        // answers each admission, and a timer per request cost more than the rest of
+        // the check.
+        let answered = match self.queue().send(pending) {
+            Ok(()) => answer.await.ok(),
+            Err(_) => None,
         };
-        let result = match tokio::time::timeout(REDIS_TIMEOUT, answered).await {
-            Ok(Some(result)) => result,
-            Ok(None) => Err("the rate-limit task stopped".to_owned()),
-            Err(_) => Err(format!("no answer within {REDIS_TIMEOUT:?}")),
-        };
+        let result = answered.unwrap_or_else(|| Err("the rate-limit task stopped".to_owned()));
         match result {
             Ok(decision) => {
                 *self.shared.down_until() = None;
@@ -367,34 +377,49 @@ impl Shared {
     }
 }
 
+/// The values of `RateLimit-Policy` and `X-RateLimit-Limit` for one limit: the same
+/// on every response, so made once and cloned (a clone shares the bytes).
+pub struct FixedHeaders {
+    policy: HeaderValue,
+    limit: HeaderValue,
+}
+
+impl FixedHeaders {
+    pub fn new(limit: u32) -> Self {
+        Self {
+            policy: structured(b"q=", limit.into(), b";w=", WINDOW.as_secs()),
+            limit: limit.into(),
+        }
+    }
+}
+
+/// `"default";<first><a><second><b>`, written without the formatting machinery.
+fn structured(first: &[u8], a: u64, second: &[u8], b: u64) -> HeaderValue {
+    let mut numbers = (itoa::Buffer::new(), itoa::Buffer::new());
+    let value = [
+        &b"\"default\";"[..],
+        first,
+        numbers.0.format(a).as_bytes(),
+        second,
+        numbers.1.format(b).as_bytes(),
+    ]
+    .concat();
+    // Digits and ASCII punctuation: always a valid value.
+    HeaderValue::try_from(value).unwrap_or(HeaderValue::from_static(""))
+}
+
 impl Decision {
-    /// `RateLimit-Policy`, `RateLimit` and the legacy `X-RateLimit-*` headers, written
-    /// without the formatting machinery (they go on every response).
-    pub fn headers(&self) -> [(HeaderName, HeaderValue); 5] {
+    /// `RateLimit-Policy`, `RateLimit` and the legacy `X-RateLimit-*` headers, with the
+    /// policy's own values from `fixed` (they go on every response).
+    pub fn headers(&self, fixed: &FixedHeaders) -> [(HeaderName, HeaderValue); 5] {
         let reset = self.resets_in.as_secs() + u64::from(self.resets_in.subsec_nanos() > 0);
-        let structured = |first: &[u8], a: u64, second: &[u8], b: u64| {
-            let mut numbers = (itoa::Buffer::new(), itoa::Buffer::new());
-            let value = [
-                &b"\"default\";"[..],
-                first,
-                numbers.0.format(a).as_bytes(),
-                second,
-                numbers.1.format(b).as_bytes(),
-            ]
-            .concat();
-            // Digits and ASCII punctuation: always a valid value.
-            HeaderValue::try_from(value).unwrap_or(HeaderValue::from_static(""))
-        };
         [
-            (
-                RATELIMIT_POLICY,
-                structured(b"q=", self.limit.into(), b";w=", WINDOW.as_secs()),
-            ),
+            (RATELIMIT_POLICY, fixed.policy.clone()),
             (
                 RATELIMIT,
                 structured(b"r=", self.remaining.into(), b";t=", reset),
             ),
-            (X_RATELIMIT_LIMIT, self.limit.into()),
+            (X_RATELIMIT_LIMIT, fixed.limit.clone()),
             (X_RATELIMIT_REMAINING, self.remaining.into()),
             (X_RATELIMIT_RESET, reset.into()),
         ]
@@ -544,7 +569,7 @@ mod tests {
             resets_in: Duration::from_millis(41_200),
         };
         let headers: Vec<(String, String)> = decision
-            .headers()
+            .headers(&FixedHeaders::new(100))
             .iter()
             .map(|(name, value)| (name.to_string(), value.to_str().unwrap().to_owned()))
             .collect();

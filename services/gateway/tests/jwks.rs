@@ -1,5 +1,6 @@
-//! The gateway's key set fetch under concurrency: requests that arrive while the key
-//! set is being fetched wait for that one fetch instead of being refused.
+//! The gateway's key set: requests that arrive while it is being fetched wait for that
+//! one fetch instead of being refused, and a key withdrawn from it stops vouching for
+//! the tokens every worker remembers.
 #![allow(clippy::unwrap_used)] // in a test, a failed unwrap is a failed test
 
 mod common;
@@ -18,17 +19,74 @@ use service_kit::config::Secret;
 use wiremock::matchers::{method, path};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn requests_racing_the_first_key_fetch_all_pass_on_one_fetch() {
-    let signing = SigningKey::from_bytes(&[7; 32]);
-    let jwk = json!({
+/// The public key of `signing` as a JWK named `kid`.
+fn jwk(signing: &SigningKey, kid: &str) -> serde_json::Value {
+    json!({
         "kty": "OKP",
         "crv": "Ed25519",
         "alg": "EdDSA",
         "use": "sig",
-        "kid": "k1",
+        "kid": kid,
         "x": URL_SAFE_NO_PAD.encode(signing.verifying_key().as_bytes()),
-    });
+    })
+}
+
+fn verifier_of(user_service: &MockServer) -> Verifier {
+    let peer = PeerConfig::new(
+        "user",
+        user_service.uri(),
+        Secret::new("test-user-service-key"),
+        &ClientSettings::default(),
+    );
+    Verifier::new(
+        Client::new("gateway", peer).unwrap(),
+        "switchyard",
+        "switchyard-api",
+    )
+}
+
+#[tokio::test]
+async fn a_withdrawn_key_stops_vouching_for_tokens_a_worker_remembers() {
+    let signing = SigningKey::from_bytes(&[9; 32]);
+    let user_service = MockServer::start().await;
+    Mock::given(method("GET"))
+        .and(path("/auth/jwks"))
+        .respond_with(
+            ResponseTemplate::new(200).set_body_json(json!({ "keys": [jwk(&signing, "k1")] })),
+        )
+        .up_to_n_times(1)
+        .mount(&user_service)
+        .await;
+    let verifier = verifier_of(&user_service);
+    verifier.refresh().await.unwrap();
+    let worker = verifier.for_worker();
+    let key = EncodingKey::from_ed_der(signing.to_pkcs8_der().unwrap().as_bytes());
+    let mut header = Header::new(Algorithm::EdDSA);
+    header.kid = Some("k1".into());
+    let token = common::encode_claims(&header, &key, json!({}));
+    assert!(worker.verify(&token).await.is_ok());
+    assert!(worker.verify(&token).await.is_ok(), "remembered");
+
+    // The key set is fetched again (the periodic refresh, on the shared verifier) and
+    // no longer holds k1.
+    Mock::given(method("GET"))
+        .and(path("/auth/jwks"))
+        .respond_with(
+            ResponseTemplate::new(200).set_body_json(json!({ "keys": [jwk(&signing, "k2")] })),
+        )
+        .mount(&user_service)
+        .await;
+    verifier.refresh().await.unwrap();
+    assert!(
+        worker.verify(&token).await.is_err(),
+        "the worker's memory of the token lapsed with the key set"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn requests_racing_the_first_key_fetch_all_pass_on_one_fetch() {
+    let signing = SigningKey::from_bytes(&[7; 32]);
+    let jwk = jwk(&signing, "k1");
     let user_service = MockServer::start().await;
     Mock::given(method("GET"))
         .and(path("/auth/jwks"))
@@ -39,17 +97,7 @@ async fn requests_racing_the_first_key_fetch_all_pass_on_one_fetch() {
         )
         .mount(&user_service)
         .await;
-    let peer = PeerConfig::new(
-        "user",
-        user_service.uri(),
-        Secret::new("test-user-service-key"),
-        &ClientSettings::default(),
-    );
-    let verifier = Verifier::new(
-        Client::new("gateway", peer).unwrap(),
-        "switchyard",
-        "switchyard-api",
-    );
+    let verifier = verifier_of(&user_service);
     let key = EncodingKey::from_ed_der(signing.to_pkcs8_der().unwrap().as_bytes());
     let mut header = Header::new(Algorithm::EdDSA);
     header.kid = Some("k1".into());
