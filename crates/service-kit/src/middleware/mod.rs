@@ -151,12 +151,12 @@ where
 }
 
 /// Marks the values of [`SENSITIVE_HEADERS`] so no log or debug output shows them.
+/// One pass over the request's few headers, comparing names, costs less than a
+/// hashed lookup of each sensitive name.
 fn mark_sensitive(headers: &mut HeaderMap) {
-    for name in &SENSITIVE_HEADERS {
-        if let header::Entry::Occupied(mut entry) = headers.entry(name) {
-            for value in entry.iter_mut() {
-                value.set_sensitive(true);
-            }
+    for (name, value) in headers.iter_mut() {
+        if SENSITIVE_HEADERS.contains(name) {
+            value.set_sensitive(true);
         }
     }
 }
