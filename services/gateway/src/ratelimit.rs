@@ -29,7 +29,7 @@
 //! failing every request.
 
 use std::collections::{HashMap, VecDeque};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -122,6 +122,9 @@ struct Shared {
     local: Mutex<HashMap<String, VecDeque<Instant>>>,
     /// While set and in the future, Redis is skipped.
     redis_down_until: Mutex<Option<Instant>>,
+    /// Whether `redis_down_until` is set: read on every check without the lock, so
+    /// the workers do not pass the lock's cache line between them while Redis is up.
+    redis_down: AtomicBool,
     round_trips: AtomicU64,
 }
 
@@ -141,6 +144,7 @@ impl RateLimiter {
                 limit,
                 local: Mutex::default(),
                 redis_down_until: Mutex::default(),
+                redis_down: AtomicBool::new(false),
                 round_trips: AtomicU64::new(0),
             }),
             fixed: FixedHeaders::new(limit),
@@ -197,7 +201,7 @@ impl RateLimiter {
         let result = answered.unwrap_or_else(|| Err("the rate-limit task stopped".to_owned()));
         match result {
             Ok(decision) => {
-                *self.shared.down_until() = None;
+                self.shared.mark_redis_up();
                 decision
             }
             Err(error) => {
@@ -205,7 +209,7 @@ impl RateLimiter {
                     error,
                     "Redis unreachable: rate limiting in this replica's memory"
                 );
-                *self.shared.down_until() = Some(now + REDIS_RETRY_AFTER);
+                self.shared.mark_redis_down(now + REDIS_RETRY_AFTER);
                 self.shared.check_locally(key, now)
             }
         }
@@ -348,7 +352,20 @@ impl Shared {
     }
 
     fn redis_is_down(&self, now: Instant) -> bool {
-        self.down_until().is_some_and(|until| now < until)
+        self.redis_down.load(Ordering::Acquire)
+            && self.down_until().is_some_and(|until| now < until)
+    }
+
+    fn mark_redis_down(&self, until: Instant) {
+        *self.down_until() = Some(until);
+        self.redis_down.store(true, Ordering::Release);
+    }
+
+    fn mark_redis_up(&self) {
+        if self.redis_down.load(Ordering::Acquire) {
+            *self.down_until() = None;
+            self.redis_down.store(false, Ordering::Release);
+        }
     }
 
     /// The same window kept in this replica's memory.
