@@ -146,7 +146,8 @@ pub struct Served {
     incoming: Option<TraceParent>,
     /// The span serving the request: a child of the caller's, or a new root.
     pub trace: TraceParent,
-    started: std::time::SystemTime,
+    /// When serving began; read only when spans are exported.
+    started: Option<std::time::SystemTime>,
     /// Method and path, kept only when spans are exported (the request moves on).
     exported: Option<(String, String)>,
 }
@@ -161,7 +162,7 @@ impl Served {
         Self {
             incoming,
             trace: incoming.map_or_else(TraceParent::new_root, |t| t.child()),
-            started: std::time::SystemTime::now(),
+            started: crate::otel::enabled().then(std::time::SystemTime::now),
             exported: crate::otel::enabled().then(|| {
                 (
                     request.method().to_string(),
@@ -176,14 +177,14 @@ impl Served {
         response
             .headers_mut()
             .insert(TRACEPARENT, self.trace.to_header_value());
-        let Some((method, path)) = self.exported else {
+        let (Some((method, path)), Some(started)) = (self.exported, self.started) else {
             return;
         };
         crate::otel::record(
             crate::otel::Kind::Server,
             self.trace,
             self.incoming.map(|t| t.span_id),
-            self.started,
+            started,
             || {
                 // Named by route template (`GET /orders/{id}`), never by raw path, as
                 // OpenTelemetry asks: the template is on the response by now.

@@ -448,9 +448,10 @@ async fn forward(
     let trace = served.map(|t| t.child());
     *outgoing.headers_mut() = upstream_headers(parts.headers, upstream, caller, client_ip, trace);
     let started = Instant::now();
-    let started_at = SystemTime::now();
+    // Wall-clock time only for an exported span.
+    let started_at = otel::enabled().then(SystemTime::now);
     let result = connections.send(&upstream.destination, outgoing).await;
-    if let Some(span) = trace {
+    if let (Some(span), Some(started_at)) = (trace, started_at) {
         otel::record(
             otel::Kind::Client,
             span,

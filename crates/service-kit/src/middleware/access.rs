@@ -5,7 +5,7 @@
 
 use std::cell::RefCell;
 use std::collections::HashMap;
-use std::time::Instant;
+use tokio::time::Instant;
 
 use axum::extract::{MatchedPath, Request};
 use axum::http::{Method, StatusCode};
@@ -55,12 +55,14 @@ pub struct Observation {
 }
 
 impl Observation {
-    pub fn begin(request: &Request) -> Self {
+    /// Observes `request`, which arrived at `now` (the caller's clock reading, so the
+    /// stack reads the clock once per request).
+    pub fn begin(request: &Request, now: Instant) -> Self {
         let in_flight = Series::in_flight();
         in_flight.increment(1.0);
         Self {
             method: method_index(request.method()),
-            started: Instant::now(),
+            started: now,
             in_flight,
         }
     }

@@ -131,8 +131,8 @@ where
     let id = request_id::adopt(&mut request);
     let served = trace_context::Served::begin(&request);
     let span = request_id::span(&id, &request, &served.trace);
-    let observation = access::Observation::begin(&request);
     let now = Instant::now();
+    let observation = access::Observation::begin(&request, now);
     let budget = deadline::budget(&request);
     let limit = timeout::Limit::sooner(now, request_timeout, budget);
 
