@@ -17,6 +17,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use http::HeaderValue;
 use jsonwebtoken::jwk::JwkSet;
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use serde::Deserialize;
@@ -43,6 +44,35 @@ pub enum Invalid {
     UnknownKey,
     #[error("{0}")]
     Rejected(String),
+}
+
+/// A caller whose token passed, with what the gateway says on its behalf made once
+/// per token rather than on every request.
+#[derive(Debug)]
+pub struct Identity {
+    pub caller: Caller,
+    /// `X-User-Id`: the user id, hyphenated.
+    pub user_id: HeaderValue,
+    /// `X-User-Roles`: the roles, comma-separated.
+    pub roles: HeaderValue,
+    /// The rate-limit key, `user:<id>`.
+    pub rate_key: String,
+}
+
+impl Identity {
+    pub fn new(caller: Caller) -> Self {
+        let id = caller.user_id.hyphenated().to_string();
+        let roles: Vec<&str> = caller.roles.iter().map(|r| r.as_str()).collect();
+        // A UUID and role names: always valid header values.
+        let value =
+            |text: &str| HeaderValue::from_str(text).unwrap_or(HeaderValue::from_static(""));
+        Self {
+            user_id: value(&id),
+            roles: value(&roles.join(",")),
+            rate_key: format!("user:{id}"),
+            caller,
+        }
+    }
 }
 
 #[derive(Deserialize)]
@@ -78,7 +108,7 @@ pub struct TokenCache {
 }
 
 struct Remembered {
-    caller: Arc<Caller>,
+    caller: Arc<Identity>,
     /// Unix seconds.
     until: u64,
     /// The key set's generation it was checked against.
@@ -91,7 +121,7 @@ impl TokenCache {
 
     /// The caller of `token` if it passed under key set `generation` and, at `now`
     /// (Unix seconds), has not expired.
-    pub fn get(&self, token: &str, now: u64, generation: u64) -> Option<Arc<Caller>> {
+    pub fn get(&self, token: &str, now: u64, generation: u64) -> Option<Arc<Identity>> {
         self.entries
             .get(token)
             .filter(|entry| now < entry.until && entry.generation == generation)
@@ -103,7 +133,7 @@ impl TokenCache {
     pub fn insert(
         &mut self,
         token: &str,
-        caller: Arc<Caller>,
+        caller: Arc<Identity>,
         until: u64,
         now: u64,
         generation: u64,
@@ -229,7 +259,7 @@ impl Verifier {
     }
 
     /// The caller a bearer token stands for.
-    pub async fn verify(&self, token: &str) -> Result<Arc<Caller>, Invalid> {
+    pub async fn verify(&self, token: &str) -> Result<Arc<Identity>, Invalid> {
         let now = unix_now();
         // Read before the keys: if they are replaced meanwhile, what this check
         // remembers is already out of date.
@@ -252,10 +282,10 @@ impl Verifier {
         let claims = jsonwebtoken::decode::<Claims>(token, key, &self.validation)
             .map_err(|e| Invalid::Rejected(e.to_string()))?
             .claims;
-        let caller = Arc::new(Caller {
+        let caller = Arc::new(Identity::new(Caller {
             user_id: claims.sub,
             roles: claims.roles.iter().filter_map(|r| Role::parse(r)).collect(),
-        });
+        }));
         // Remembered only as long as the check itself would still pass it.
         let until = claims.exp.saturating_add(LEEWAY_SECONDS);
         remembered(&self.verified).insert(token, caller.clone(), until, now, generation);
@@ -282,11 +312,23 @@ pub fn bearer(headers: &http::HeaderMap) -> Result<&str, Invalid> {
 mod tests {
     use super::*;
 
-    fn caller() -> Arc<Caller> {
-        Arc::new(Caller {
+    fn caller() -> Arc<Identity> {
+        Arc::new(Identity::new(Caller {
             user_id: Uuid::new_v4(),
             roles: vec![Role::User],
-        })
+        }))
+    }
+
+    #[test]
+    fn an_identity_carries_its_headers_and_rate_limit_key() {
+        let user_id = Uuid::new_v4();
+        let identity = Identity::new(Caller {
+            user_id,
+            roles: vec![Role::User, Role::Admin],
+        });
+        assert_eq!(identity.user_id, user_id.to_string().as_str());
+        assert_eq!(identity.roles, "user,admin");
+        assert_eq!(identity.rate_key, format!("user:{user_id}"));
     }
 
     #[test]
@@ -294,7 +336,10 @@ mod tests {
         let mut cache = TokenCache::default();
         let who = caller();
         cache.insert("t", who.clone(), 1_000, 900, 1);
-        assert_eq!(cache.get("t", 999, 1).map(|c| c.user_id), Some(who.user_id));
+        assert_eq!(
+            cache.get("t", 999, 1).map(|c| c.caller.user_id),
+            Some(who.caller.user_id)
+        );
         assert!(cache.get("t", 1_000, 1).is_none());
         assert!(cache.get("other", 999, 1).is_none());
     }

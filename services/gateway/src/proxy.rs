@@ -19,13 +19,12 @@ use axum::response::{IntoResponse, Response};
 use service_client::breaker::Outcome;
 use service_client::{CircuitBreaker, PeerConfig};
 use service_kit::Problem;
-use service_kit::internal_auth::Caller;
 use service_kit::middleware::access::RouteLabel;
 use service_kit::otel;
 use service_kit::request_id::REQUEST_ID_HEADER;
 use service_kit::trace_context::{self, TRACEPARENT, TraceParent};
 
-use crate::auth::{self, Invalid};
+use crate::auth::{self, Identity, Invalid};
 use crate::connections::{Connections, Destination, Failure};
 use crate::path;
 use crate::{AppState, Gateway, dashboard};
@@ -169,14 +168,11 @@ pub async fn handle(worker: AppState, peer: SocketAddr, request: Request) -> Res
     };
 
     let decision = if worker.limiter.enabled() {
-        let key = match &caller {
-            Some(caller) => {
-                let mut text = uuid::Uuid::encode_buffer();
-                ["user:", caller.user_id.hyphenated().encode_lower(&mut text)].concat()
-            }
-            None => format!("ip:{client_ip}"),
+        let decision = match &caller {
+            Some(identity) => worker.limiter.check(&identity.rate_key).await,
+            None => worker.limiter.check(&format!("ip:{client_ip}")).await,
         };
-        Some(worker.limiter.check(&key).await)
+        Some(decision)
     } else {
         None
     };
@@ -205,7 +201,7 @@ pub async fn handle(worker: AppState, peer: SocketAddr, request: Request) -> Res
             // Boxed: the dashboard's four concurrent calls make a large future, and
             // unboxed it would size (and be copied with) every proxied request's.
             Some(caller) if method == Method::GET => {
-                Box::pin(dashboard::dashboard(state, &caller)).await
+                Box::pin(dashboard::dashboard(state, &caller.caller)).await
             }
             _ => Problem::new(StatusCode::METHOD_NOT_ALLOWED, "Only GET is allowed here.")
                 .into_response(),
@@ -284,7 +280,7 @@ fn client_ip(state: &Gateway, peer: IpAddr, headers: &HeaderMap) -> IpAddr {
 fn upstream_headers(
     mut headers: HeaderMap,
     upstream: &Upstream,
-    caller: Option<&Caller>,
+    caller: Option<&Identity>,
     client_ip: IpAddr,
     trace: Option<TraceParent>,
 ) -> HeaderMap {
@@ -317,16 +313,9 @@ fn upstream_headers(
     if let Some(trace) = trace {
         headers.insert(TRACEPARENT, trace.to_header_value());
     }
-    if let Some(caller) = caller {
-        let mut text = uuid::Uuid::encode_buffer();
-        let id = caller.user_id.hyphenated().encode_lower(&mut text);
-        if let Ok(value) = HeaderValue::from_str(id) {
-            headers.insert(X_USER_ID, value);
-        }
-        let roles: Vec<&str> = caller.roles.iter().map(|r| r.as_str()).collect();
-        if let Ok(value) = HeaderValue::from_str(&roles.join(",")) {
-            headers.insert(X_USER_ROLES, value);
-        }
+    if let Some(identity) = caller {
+        headers.insert(X_USER_ID, identity.user_id.clone());
+        headers.insert(X_USER_ROLES, identity.roles.clone());
     }
     headers
 }
@@ -412,7 +401,7 @@ async fn forward(
     connections: &Connections,
     route: &Route,
     rest: &str,
-    caller: Option<&Caller>,
+    caller: Option<&Identity>,
     client_ip: IpAddr,
     request: Request,
 ) -> Response {
