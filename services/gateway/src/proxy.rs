@@ -102,6 +102,18 @@ const PUBLIC: &[(Method, &str)] = &[
     (Method::GET, OPENAPI_PATH),
 ];
 
+/// What a canonical path names.
+#[derive(Clone, Copy)]
+enum Target<'a> {
+    Route(&'a Route),
+    Dashboard,
+    OpenApi,
+    Unknown,
+}
+
+/// The aggregated view's path.
+const DASHBOARD_PATH: &str = "/api/dashboard";
+
 /// Where the OpenAPI document of the public API is served.
 pub const OPENAPI_PATH: &str = "/api/openapi.json";
 
@@ -147,26 +159,29 @@ pub async fn handle(worker: AppState, peer: SocketAddr, request: Request) -> Res
     let method = request.method().clone();
     let client_ip = client_ip(state, peer.ip(), request.headers());
 
-    let is_dashboard = path == "/api/dashboard";
-    let is_openapi = path == OPENAPI_PATH;
-    let route = state.routes.iter().find(|r| {
-        path.strip_prefix(r.prefix)
-            .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
-    });
-    if route.is_none() && !is_dashboard && !is_openapi {
-        return Problem::not_found("No such resource.").into_response();
-    }
+    let target = if path == OPENAPI_PATH {
+        Target::OpenApi
+    } else if path == DASHBOARD_PATH {
+        Target::Dashboard
+    } else {
+        state
+            .routes
+            .iter()
+            .find(|r| {
+                path.strip_prefix(r.prefix)
+                    .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
+            })
+            .map_or(Target::Unknown, Target::Route)
+    };
     let public = PUBLIC.iter().any(|(m, p)| *m == method && *p == path);
-    let caller = match auth::bearer(request.headers()) {
+    let verified = match auth::bearer(request.headers()) {
         Ok(token) => worker.verifier.verify(token).await,
         Err(missing) => Err(missing),
     };
-    let caller = match (caller, public) {
-        (Ok(caller), _) => Some(caller),
-        (Err(_), true) => None,
-        (Err(invalid), false) => return unauthorized(&invalid),
-    };
+    let caller = verified.as_ref().ok().cloned();
 
+    // Every request counts, the refused and the unknown too (API.md: against its user,
+    // or its client IP when it has no valid token), and every answer says so.
     let decision = if worker.limiter.enabled() {
         let decision = match &caller {
             Some(identity) => worker.limiter.check(&identity.rate_key).await,
@@ -187,37 +202,42 @@ pub async fn handle(worker: AppState, peer: SocketAddr, request: Request) -> Res
             HeaderValue::from(decision.retry_after()),
         );
         response
-    } else if is_openapi {
-        (
-            [(
-                header::CONTENT_TYPE,
-                HeaderValue::from_static("application/json"),
-            )],
-            OPENAPI,
-        )
-            .into_response()
-    } else if is_dashboard {
-        match caller {
-            // Boxed: the dashboard's four concurrent calls make a large future, and
-            // unboxed it would size (and be copied with) every proxied request's.
-            Some(caller) if method == Method::GET => {
-                Box::pin(dashboard::dashboard(state, &caller.caller)).await
-            }
-            _ => Problem::new(StatusCode::METHOD_NOT_ALLOWED, "Only GET is allowed here.")
-                .into_response(),
-        }
-    } else if let Some(route) = route {
-        forward(
-            &worker.connections,
-            route,
-            &path[route.prefix.len()..],
-            caller.as_deref(),
-            client_ip,
-            request,
-        )
-        .await
+    } else if let (Err(invalid), false, false) =
+        (&verified, public, matches!(target, Target::Unknown))
+    {
+        unauthorized(invalid)
     } else {
-        Problem::not_found("No such resource.").into_response()
+        match target {
+            Target::Unknown => Problem::not_found("No such resource.").into_response(),
+            Target::OpenApi => (
+                [(
+                    header::CONTENT_TYPE,
+                    HeaderValue::from_static("application/json"),
+                )],
+                OPENAPI,
+            )
+                .into_response(),
+            Target::Dashboard => match caller {
+                // Boxed: the dashboard's four concurrent calls make a large future, and
+                // unboxed it would size (and be copied with) every proxied request's.
+                Some(caller) if method == Method::GET => {
+                    Box::pin(dashboard::dashboard(state, &caller.caller)).await
+                }
+                _ => Problem::new(StatusCode::METHOD_NOT_ALLOWED, "Only GET is allowed here.")
+                    .into_response(),
+            },
+            Target::Route(route) => {
+                forward(
+                    &worker.connections,
+                    route,
+                    &path[route.prefix.len()..],
+                    caller.as_deref(),
+                    client_ip,
+                    request,
+                )
+                .await
+            }
+        }
     };
     if let Some(decision) = decision {
         let headers = response.headers_mut();
@@ -228,11 +248,11 @@ pub async fn handle(worker: AppState, peer: SocketAddr, request: Request) -> Res
     }
     // The route for the access metrics and the span's name: the route's prefix, never
     // the raw path (a caller must not be able to mint label values).
-    let label = match route {
-        Some(route) => Some(route.prefix),
-        None if is_dashboard => Some("/api/dashboard"),
-        None if is_openapi => Some(OPENAPI_PATH),
-        None => None,
+    let label = match target {
+        Target::Route(route) => Some(route.prefix),
+        Target::Dashboard => Some(DASHBOARD_PATH),
+        Target::OpenApi => Some(OPENAPI_PATH),
+        Target::Unknown => None,
     };
     if let Some(label) = label {
         response.extensions_mut().insert(RouteLabel(label));

@@ -101,6 +101,38 @@ async fn without_a_token_the_client_ip_counts_and_a_spoofed_forwarded_for_change
 }
 
 #[tokio::test]
+async fn refused_and_unknown_requests_count_against_the_client_ip_and_say_so() {
+    let gw = spawn(1, &["--rate-limit-per-minute", "4"]).await;
+    let mut seen = Vec::new();
+    for (path, token) in [
+        ("/api/orders", Some("not-a-token")),
+        ("/api/orders", None),
+        ("/api/no-such-thing", None),
+        ("/api/orders", Some("not-a-token")),
+        ("/api/orders", Some("not-a-token")),
+    ] {
+        let mut request = gw.client.get(gw.url(path));
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        let response = request.send().await.unwrap();
+        seen.push((
+            response.status().as_u16(),
+            header(&response, "x-ratelimit-remaining"),
+        ));
+        assert_eq!(
+            header(&response, "ratelimit-policy"),
+            "\"default\";q=4;w=60"
+        );
+    }
+    assert_eq!(
+        seen,
+        [(401, "3"), (401, "2"), (404, "1"), (401, "0"), (429, "0")]
+            .map(|(status, remaining)| (status, remaining.to_owned()))
+    );
+}
+
+#[tokio::test]
 async fn with_redis_down_each_gateway_still_limits_and_serves() {
     let mut redis = TestRedis::start().await;
     let url = redis.url();
