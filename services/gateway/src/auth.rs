@@ -10,7 +10,10 @@
 //! worker remembers on its own ([`Verifier::for_worker`]), so a lookup never contends
 //! with another thread. What was remembered under one key set is forgotten when the
 //! key set is fetched again, so a key withdrawn from the JWKS stops vouching for its
-//! tokens at the next refresh, as it would without the memory.
+//! tokens at the next refresh, as it would without the memory. A token refused after
+//! its signature check (expired, forged, for another audience) is refused from a
+//! second memory for [`REFUSAL_MEMORY_SECONDS`], so a client repeating it costs no
+//! Ed25519 check each time.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -30,6 +33,9 @@ use uuid::Uuid;
 pub const REFRESH_COOLDOWN: Duration = Duration::from_secs(10);
 /// Clock skew tolerated on `exp` and `nbf`.
 pub const LEEWAY_SECONDS: u64 = 30;
+/// How long a token refused after its signature check is refused from memory. Short,
+/// because a token refused for an `nbf` just ahead may pass soon.
+pub const REFUSAL_MEMORY_SECONDS: u64 = 10;
 
 /// Why a token was refused; all of them answer the same 401.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -93,51 +99,59 @@ pub struct Verifier {
     last_fetch: Arc<Mutex<Option<Instant>>>,
     client: service_client::Client,
     validation: Arc<Validation>,
-    verified: Arc<std::sync::Mutex<TokenCache>>,
+    verified: Arc<std::sync::Mutex<TokenCache<Arc<Identity>>>>,
+    /// Tokens refused after a signature check, for [`REFUSAL_MEMORY_SECONDS`]: a
+    /// client repeating an expired or forged token costs a lookup, not an Ed25519
+    /// check, each time.
+    refused: Arc<std::sync::Mutex<TokenCache<Invalid>>>,
+    /// Signature checks made, by every worker (for tests and curiosity).
+    signature_checks: Arc<AtomicU64>,
 }
 
-/// Tokens that passed verification, with their callers, until they expire or the key
-/// set they were checked against is replaced.
+/// Tokens seen before, with what they stood for (a caller's identity, or why they
+/// were refused), until that lapses or the key set they were checked against is
+/// replaced.
 ///
-/// Keyed by the whole token, hashed with foldhash: only tokens that passed are ever
-/// stored, so a client cannot fill it with keys of its choosing, and hashing a
-/// 400-byte token with SipHash cost more than the rest of the lookup.
-#[derive(Default)]
-pub struct TokenCache {
-    entries: HashMap<String, Remembered, foldhash::fast::RandomState>,
+/// Keyed by the whole token, hashed with foldhash: hashing a 400-byte token with
+/// SipHash cost more than the rest of the lookup. Neither memory lets a client grow
+/// it past [`TokenCache::CAPACITY`], and a flood of made-up tokens fills only the
+/// memory of refusals, never pushing out the tokens that passed.
+pub struct TokenCache<T> {
+    entries: HashMap<String, Remembered<T>, foldhash::fast::RandomState>,
 }
 
-struct Remembered {
-    caller: Arc<Identity>,
+struct Remembered<T> {
+    value: T,
     /// Unix seconds.
     until: u64,
     /// The key set's generation it was checked against.
     generation: u64,
 }
 
-impl TokenCache {
-    /// Most tokens remembered at once; past it, expired ones go, then all of them.
+impl<T> Default for TokenCache<T> {
+    fn default() -> Self {
+        Self {
+            entries: HashMap::default(),
+        }
+    }
+}
+
+impl<T: Clone> TokenCache<T> {
+    /// Most tokens remembered at once; past it, lapsed ones go, then all of them.
     pub const CAPACITY: usize = 10_000;
 
-    /// The caller of `token` if it passed under key set `generation` and, at `now`
-    /// (Unix seconds), has not expired.
-    pub fn get(&self, token: &str, now: u64, generation: u64) -> Option<Arc<Identity>> {
+    /// What `token` stood for when checked against key set `generation`, if that has
+    /// not lapsed at `now` (Unix seconds).
+    pub fn get(&self, token: &str, now: u64, generation: u64) -> Option<T> {
         self.entries
             .get(token)
             .filter(|entry| now < entry.until && entry.generation == generation)
-            .map(|entry| entry.caller.clone())
+            .map(|entry| entry.value.clone())
     }
 
-    /// Remembers that `token` stands for `caller` until `until` (Unix seconds), as
-    /// checked against key set `generation`.
-    pub fn insert(
-        &mut self,
-        token: &str,
-        caller: Arc<Identity>,
-        until: u64,
-        now: u64,
-        generation: u64,
-    ) {
+    /// Remembers what `token` stands for until `until` (Unix seconds), as checked
+    /// against key set `generation`.
+    pub fn insert(&mut self, token: &str, value: T, until: u64, now: u64, generation: u64) {
         if self.entries.len() >= Self::CAPACITY {
             self.entries
                 .retain(|_, entry| now < entry.until && entry.generation == generation);
@@ -146,7 +160,7 @@ impl TokenCache {
             }
         }
         let entry = Remembered {
-            caller,
+            value,
             until,
             generation,
         };
@@ -156,7 +170,9 @@ impl TokenCache {
     pub fn clear(&mut self) {
         self.entries.clear();
     }
+}
 
+impl<T> TokenCache<T> {
     pub fn len(&self) -> usize {
         self.entries.len()
     }
@@ -172,7 +188,9 @@ fn unix_now() -> u64 {
         .map_or(0, |d| d.as_secs())
 }
 
-fn remembered(cache: &std::sync::Mutex<TokenCache>) -> std::sync::MutexGuard<'_, TokenCache> {
+fn remembered<T>(
+    cache: &std::sync::Mutex<TokenCache<T>>,
+) -> std::sync::MutexGuard<'_, TokenCache<T>> {
     // The cache holds no invariant a panic elsewhere could break.
     cache
         .lock()
@@ -197,6 +215,8 @@ impl Verifier {
             client,
             validation: Arc::new(validation),
             verified: Arc::default(),
+            refused: Arc::default(),
+            signature_checks: Arc::default(),
         }
     }
 
@@ -205,8 +225,14 @@ impl Verifier {
     pub fn for_worker(&self) -> Self {
         Self {
             verified: Arc::default(),
+            refused: Arc::default(),
             ..self.clone()
         }
+    }
+
+    /// Signature checks made so far, by every worker's verifier.
+    pub fn signature_checks(&self) -> u64 {
+        self.signature_checks.load(Ordering::Relaxed)
     }
 
     /// Fetches the key set now. Errors leave the keys held so far in place.
@@ -233,6 +259,7 @@ impl Verifier {
         // Every worker's memory of tokens checked against the old set lapses.
         self.generation.fetch_add(1, Ordering::AcqRel);
         remembered(&self.verified).clear();
+        remembered(&self.refused).clear();
         Ok(count)
     }
 
@@ -267,6 +294,9 @@ impl Verifier {
         if let Some(caller) = remembered(&self.verified).get(token, now, generation) {
             return Ok(caller);
         }
+        if let Some(refusal) = remembered(&self.refused).get(token, now, generation) {
+            return Err(refusal);
+        }
         let header = jsonwebtoken::decode_header(token).map_err(|_| Invalid::Malformed)?;
         if header.alg != Algorithm::EdDSA {
             return Err(Invalid::Algorithm);
@@ -279,9 +309,16 @@ impl Verifier {
         }
         let keys = self.keys.read().await;
         let key = keys.get(&kid).ok_or(Invalid::UnknownKey)?;
-        let claims = jsonwebtoken::decode::<Claims>(token, key, &self.validation)
-            .map_err(|e| Invalid::Rejected(e.to_string()))?
-            .claims;
+        self.signature_checks.fetch_add(1, Ordering::Relaxed);
+        let claims = match jsonwebtoken::decode::<Claims>(token, key, &self.validation) {
+            Ok(data) => data.claims,
+            Err(error) => {
+                let refusal = Invalid::Rejected(error.to_string());
+                let until = now.saturating_add(REFUSAL_MEMORY_SECONDS);
+                remembered(&self.refused).insert(token, refusal.clone(), until, now, generation);
+                return Err(refusal);
+            }
+        };
         let caller = Arc::new(Identity::new(Caller {
             user_id: claims.sub,
             roles: claims.roles.iter().filter_map(|r| Role::parse(r)).collect(),
@@ -333,7 +370,7 @@ mod tests {
 
     #[test]
     fn a_remembered_token_is_served_until_it_expires_and_not_after() {
-        let mut cache = TokenCache::default();
+        let mut cache = TokenCache::<Arc<Identity>>::default();
         let who = caller();
         cache.insert("t", who.clone(), 1_000, 900, 1);
         assert_eq!(
@@ -346,30 +383,30 @@ mod tests {
 
     #[test]
     fn a_token_remembered_under_an_older_key_set_is_not_served() {
-        let mut cache = TokenCache::default();
+        let mut cache = TokenCache::<Arc<Identity>>::default();
         cache.insert("t", caller(), 1_000, 900, 1);
         assert!(cache.get("t", 950, 2).is_none());
     }
 
     #[test]
     fn the_cache_never_grows_past_its_capacity() {
-        let mut cache = TokenCache::default();
-        for i in 0..TokenCache::CAPACITY {
+        let mut cache = TokenCache::<Arc<Identity>>::default();
+        for i in 0..TokenCache::<Arc<Identity>>::CAPACITY {
             // Half of them expired by the time the next one comes.
             let until = if i % 2 == 0 { 10 } else { 1_000 };
             cache.insert(&i.to_string(), caller(), until, 5, 0);
         }
-        assert_eq!(cache.len(), TokenCache::CAPACITY);
+        assert_eq!(cache.len(), TokenCache::<Arc<Identity>>::CAPACITY);
         cache.insert("next", caller(), 1_000, 20, 0);
         assert_eq!(
             cache.len(),
-            TokenCache::CAPACITY / 2 + 1,
+            TokenCache::<Arc<Identity>>::CAPACITY / 2 + 1,
             "expired ones went"
         );
         assert!(cache.get("1", 20, 0).is_some(), "live ones stayed");
 
-        let mut full = TokenCache::default();
-        for i in 0..TokenCache::CAPACITY {
+        let mut full = TokenCache::<Arc<Identity>>::default();
+        for i in 0..TokenCache::<Arc<Identity>>::CAPACITY {
             full.insert(&i.to_string(), caller(), 1_000, 5, 0);
         }
         full.insert("next", caller(), 1_000, 5, 0);

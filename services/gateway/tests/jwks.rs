@@ -45,24 +45,36 @@ fn verifier_of(user_service: &MockServer) -> Verifier {
     )
 }
 
-#[tokio::test]
-async fn a_withdrawn_key_stops_vouching_for_tokens_a_worker_remembers() {
-    let signing = SigningKey::from_bytes(&[9; 32]);
+/// A user service whose JWKS answers the key `signing` as `k1` (the first `times`
+/// fetches, or every one), a verifier that has fetched it, and what signs tokens for
+/// it.
+async fn serving_k1(
+    signing: &SigningKey,
+    times: Option<u64>,
+) -> (MockServer, Verifier, EncodingKey, Header) {
     let user_service = MockServer::start().await;
-    Mock::given(method("GET"))
+    let mock = Mock::given(method("GET"))
         .and(path("/auth/jwks"))
         .respond_with(
-            ResponseTemplate::new(200).set_body_json(json!({ "keys": [jwk(&signing, "k1")] })),
-        )
-        .up_to_n_times(1)
-        .mount(&user_service)
-        .await;
+            ResponseTemplate::new(200).set_body_json(json!({ "keys": [jwk(signing, "k1")] })),
+        );
+    match times {
+        Some(times) => mock.up_to_n_times(times).mount(&user_service).await,
+        None => mock.mount(&user_service).await,
+    }
     let verifier = verifier_of(&user_service);
     verifier.refresh().await.unwrap();
-    let worker = verifier.for_worker();
     let key = EncodingKey::from_ed_der(signing.to_pkcs8_der().unwrap().as_bytes());
     let mut header = Header::new(Algorithm::EdDSA);
     header.kid = Some("k1".into());
+    (user_service, verifier, key, header)
+}
+
+#[tokio::test]
+async fn a_withdrawn_key_stops_vouching_for_tokens_a_worker_remembers() {
+    let signing = SigningKey::from_bytes(&[9; 32]);
+    let (user_service, verifier, key, header) = serving_k1(&signing, Some(1)).await;
+    let worker = verifier.for_worker();
     let token = common::encode_claims(&header, &key, json!({}));
     assert!(worker.verify(&token).await.is_ok());
     assert!(worker.verify(&token).await.is_ok(), "remembered");
@@ -81,6 +93,30 @@ async fn a_withdrawn_key_stops_vouching_for_tokens_a_worker_remembers() {
         worker.verify(&token).await.is_err(),
         "the worker's memory of the token lapsed with the key set"
     );
+}
+
+#[tokio::test]
+async fn a_refused_token_repeated_is_refused_without_another_signature_check() {
+    let signing = SigningKey::from_bytes(&[11; 32]);
+    let (_user_service, verifier, key, header) = serving_k1(&signing, None).await;
+    let worker = verifier.for_worker();
+    let expired = common::encode_claims(&header, &key, json!({"exp": 1_000_000_000}));
+
+    for _ in 0..3 {
+        assert!(worker.verify(&expired).await.is_err());
+    }
+    assert_eq!(
+        verifier.signature_checks(),
+        1,
+        "refused once, then from memory"
+    );
+
+    let valid = common::encode_claims(&header, &key, json!({}));
+    assert!(
+        worker.verify(&valid).await.is_ok(),
+        "other tokens are checked as ever"
+    );
+    assert_eq!(verifier.signature_checks(), 2);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
