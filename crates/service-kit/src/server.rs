@@ -18,7 +18,7 @@ use axum::Router;
 use axum::extract::Request;
 use axum::middleware::from_fn_with_state;
 use axum::response::Response;
-use axum::serve::{IncomingStream, Listener, ListenerExt};
+use axum::serve::{IncomingStream, Listener, ListenerExt, TapIo};
 use futures::future::BoxFuture;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::oneshot;
@@ -109,12 +109,7 @@ impl Service {
         S::Future: Send,
     {
         let serve: ServeConnections = Arc::new(move |connections, stop| {
-            let make_service = PerConnection(make());
-            Box::pin(
-                axum::serve(connections.tap_io(no_delay), make_service)
-                    .with_graceful_shutdown(stop.cancelled_owned())
-                    .into_future(),
-            )
+            serve_until(connections, PerConnection(make()), stop)
         });
         Self::serving(listener, serve, workers, shutdown_timeout)
     }
@@ -324,16 +319,35 @@ type ServeConnections =
 /// Serves the router `make_router` makes, with the peer address as `ConnectInfo`.
 fn serve_router(make_router: impl Fn() -> Router + Send + Sync + 'static) -> ServeConnections {
     Arc::new(move |connections, stop| {
-        let router = make_router();
-        Box::pin(
-            axum::serve(
-                connections.tap_io(no_delay),
-                router.into_make_service_with_connect_info::<SocketAddr>(),
-            )
+        let make_service = make_router().into_make_service_with_connect_info::<SocketAddr>();
+        serve_until(connections, make_service, stop)
+    })
+}
+
+/// The accepted connections, each with TCP_NODELAY set.
+type NoDelay = TapIo<Connections, fn(&mut TcpStream)>;
+
+/// axum's server on `connections`, each served by what `make_service` makes for it,
+/// until `stop`; then it drains them.
+fn serve_until<M, S>(
+    connections: Connections,
+    make_service: M,
+    stop: CancellationToken,
+) -> BoxFuture<'static, io::Result<()>>
+where
+    M: for<'a> tower::Service<IncomingStream<'a, NoDelay>, Error = Infallible, Response = S>
+        + Send
+        + 'static,
+    for<'a> <M as tower::Service<IncomingStream<'a, NoDelay>>>::Future: Send,
+    S: tower::Service<Request, Response = Response, Error = Infallible> + Clone + Send + 'static,
+    S::Future: Send,
+{
+    let connections: NoDelay = connections.tap_io(no_delay);
+    Box::pin(
+        axum::serve(connections, make_service)
             .with_graceful_shutdown(stop.cancelled_owned())
             .into_future(),
-        )
-    })
+    )
 }
 
 /// Where connections come from: the bound listener itself, or (on a worker thread) the
