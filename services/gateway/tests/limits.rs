@@ -66,13 +66,7 @@ async fn one_user_racing_over_two_gateway_processes_gets_exactly_the_limit() {
         "each admitted request saw its own count"
     );
 
-    let theirs = gw
-        .client
-        .get(gw.url("/api/orders"))
-        .bearer_auth(&other)
-        .send()
-        .await
-        .unwrap();
+    let theirs = gw.get("/api/orders", Some(&other)).await;
     assert_eq!(theirs.status(), 200, "another user is unaffected");
     assert_eq!(header(&theirs, "x-ratelimit-remaining"), "99");
 }
@@ -111,11 +105,7 @@ async fn refused_and_unknown_requests_count_against_the_client_ip_and_say_so() {
         ("/api/orders", Some("not-a-token")),
         ("/api/orders", Some("not-a-token")),
     ] {
-        let mut request = gw.client.get(gw.url(path));
-        if let Some(token) = token {
-            request = request.bearer_auth(token);
-        }
-        let response = request.send().await.unwrap();
+        let response = gw.get(path, token).await;
         seen.push((
             response.status().as_u16(),
             header(&response, "x-ratelimit-remaining"),
@@ -142,13 +132,7 @@ async fn with_redis_down_each_gateway_still_limits_and_serves() {
     redis.stop().await;
     let mut statuses = Vec::new();
     for _ in 0..5 {
-        let response = gw
-            .client
-            .get(gw.url("/api/orders"))
-            .bearer_auth(&token)
-            .send()
-            .await
-            .unwrap();
+        let response = gw.get("/api/orders", Some(&token)).await;
         statuses.push(response.status().as_u16());
     }
     assert_eq!(statuses, [200, 200, 200, 429, 429]);
@@ -177,13 +161,7 @@ async fn the_dashboard_degrades_per_backend_and_fails_only_when_all_do() {
         .await;
 
     let started = Instant::now();
-    let response = gw
-        .client
-        .get(gw.url("/api/dashboard"))
-        .bearer_auth(&token)
-        .send()
-        .await
-        .unwrap();
+    let response = gw.get("/api/dashboard", Some(&token)).await;
     let elapsed = started.elapsed();
     assert_eq!(response.status(), 200);
     let dashboard: Value = response.json().await.unwrap();
@@ -209,12 +187,6 @@ async fn the_dashboard_degrades_per_backend_and_fails_only_when_all_do() {
             .await;
     }
     gw.stop_user_service().await;
-    let response = gw
-        .client
-        .get(gw.url("/api/dashboard"))
-        .bearer_auth(&token)
-        .send()
-        .await
-        .unwrap();
+    let response = gw.get("/api/dashboard", Some(&token)).await;
     assert_problem(response, 503).await;
 }

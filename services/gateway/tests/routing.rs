@@ -122,28 +122,14 @@ async fn bad_tokens_get_401_with_a_challenge_and_a_token_from_another_library_pa
         .as_secs();
 
     let good = gw.mint(json!({})).await;
-    let response = gw
-        .client
-        .get(gw.url("/api/orders"))
-        .bearer_auth(&good)
-        .send()
-        .await
-        .unwrap();
+    let response = gw.get("/api/orders", Some(&good)).await;
     assert_eq!(
         response.status(),
         200,
         "minted by jsonwebtoken with the service's key"
     );
 
-    let jwks: serde_json::Value = gw
-        .client
-        .get(gw.url("/api/auth/jwks"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let jwks: serde_json::Value = gw.get("/api/auth/jwks", None).await.json().await.unwrap();
     let public_x = jwks["keys"][0]["x"].as_str().unwrap().to_owned();
     let mut hs256 = Header::new(Algorithm::HS256);
     hs256.kid = Some(kid.clone());
@@ -197,13 +183,7 @@ async fn bad_tokens_get_401_with_a_challenge_and_a_token_from_another_library_pa
         }),
     ];
     for (what, token) in bad_tokens {
-        let response = gw
-            .client
-            .get(gw.url("/api/orders"))
-            .bearer_auth(&token)
-            .send()
-            .await
-            .unwrap();
+        let response = gw.get("/api/orders", Some(&token)).await;
         assert_eq!(
             response.headers()["www-authenticate"],
             "Bearer error=\"invalid_token\"",
@@ -296,13 +276,7 @@ async fn a_services_connection_headers_never_reach_the_client() {
         )
         .mount(&gw.order)
         .await;
-    let response = gw
-        .client
-        .get(gw.url("/api/orders"))
-        .bearer_auth(&token)
-        .send()
-        .await
-        .unwrap();
+    let response = gw.get("/api/orders", Some(&token)).await;
     assert_eq!(response.status(), 200);
     let headers = response.headers();
     let kept: Vec<_> = headers.get_all("x-kept").iter().collect();
@@ -318,24 +292,10 @@ async fn proxied_requests_are_counted_by_route_prefix_never_by_raw_path() {
     let (_, token) = gw.signed_in_user().await;
     answer_everything(&gw.order).await;
     let raw = "/api/orders/f00dcafe-metrics-label";
-    let response = gw
-        .client
-        .get(gw.url(raw))
-        .bearer_auth(&token)
-        .send()
-        .await
-        .unwrap();
+    let response = gw.get(raw, Some(&token)).await;
     assert_eq!(response.status(), 200);
 
-    let metrics = gw
-        .client
-        .get(gw.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = gw.get("/metrics", None).await.text().await.unwrap();
     assert!(
         metrics.contains(r#"http_requests_total{method="GET",route="/api/orders",status="200"}"#),
         "{metrics}"

@@ -130,6 +130,15 @@ impl TestGateway {
         format!("{}{path}", self.gateways[0].url())
     }
 
+    /// `GET path`, with `token` as the bearer token when given.
+    pub async fn get(&self, path: &str, token: Option<&str>) -> reqwest::Response {
+        let mut request = self.client.get(self.url(path));
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        request.send().await.unwrap()
+    }
+
     /// Starts the gateway binary as a process with this gateway's settings.
     pub async fn process(&self) -> (test_support::ServiceProcess, String) {
         let env: std::collections::HashMap<String, String> = self.args[1..]
