@@ -89,7 +89,9 @@ impl Connections {
             },
             None => request,
         };
-        let sender = self.connect(destination).await?;
+        // Boxed: connecting makes a large future, and unboxed it would size (and be
+        // copied with) every request's, most of which find a connection waiting.
+        let sender = Box::pin(self.connect(destination)).await?;
         match self.exchange(destination, sender, request).await {
             Ok(response) => Ok(response),
             Err(Retry::Failed(error)) => Err(error.into()),

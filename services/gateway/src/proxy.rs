@@ -417,6 +417,10 @@ fn ip_header_value(ip: IpAddr) -> HeaderValue {
 }
 
 /// Sends `request` to `route`'s service at `rest` (the path after the route's prefix).
+///
+/// The request to the service is made by [`outgoing`], a plain function, so that
+/// nothing but what the exchange needs afterwards is held across it: this future is
+/// moved whole on every request, and every byte it holds is copied with it.
 async fn forward(
     connections: &Connections,
     route: &Route,
@@ -426,41 +430,21 @@ async fn forward(
     request: Request,
 ) -> Response {
     let upstream = &route.upstream;
-    let (parts, body) = request.into_parts();
-    let query = parts.uri.query();
-    // Origin form (`/path?query`): the connection is already the service's.
-    let mut url = String::with_capacity(
-        upstream.base_path.len()
-            + route.target.len()
-            + rest.len()
-            + query.map_or(0, |q| q.len() + 1),
-    );
-    url.push_str(&upstream.base_path);
-    url.push_str(route.target);
-    url.push_str(rest);
-    if let Some(query) = query {
-        url.push('?');
-        url.push_str(query);
-    }
-    let Ok(uri) = Uri::try_from(url) else {
+    let served = trace_context::current();
+    let trace = served.map(|t| t.child());
+    let Some(outgoing) = outgoing(route, rest, caller, client_ip, trace, request) else {
         return Problem::bad_request("The request path is malformed.").into_response();
     };
     let Ok(permit) = upstream.breaker.try_acquire() else {
         return Problem::unavailable(format!("The {} service is unavailable.", upstream.name))
             .into_response();
     };
-    let method = parts.method.clone();
-    let mut outgoing = http::Request::new(body);
-    *outgoing.method_mut() = parts.method;
-    *outgoing.uri_mut() = uri;
-    let served = trace_context::current();
-    let trace = served.map(|t| t.child());
-    *outgoing.headers_mut() = upstream_headers(parts.headers, upstream, caller, client_ip, trace);
+    let method = otel::enabled().then(|| outgoing.method().clone());
     let started = Instant::now();
     // Wall-clock time only for an exported span.
     let started_at = otel::enabled().then(SystemTime::now);
     let result = connections.send(&upstream.destination, outgoing).await;
-    if let (Some(span), Some(started_at)) = (trace, started_at) {
+    if let (Some(span), Some(started_at), Some(method)) = (trace, started_at, method) {
         otel::record(
             otel::Kind::Client,
             span,
@@ -518,6 +502,41 @@ async fn forward(
             }
         }
     }
+}
+
+/// The request `route`'s service gets for `request`: origin-form URI (`/path?query`,
+/// the connection is already the service's) at `rest`, the client's body, the headers
+/// of [`upstream_headers`]. None when the path makes no URI.
+fn outgoing(
+    route: &Route,
+    rest: &str,
+    caller: Option<&Identity>,
+    client_ip: IpAddr,
+    trace: Option<TraceParent>,
+    request: Request,
+) -> Option<http::Request<Body>> {
+    let upstream = &route.upstream;
+    let (parts, body) = request.into_parts();
+    let query = parts.uri.query();
+    let mut url = String::with_capacity(
+        upstream.base_path.len()
+            + route.target.len()
+            + rest.len()
+            + query.map_or(0, |q| q.len() + 1),
+    );
+    url.push_str(&upstream.base_path);
+    url.push_str(route.target);
+    url.push_str(rest);
+    if let Some(query) = query {
+        url.push('?');
+        url.push_str(query);
+    }
+    let uri = Uri::try_from(url).ok()?;
+    let mut outgoing = http::Request::new(body);
+    *outgoing.method_mut() = parts.method;
+    *outgoing.uri_mut() = uri;
+    *outgoing.headers_mut() = upstream_headers(parts.headers, upstream, caller, client_ip, trace);
+    Some(outgoing)
 }
 
 /// Whether the call failed because the request's body passed the server's limit
