@@ -88,11 +88,16 @@ impl Service {
 
     /// Serves each connection with its own service, made from the connection's peer
     /// address by a maker that `make` makes on each thread that serves (`workers` of
-    /// them, each with a runtime of its own; 0 serves on the caller's runtime).
+    /// them, each with a runtime of its own; 0 serves on the caller's runtime), over
+    /// HTTP/1.1 ([`serve_each`]).
     ///
     /// For a service that needs the peer on every request without a lookup: a
     /// router's `ConnectInfo` is an extension allocated on every request, and a
     /// router's dispatch is work a service doing its own routing does not need.
+    /// The service must always be ready (as routers and the middleware [`Stack`] are):
+    /// it is called without asking.
+    ///
+    /// [`Stack`]: crate::middleware::Stack
     pub fn per_connection<M, F, S>(
         listener: TcpListener,
         workers: usize,
@@ -106,11 +111,10 @@ impl Service {
             + Clone
             + Send
             + 'static,
-        S::Future: Send,
+        S::Future: Send + 'static,
     {
-        let serve: ServeConnections = Arc::new(move |connections, stop| {
-            serve_until(connections, PerConnection(make()), stop)
-        });
+        let serve: ServeConnections =
+            Arc::new(move |connections, stop| Box::pin(serve_each(connections, make(), stop)));
         Self::serving(listener, serve, workers, shutdown_timeout)
     }
 
@@ -311,8 +315,8 @@ pub async fn main(
 }
 
 /// Serves the connections from one source until the token is cancelled, then drains
-/// them: a router or per-connection services behind axum's server, made anew for each
-/// thread that calls it.
+/// them: a router behind axum's server, or per-connection services on hyper's HTTP/1.1
+/// connections ([`serve_each`]), made anew for each thread that calls it.
 type ServeConnections =
     Arc<dyn Fn(Connections, CancellationToken) -> BoxFuture<'static, io::Result<()>> + Send + Sync>;
 
@@ -350,6 +354,90 @@ where
     )
 }
 
+/// Serves each connection from `connections` over HTTP/1.1 with the service `make`
+/// makes from its peer address, until `stop`; then stops accepting, lets each open
+/// connection finish the request in flight, and returns once all are closed.
+///
+/// hyper's HTTP/1.1 connection rather than axum's server, which on every request clones
+/// the service it was given and asks whether it is ready, and reads every connection
+/// through a wrapper that looks for HTTP/2's preface; the services served here are
+/// ready by construction, and the gateway, the one service served this way, speaks
+/// HTTP/1.1 to its clients and its services.
+///
+/// A client must send a request's head within [`HEADER_READ_TIMEOUT`], which also
+/// closes a keep-alive connection idle that long: a client trickling bytes cannot hold
+/// a connection open.
+async fn serve_each<F, S>(
+    mut connections: Connections,
+    mut make: F,
+    stop: CancellationToken,
+) -> io::Result<()>
+where
+    F: FnMut(SocketAddr) -> S,
+    S: tower::Service<Request, Response = Response, Error = Infallible> + Clone + Send + 'static,
+    S::Future: Send + 'static,
+{
+    // This thread's own token: each connection waits on it, and a token shared with
+    // the other threads would be a lock they all take on every wake-up.
+    let stop = stop.child_token();
+    let open = TaskTracker::new();
+    let mut http1 = hyper::server::conn::http1::Builder::new();
+    http1
+        .timer(hyper_util::rt::TokioTimer::new())
+        .header_read_timeout(HEADER_READ_TIMEOUT);
+    loop {
+        let (mut stream, peer) = tokio::select! {
+            () = stop.cancelled() => break,
+            accepted = Listener::accept(&mut connections) => accepted,
+        };
+        no_delay(&mut stream);
+        let connection = http1.serve_connection(
+            hyper_util::rt::TokioIo::new(stream),
+            AlwaysReady(make(peer)),
+        );
+        let stop = stop.clone();
+        open.spawn(async move {
+            let mut connection = std::pin::pin!(connection);
+            let ended = tokio::select! {
+                biased;
+                ended = connection.as_mut() => ended,
+                () = stop.cancelled() => {
+                    connection.as_mut().graceful_shutdown();
+                    connection.await
+                }
+            };
+            if let Err(error) = ended {
+                tracing::debug!(%error, "connection ended");
+            }
+        });
+    }
+    drop(connections);
+    open.close();
+    open.wait().await;
+    Ok(())
+}
+
+/// How long a client has to send a request's head, and how long a keep-alive
+/// connection may sit idle (for [`Service::per_connection`]).
+pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// A tower service that is always ready, as hyper's: each request is handed to a
+/// clone of it, its body boxed as axum's.
+struct AlwaysReady<S>(S);
+
+impl<S> hyper::service::Service<http::Request<hyper::body::Incoming>> for AlwaysReady<S>
+where
+    S: tower::Service<Request, Response = Response, Error = Infallible> + Clone,
+{
+    type Response = Response;
+    type Error = Infallible;
+    type Future = S::Future;
+
+    fn call(&self, request: http::Request<hyper::body::Incoming>) -> S::Future {
+        self.0.clone().call(request.map(axum::body::Body::new))
+    }
+}
+
 /// Where connections come from: the bound listener itself, or (on a worker thread) the
 /// connections handed to the worker.
 pub(crate) enum Connections {
@@ -373,30 +461,6 @@ impl Listener for Connections {
             Self::Listener(listener) => Listener::local_addr(listener),
             Self::Handed(handed) => Ok(handed.addr),
         }
-    }
-}
-
-/// Makes each connection's service from its peer address.
-struct PerConnection<F>(F);
-
-impl<L, F, S> tower::Service<IncomingStream<'_, L>> for PerConnection<F>
-where
-    L: Listener<Addr = SocketAddr>,
-    F: FnMut(SocketAddr) -> S,
-{
-    type Response = S;
-    type Error = Infallible;
-    type Future = std::future::Ready<Result<S, Infallible>>;
-
-    fn poll_ready(
-        &mut self,
-        _: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<Result<(), Infallible>> {
-        std::task::Poll::Ready(Ok(()))
-    }
-
-    fn call(&mut self, stream: IncomingStream<'_, L>) -> Self::Future {
-        std::future::ready(Ok((self.0)(*stream.remote_addr())))
     }
 }
 

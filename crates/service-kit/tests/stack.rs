@@ -266,3 +266,55 @@ async fn each_connection_gets_its_own_service_that_knows_its_peer() {
         service.stop().await.unwrap();
     }
 }
+
+/// A connection to a per-connection service answering "ok", on this runtime.
+async fn ok_per_connection() -> service_kit::server::RunningService {
+    let make = || {
+        |_peer: std::net::SocketAddr| {
+            tower::service_fn(|_: axum::extract::Request| async {
+                Ok::<_, std::convert::Infallible>(axum::response::IntoResponse::into_response("ok"))
+            })
+        }
+    };
+    let listener = Service::bind("127.0.0.1:0".parse().unwrap()).await.unwrap();
+    Service::per_connection(listener, 0, make, Duration::from_secs(5)).spawn()
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_client_that_trickles_its_request_head_is_cut_off() {
+    use service_kit::server::HEADER_READ_TIMEOUT;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let service = ok_per_connection().await;
+
+    // In time, a head sent in two parts is answered.
+    let mut patient = tokio::net::TcpStream::connect(service.addr())
+        .await
+        .unwrap();
+    patient.write_all(b"GET / HTTP/1.1\r\nho").await.unwrap();
+    tokio::time::sleep(HEADER_READ_TIMEOUT - Duration::from_secs(1)).await;
+    patient.write_all(b"st: test\r\n\r\n").await.unwrap();
+    let mut answer = [0u8; 1024];
+    let read = patient.read(&mut answer).await.unwrap();
+    assert!(
+        answer[..read].starts_with(b"HTTP/1.1 200"),
+        "{}",
+        String::from_utf8_lossy(&answer[..read])
+    );
+
+    // A head still unfinished after the timeout: the connection is closed unanswered.
+    let mut trickling = tokio::net::TcpStream::connect(service.addr())
+        .await
+        .unwrap();
+    let started = tokio::time::Instant::now();
+    trickling.write_all(b"GET / HTTP/1.1\r\nho").await.unwrap();
+    let closed = |read: &Result<std::io::Result<usize>, _>| matches!(read, Ok(Ok(0) | Err(_)));
+    let wait = HEADER_READ_TIMEOUT * 2;
+    let read = tokio::time::timeout(wait, trickling.read(&mut answer)).await;
+    assert!(closed(&read), "{read:?}");
+    assert!(started.elapsed() >= HEADER_READ_TIMEOUT);
+
+    // And a kept-alive connection that sends nothing more is closed as well.
+    let read = tokio::time::timeout(wait, patient.read(&mut answer)).await;
+    assert!(closed(&read), "{read:?}");
+    service.stop().await.unwrap();
+}
