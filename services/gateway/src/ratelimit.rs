@@ -62,6 +62,8 @@ local limit = tonumber(ARGV[1])
 local window = tonumber(ARGV[2])
 local time = redis.call('TIME')
 local now = tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)
+-- Pushed as a string: a number is formatted anew for each argument it is passed as.
+local stamp = string.format('%d', now)
 local answers = {}
 for i, key in ipairs(KEYS) do
   local wanted = tonumber(ARGV[2 + i])
@@ -74,7 +76,7 @@ for i, key in ipairs(KEYS) do
   local admitted = math.min(wanted, math.max(limit - count, 0))
   if admitted > 0 then
     local times = {}
-    for j = 1, admitted do times[j] = now end
+    for j = 1, admitted do times[j] = stamp end
     redis.call('RPUSH', key, unpack(times))
     redis.call('PEXPIRE', key, window)
   end
