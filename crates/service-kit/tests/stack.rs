@@ -267,11 +267,14 @@ async fn each_connection_gets_its_own_service_that_knows_its_peer() {
     }
 }
 
-/// A connection to a per-connection service answering "ok", on this runtime.
+/// A per-connection service answering "ok" (after 70 s on `/slow`), on this runtime.
 async fn ok_per_connection() -> service_kit::server::RunningService {
     let make = || {
         |_peer: std::net::SocketAddr| {
-            tower::service_fn(|_: axum::extract::Request| async {
+            tower::service_fn(|request: axum::extract::Request| async move {
+                if request.uri().path() == "/slow" {
+                    tokio::time::sleep(Duration::from_secs(70)).await;
+                }
                 Ok::<_, std::convert::Infallible>(axum::response::IntoResponse::into_response("ok"))
             })
         }
@@ -281,7 +284,7 @@ async fn ok_per_connection() -> service_kit::server::RunningService {
 }
 
 #[tokio::test(start_paused = true)]
-async fn a_client_that_trickles_its_request_head_is_cut_off() {
+async fn a_connection_without_a_request_in_time_is_closed_one_being_answered_is_not() {
     use service_kit::server::HEADER_READ_TIMEOUT;
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let service = ok_per_connection().await;
@@ -316,5 +319,20 @@ async fn a_client_that_trickles_its_request_head_is_cut_off() {
     // And a kept-alive connection that sends nothing more is closed as well.
     let read = tokio::time::timeout(wait, patient.read(&mut answer)).await;
     assert!(closed(&read), "{read:?}");
+
+    // A request being answered keeps its connection, however long it takes.
+    let mut waiting = tokio::net::TcpStream::connect(service.addr())
+        .await
+        .unwrap();
+    waiting
+        .write_all(b"GET /slow HTTP/1.1\r\nhost: test\r\n\r\n")
+        .await
+        .unwrap();
+    let read = waiting.read(&mut answer).await.unwrap();
+    assert!(
+        answer[..read].starts_with(b"HTTP/1.1 200"),
+        "{}",
+        String::from_utf8_lossy(&answer[..read])
+    );
     service.stop().await.unwrap();
 }
