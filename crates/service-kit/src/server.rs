@@ -369,7 +369,7 @@ where
 /// HTTP/1.1 to its clients and its services.
 ///
 /// A connection with no request begun and none being answered for
-/// [`HEADER_READ_TIMEOUT`] is closed: a client trickling a request's head, or a
+/// [`QUIET_CONNECTION_TIMEOUT`] is closed: a client trickling a request's head, or a
 /// keep-alive connection left idle. (hyper's own header-read timeout does the same
 /// with a timer reset on every request, 3 % of the gateway's instructions per proxied
 /// request; this one looks at two counters twice a minute.)
@@ -405,7 +405,7 @@ where
         let stop = stop.clone();
         open.spawn(async move {
             let mut connection = std::pin::pin!(connection);
-            let mut watchdog = std::pin::pin!(tokio::time::sleep(HEADER_READ_TIMEOUT));
+            let mut watchdog = std::pin::pin!(tokio::time::sleep(QUIET_CONNECTION_TIMEOUT));
             let mut begun = 0;
             let ended = loop {
                 tokio::select! {
@@ -422,7 +422,7 @@ where
                             return;
                         }
                         begun = now_begun;
-                        watchdog.as_mut().reset(Instant::now() + HEADER_READ_TIMEOUT);
+                        watchdog.as_mut().reset(Instant::now() + QUIET_CONNECTION_TIMEOUT);
                     }
                 }
             };
@@ -440,7 +440,7 @@ where
 /// How long a connection of [`Service::per_connection`] may go without a request
 /// begun or being answered: the time a client has to send a request's head, and how
 /// long a keep-alive connection may sit idle (closed after 30 to 60 s).
-pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
+pub const QUIET_CONNECTION_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// What one connection's requests have done, for its watchdog.
 #[derive(Default)]

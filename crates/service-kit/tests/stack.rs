@@ -285,7 +285,7 @@ async fn ok_per_connection() -> service_kit::server::RunningService {
 
 #[tokio::test(start_paused = true)]
 async fn a_connection_without_a_request_in_time_is_closed_one_being_answered_is_not() {
-    use service_kit::server::HEADER_READ_TIMEOUT;
+    use service_kit::server::QUIET_CONNECTION_TIMEOUT;
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let service = ok_per_connection().await;
 
@@ -294,7 +294,7 @@ async fn a_connection_without_a_request_in_time_is_closed_one_being_answered_is_
         .await
         .unwrap();
     patient.write_all(b"GET / HTTP/1.1\r\nho").await.unwrap();
-    tokio::time::sleep(HEADER_READ_TIMEOUT - Duration::from_secs(1)).await;
+    tokio::time::sleep(QUIET_CONNECTION_TIMEOUT - Duration::from_secs(1)).await;
     patient.write_all(b"st: test\r\n\r\n").await.unwrap();
     let mut answer = [0u8; 1024];
     let read = patient.read(&mut answer).await.unwrap();
@@ -311,10 +311,10 @@ async fn a_connection_without_a_request_in_time_is_closed_one_being_answered_is_
     let started = tokio::time::Instant::now();
     trickling.write_all(b"GET / HTTP/1.1\r\nho").await.unwrap();
     let closed = |read: &Result<std::io::Result<usize>, _>| matches!(read, Ok(Ok(0) | Err(_)));
-    let wait = HEADER_READ_TIMEOUT * 2;
+    let wait = QUIET_CONNECTION_TIMEOUT * 2;
     let read = tokio::time::timeout(wait, trickling.read(&mut answer)).await;
     assert!(closed(&read), "{read:?}");
-    assert!(started.elapsed() >= HEADER_READ_TIMEOUT);
+    assert!(started.elapsed() >= QUIET_CONNECTION_TIMEOUT);
 
     // And a kept-alive connection that sends nothing more is closed as well.
     let read = tokio::time::timeout(wait, patient.read(&mut answer)).await;

@@ -439,12 +439,11 @@ async fn forward(
         return Problem::unavailable(format!("The {} service is unavailable.", upstream.name))
             .into_response();
     };
-    let method = otel::enabled().then(|| outgoing.method().clone());
+    // The method and wall-clock start only for an exported span.
+    let exported = otel::enabled().then(|| (outgoing.method().clone(), SystemTime::now()));
     let started = Instant::now();
-    // Wall-clock time only for an exported span.
-    let started_at = otel::enabled().then(SystemTime::now);
     let result = connections.send(&upstream.destination, outgoing).await;
-    if let (Some(span), Some(started_at), Some(method)) = (trace, started_at, method) {
+    if let (Some(span), Some((method, started_at))) = (trace, exported) {
         otel::record(
             otel::Kind::Client,
             span,
