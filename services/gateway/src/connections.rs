@@ -1,28 +1,46 @@
-//! One HTTP worker's connections to the services: HTTP/1.1 over hyper's
-//! connection-level client, a short list per service.
+//! One HTTP worker's connections to the services, and the HTTP/1.1 exchanges on them.
+//!
+//! A request is written, and its answer's head read, by the request's own task, on a
+//! connection taken from a short list per service; the answer's body is read by
+//! whoever polls it (the server, sending it on to the client), and when it ends the
+//! connection goes back on its list. Nothing else runs: no task per connection, no
+//! channel between a request and its connection. (hyper's connection-level client
+//! drives each connection from a task of its own and passes requests and answers to it
+//! through channels: a third of the proxy's instructions per request.)
 //!
 //! A worker's requests never leave its thread ([`service_kit::server::workers`]), so
-//! its connections need no shared pool: hyper-util's pooled client keeps one behind a
-//! mutex, keyed by scheme and authority and hashed twice per request, which cost
-//! about a sixth of the proxy's CPU. Here a service's connections are found by its
-//! index in a list of a few.
+//! its connections need no shared pool: a service's list is found by its index, and its
+//! lock is never contended.
 //!
-//! A connection goes back on its list as soon as the response's head arrives; it is
-//! taken again only once it is ready for the next request (its response read to the
-//! end). A connection the service closed while it sat idle shows up only on use: the
-//! request then comes back unsent and goes once more, on a new connection. Connections
-//! idle longer than [`IDLE_TIMEOUT`] are closed when next seen, and a list keeps at most
-//! [`MAX_IDLE`].
+//! The exchange is HTTP/1.1 as RFC 9112 has it, for the gateway's own services: the
+//! request framed by its body's known length, or chunked; the answer's body framed by
+//! `Transfer-Encoding: chunked`, `Content-Length`, or the connection's end, and none for
+//! a `HEAD` request, a 204 or a 304; informational (1xx) answers skipped. A request's
+//! body is written while the connection is watched, so a service answering before it
+//! read the whole body (a 413, say) is heard. A connection is reused only when its
+//! answer was read exactly to its end, says nothing of closing, and the request was
+//! written whole; an answer that cannot be framed is a failure, never guessed at.
+//!
+//! A connection the service closed while it sat idle is noticed when taken (it reads
+//! as ready); one closed just as a request went out yields no answer at all, and a
+//! request without a body whose method is idempotent then goes once more, on a new
+//! connection. Connections idle longer than [`IDLE_TIMEOUT`] are closed when next
+//! seen, and a list keeps at most [`MAX_IDLE`].
 
 use std::io;
-use std::sync::{Mutex, PoisonError};
+use std::mem::MaybeUninit;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::task::{Context, Poll, ready};
 use std::time::{Duration, Instant};
 
 use axum::body::Body;
-use axum::http::{Request, Response};
-use hyper::body::Incoming;
-use hyper::client::conn::http1::{self, SendRequest};
-use hyper_util::rt::TokioIo;
+use bytes::{Buf, Bytes, BytesMut};
+use http::header::{self, HeaderMap, HeaderName, HeaderValue};
+use http::{Method, Request, Response, StatusCode, request};
+use http_body_util::BodyExt;
+use hyper::body::{Frame, SizeHint};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 /// How long a connection may sit unused before it is closed.
@@ -31,16 +49,41 @@ pub const IDLE_TIMEOUT: Duration = Duration::from_secs(90);
 /// Most connections kept per service and worker.
 pub const MAX_IDLE: usize = 256;
 
-/// Why a request got no response.
+/// Largest answer head (status line and headers) read from a service.
+pub const MAX_HEAD: usize = 64 * 1024;
+
+/// Most headers an answer may have.
+pub const MAX_HEADERS: usize = 100;
+
+/// Longest chunk-size line, and most bytes of trailers, read from a chunked answer.
+const MAX_CHUNK_LINE: usize = 1024;
+const MAX_TRAILERS: usize = 16 * 1024;
+
+/// How much is read from a connection at a time.
+const READ_SIZE: usize = 16 * 1024;
+
+/// Why a request got no answer, or its answer's body broke off.
 #[derive(Debug, thiserror::Error)]
 pub enum Failure {
     /// No connection could be made: the service is down or unreachable.
     #[error("could not connect to {address}: {error}")]
     Connect { address: String, error: io::Error },
-    /// The exchange failed on a connection (the service failed, or the request's
-    /// body did).
-    #[error(transparent)]
-    Exchange(#[from] hyper::Error),
+    /// The connection failed, or the service closed it before answering in full.
+    #[error("the connection to the service failed: {0}")]
+    Io(#[from] io::Error),
+    /// The service's answer is not HTTP/1.1 that can be read.
+    #[error("the service's answer is malformed: {0}")]
+    Malformed(&'static str),
+    /// The request's body failed while it was being sent (the client went, or its body
+    /// outgrew the limit).
+    #[error("the request's body failed: {0}")]
+    Body(#[source] axum::Error),
+}
+
+impl Failure {
+    fn closed(when: &'static str) -> Self {
+        Self::Io(io::Error::new(io::ErrorKind::UnexpectedEof, when))
+    }
 }
 
 /// Where one service listens.
@@ -52,16 +95,53 @@ pub struct Destination {
     pub address: String,
 }
 
-/// A connection and since when it is back on its list.
-struct Idle {
-    sender: SendRequest<Body>,
+/// An open connection, and what was read from it but not yet used.
+struct Connection {
+    stream: TcpStream,
+    buffer: BytesMut,
+    /// When it went back on its list.
     since: Instant,
+}
+
+impl Connection {
+    /// Whether the service left it open and silent while it sat idle. An idle
+    /// connection that reads as ready has been closed (or sent something unasked).
+    fn is_quiet(&self) -> bool {
+        let mut context = Context::from_waker(std::task::Waker::noop());
+        match self.stream.poll_read_ready(&mut context) {
+            Poll::Pending => true,
+            Poll::Ready(Err(_)) => false,
+            // Readiness can outlive what caused it: only a read tells.
+            Poll::Ready(Ok(())) => matches!(
+                self.stream.try_read(&mut [0; 1]),
+                Err(error) if error.kind() == io::ErrorKind::WouldBlock
+            ),
+        }
+    }
+
+    /// Reads more into the buffer; 0 at the connection's end.
+    async fn read_more(&mut self) -> io::Result<usize> {
+        self.buffer.reserve(READ_SIZE);
+        self.stream.read_buf(&mut self.buffer).await
+    }
+
+    fn poll_read_more(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<usize>> {
+        self.buffer.reserve(READ_SIZE);
+        tokio_util::io::poll_read_buf(Pin::new(&mut self.stream), cx, &mut self.buffer)
+    }
+}
+
+/// A service's idle connections, the longest idle first.
+type List = Mutex<Vec<Connection>>;
+
+fn lock(list: &List) -> MutexGuard<'_, Vec<Connection>> {
+    list.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 /// One worker's connections, a list per service.
 pub struct Connections {
     connect_timeout: Duration,
-    lists: Vec<Mutex<Vec<Idle>>>,
+    lists: Vec<Arc<List>>,
 }
 
 impl Connections {
@@ -69,88 +149,49 @@ impl Connections {
     pub fn new(services: usize, connect_timeout: Duration) -> Self {
         Self {
             connect_timeout,
-            lists: (0..services).map(|_| Mutex::default()).collect(),
+            lists: (0..services).map(|_| Arc::default()).collect(),
         }
     }
 
     /// Sends `request` (origin-form URI, `Host` set) to `destination` and returns the
-    /// response's head, its body streaming behind it.
+    /// answer's head, its body streaming behind it.
     pub async fn send(
         &self,
         destination: &Destination,
         request: Request<Body>,
-    ) -> Result<Response<Incoming>, Failure> {
-        let request = match self.take(destination.index) {
-            Some(sender) => match self.exchange(destination, sender, request).await {
-                Ok(response) => return Ok(response),
-                // Closed while idle, before anything was written: once more, below.
-                Err(Retry::Unsent(request)) => *request,
-                Err(Retry::Failed(error)) => return Err(error.into()),
-            },
-            None => request,
+    ) -> Result<Response<Body>, Failure> {
+        let Some(list) = self.lists.get(destination.index) else {
+            return Err(Failure::Connect {
+                address: destination.address.clone(),
+                error: io::Error::other("no such service"),
+            });
         };
+        let (parts, body) = request.into_parts();
+        let framing = Outgoing::of(&body);
+        let head = encode_head(&parts, framing);
+        let mut body = (framing != Outgoing::Empty).then_some(body);
+        // Sent again on a new connection when a reused one closed before answering:
+        // only what can be sent twice without harm.
+        let replayable = body.is_none() && parts.method.is_idempotent();
+        let head_only = parts.method == Method::HEAD;
+
+        if let Some(connection) = take(list) {
+            match exchange(list, connection, &head, body.take(), head_only).await {
+                Ok(response) => return Ok(response),
+                Err(Failed::Unanswered(_)) if replayable => {}
+                Err(Failed::Unanswered(failure) | Failed::Other(failure)) => return Err(failure),
+            }
+        }
         // Boxed: connecting makes a large future, and unboxed it would size (and be
         // copied with) every request's, most of which find a connection waiting.
-        let sender = Box::pin(self.connect(destination)).await?;
-        match self.exchange(destination, sender, request).await {
-            Ok(response) => Ok(response),
-            Err(Retry::Failed(error)) => Err(error.into()),
-            Err(Retry::Unsent(_)) => Err(Failure::Connect {
-                address: destination.address.clone(),
-                error: io::Error::new(io::ErrorKind::ConnectionReset, "closed on arrival"),
-            }),
-        }
+        let connection = Box::pin(self.connect(destination)).await?;
+        exchange(list, connection, &head, body, head_only)
+            .await
+            .map_err(|(Failed::Unanswered(failure) | Failed::Other(failure))| failure)
     }
 
-    /// One request on `sender`, which goes back on its list when it is answered.
-    async fn exchange(
-        &self,
-        destination: &Destination,
-        mut sender: SendRequest<Body>,
-        request: Request<Body>,
-    ) -> Result<Response<Incoming>, Retry> {
-        match sender.try_send_request(request).await {
-            Ok(response) => {
-                self.give_back(destination.index, sender);
-                Ok(response)
-            }
-            Err(mut error) => match error.take_message() {
-                Some(request) => Err(Retry::Unsent(Box::new(request))),
-                None => Err(Retry::Failed(error.into_error())),
-            },
-        }
-    }
-
-    /// A connection of the service's that is ready for a request, if any; drops those
-    /// that are closed or were idle too long on the way.
-    fn take(&self, index: usize) -> Option<SendRequest<Body>> {
-        let mut list = self.list(index)?;
-        let now = Instant::now();
-        // A busy connection's `since` is when its answer began: it is not idle.
-        let stale = |idle: &Idle| idle.sender.is_ready() && now - idle.since > IDLE_TIMEOUT;
-        list.retain(|idle| !idle.sender.is_closed() && !stale(idle));
-        let ready = list.iter().rposition(|idle| idle.sender.is_ready())?;
-        Some(list.swap_remove(ready).sender)
-    }
-
-    fn give_back(&self, index: usize, sender: SendRequest<Body>) {
-        if let Some(mut list) = self.list(index)
-            && list.len() < MAX_IDLE
-        {
-            list.push(Idle {
-                sender,
-                since: Instant::now(),
-            });
-        }
-    }
-
-    fn list(&self, index: usize) -> Option<std::sync::MutexGuard<'_, Vec<Idle>>> {
-        let list = self.lists.get(index)?;
-        Some(list.lock().unwrap_or_else(PoisonError::into_inner))
-    }
-
-    /// A new connection to `destination`, its driving task spawned on this worker.
-    async fn connect(&self, destination: &Destination) -> Result<SendRequest<Body>, Failure> {
+    /// A new connection to `destination`.
+    async fn connect(&self, destination: &Destination) -> Result<Connection, Failure> {
         let failed = |error: io::Error| Failure::Connect {
             address: destination.address.clone(),
             error,
@@ -163,43 +204,568 @@ impl Connections {
         .map_err(|_| failed(io::Error::new(io::ErrorKind::TimedOut, "connect timed out")))?
         .map_err(failed)?;
         stream.set_nodelay(true).map_err(failed)?;
-        let (mut sender, connection) = http1::handshake(TokioIo::new(stream))
-            .await
-            .map_err(Failure::Exchange)?;
-        tokio::spawn(async move {
-            if let Err(error) = connection.await {
-                tracing::debug!(%error, "upstream connection ended");
-            }
-        });
-        sender.ready().await?;
-        Ok(sender)
+        Ok(Connection {
+            stream,
+            buffer: BytesMut::with_capacity(READ_SIZE),
+            since: Instant::now(),
+        })
     }
 }
 
-/// How one exchange ended, when not with a response.
-enum Retry {
-    /// Nothing was written: the request can go on another connection.
-    Unsent(Box<Request<Body>>),
-    Failed(hyper::Error),
+/// A connection of the list's that is open and ready for a request, if any; closes
+/// those that were idle too long or that the service closed, on the way.
+fn take(list: &List) -> Option<Connection> {
+    let mut list = lock(list);
+    let now = Instant::now();
+    let stale = list
+        .iter()
+        .take_while(|idle| now - idle.since > IDLE_TIMEOUT)
+        .count();
+    list.drain(..stale);
+    // The most recently used first: the likeliest to be open, and the others age out.
+    while let Some(connection) = list.pop() {
+        if connection.is_quiet() {
+            return Some(connection);
+        }
+    }
+    None
+}
+
+fn give_back(list: &List, mut connection: Connection) {
+    let mut list = lock(list);
+    if list.len() < MAX_IDLE {
+        connection.since = Instant::now();
+        list.push(connection);
+    }
+}
+
+/// How an exchange failed.
+enum Failed {
+    /// The connection closed before anything of an answer came: a request without a
+    /// body can go again elsewhere.
+    Unanswered(Failure),
+    Other(Failure),
+}
+
+/// How a request's body is framed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Outgoing {
+    /// No body.
+    Empty,
+    /// `Content-Length`.
+    Length(u64),
+    /// `Transfer-Encoding: chunked`: a body of unknown length.
+    Chunked,
+}
+
+impl Outgoing {
+    fn of(body: &Body) -> Self {
+        match hyper::body::Body::size_hint(body).exact() {
+            Some(0) => Self::Empty,
+            Some(length) => Self::Length(length),
+            None => Self::Chunked,
+        }
+    }
+}
+
+/// The request's head: request line, headers (framing headers written here, from the
+/// body), blank line. Header names and values are valid by construction.
+fn encode_head(parts: &request::Parts, framing: Outgoing) -> Vec<u8> {
+    let target = parts.uri.path_and_query().map_or("/", |p| p.as_str());
+    let mut head = Vec::with_capacity(512);
+    head.extend_from_slice(parts.method.as_str().as_bytes());
+    head.push(b' ');
+    head.extend_from_slice(target.as_bytes());
+    head.extend_from_slice(b" HTTP/1.1\r\n");
+    for (name, value) in &parts.headers {
+        if name == header::CONTENT_LENGTH || name == header::TRANSFER_ENCODING {
+            continue;
+        }
+        head.extend_from_slice(name.as_str().as_bytes());
+        head.extend_from_slice(b": ");
+        head.extend_from_slice(value.as_bytes());
+        head.extend_from_slice(b"\r\n");
+    }
+    match framing {
+        Outgoing::Length(length) => {
+            head.extend_from_slice(b"content-length: ");
+            head.extend_from_slice(itoa::Buffer::new().format(length).as_bytes());
+            head.extend_from_slice(b"\r\n");
+        }
+        Outgoing::Chunked => head.extend_from_slice(b"transfer-encoding: chunked\r\n"),
+        // A method whose requests carry a body says this one is empty.
+        Outgoing::Empty if matches!(parts.method, Method::POST | Method::PUT | Method::PATCH) => {
+            head.extend_from_slice(b"content-length: 0\r\n");
+        }
+        Outgoing::Empty => {}
+    }
+    head.extend_from_slice(b"\r\n");
+    head
+}
+
+/// One request on `connection`: written, its answer's head read. The connection goes
+/// back on `list` once the answer's body is read to its end.
+async fn exchange(
+    list: &Arc<List>,
+    mut connection: Connection,
+    head: &[u8],
+    body: Option<Body>,
+    head_only: bool,
+) -> Result<Response<Body>, Failed> {
+    let mut written_whole = true;
+    match body {
+        None => {
+            if let Err(error) = connection.stream.write_all(head).await {
+                return Err(Failed::Unanswered(error.into()));
+            }
+        }
+        Some(body) => {
+            written_whole = write_with_body(&mut connection, head, body)
+                .await
+                .map_err(Failed::Other)?;
+        }
+    }
+
+    let mut informational = false;
+    let (response, framing, keep_alive) = loop {
+        match parse_head(&mut connection.buffer, head_only) {
+            Ok(Some(Parsed::Informational)) => informational = true,
+            Ok(Some(Parsed::Final(response, framing, keep_alive))) => {
+                break (response, framing, keep_alive);
+            }
+            Ok(None) if connection.buffer.len() >= MAX_HEAD => {
+                return Err(Failed::Other(Failure::Malformed("its head is too large")));
+            }
+            Ok(None) => match connection.read_more().await {
+                Ok(0) if connection.buffer.is_empty() && !informational => {
+                    return Err(Failed::Unanswered(Failure::closed(
+                        "closed without answering",
+                    )));
+                }
+                Ok(0) => return Err(Failed::Other(Failure::closed("closed mid-answer"))),
+                Ok(_) => {}
+                Err(error) if connection.buffer.is_empty() && !informational => {
+                    return Err(Failed::Unanswered(error.into()));
+                }
+                Err(error) => return Err(Failed::Other(error.into())),
+            },
+            Err(failure) => return Err(Failed::Other(failure)),
+        }
+    };
+
+    let reusable = keep_alive && written_whole;
+    let body = if framing == Framing::Length(0) {
+        if reusable && connection.buffer.is_empty() {
+            give_back(list, connection);
+        }
+        Body::empty()
+    } else {
+        Body::new(Answer {
+            streaming: Some(Streaming {
+                connection,
+                framing,
+                reusable,
+                list: list.clone(),
+            }),
+        })
+    };
+    Ok(response.map(|()| body))
+}
+
+/// Writes the request's head and body, while watching for the answer: a service may
+/// answer (and stop reading) before the body is all sent. Returns whether the request
+/// was written whole; if not, the answer began before it was.
+async fn write_with_body(
+    connection: &mut Connection,
+    head: &[u8],
+    body: Body,
+) -> Result<bool, Failure> {
+    let framing = Outgoing::of(&body);
+    let (mut reader, mut writer) = connection.stream.split();
+    let buffer = &mut connection.buffer;
+    let writing = async {
+        writer.write_all(head).await?;
+        let mut body = std::pin::pin!(body);
+        let mut sent: u64 = 0;
+        let mut chunk = Vec::new();
+        while let Some(frame) = body.frame().await {
+            let Ok(data) = frame.map_err(Failure::Body)?.into_data() else {
+                continue; // trailers: not sent
+            };
+            if data.is_empty() {
+                continue;
+            }
+            sent += data.len() as u64;
+            match framing {
+                Outgoing::Chunked => {
+                    chunk.clear();
+                    chunk.extend_from_slice(format!("{:x}\r\n", data.len()).as_bytes());
+                    chunk.extend_from_slice(&data);
+                    chunk.extend_from_slice(b"\r\n");
+                    writer.write_all(&chunk).await?;
+                }
+                Outgoing::Length(length) if sent > length => {
+                    return Err(Failure::Body(axum::Error::new(
+                        "the body is longer than it said",
+                    )));
+                }
+                _ => writer.write_all(&data).await?,
+            }
+        }
+        match framing {
+            Outgoing::Chunked => writer.write_all(b"0\r\n\r\n").await?,
+            Outgoing::Length(length) if sent != length => {
+                return Err(Failure::Body(axum::Error::new(
+                    "the body is shorter than it said",
+                )));
+            }
+            _ => {}
+        }
+        Ok::<_, Failure>(())
+    };
+    tokio::select! {
+        written = writing => written.map(|()| true),
+        read = reader.read_buf(buffer) => match read {
+            Ok(0) => Err(Failure::closed("closed while the request was sent")),
+            Ok(_) => Ok(false),
+            Err(error) => Err(error.into()),
+        },
+    }
+}
+
+/// How an answer's body is framed, and how far it has been read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Framing {
+    /// `Content-Length`: this many bytes still to come.
+    Length(u64),
+    /// Chunked: at a chunk-size line.
+    ChunkSize,
+    /// Chunked: this many bytes of the current chunk still to come.
+    ChunkData(u64),
+    /// Chunked: the CRLF after a chunk's data.
+    ChunkEnd,
+    /// Chunked: trailer lines, this many bytes of them read, until a blank line.
+    Trailers(usize),
+    /// Until the service closes the connection.
+    UntilClose,
+}
+
+/// What a complete head was.
+enum Parsed {
+    /// A 1xx, skipped: the final answer follows.
+    Informational,
+    /// The answer's head, its body's framing, whether the connection may be reused.
+    Final(Response<()>, Framing, bool),
+}
+
+/// Takes one complete answer head from the front of `buffer`; none while it is
+/// incomplete.
+fn parse_head(buffer: &mut BytesMut, head_only: bool) -> Result<Option<Parsed>, Failure> {
+    let malformed = Failure::Malformed;
+    // Where each header's name and value lie in the head, so that the values can share
+    // the head's bytes once it is taken off the buffer.
+    let (length, code, version, spans) = {
+        // Left uninitialized: zeroing a hundred slots cost more than the parse.
+        let mut slots = [const { MaybeUninit::<httparse::Header<'_>>::uninit() }; MAX_HEADERS];
+        let mut parsed = httparse::Response::new(&mut []);
+        let length = match httparse::ParserConfig::default().parse_response_with_uninit_headers(
+            &mut parsed,
+            buffer,
+            &mut slots,
+        ) {
+            Ok(httparse::Status::Complete(length)) => length,
+            Ok(httparse::Status::Partial) => return Ok(None),
+            Err(httparse::Error::TooManyHeaders) => return Err(malformed("too many headers")),
+            Err(_) => return Err(malformed("not an HTTP/1.1 answer")),
+        };
+        let start = buffer.as_ptr() as usize;
+        let spans: Vec<_> = parsed
+            .headers
+            .iter()
+            .map(|found| {
+                let name = found.name.as_ptr() as usize - start;
+                let value = found.value.as_ptr() as usize - start;
+                (
+                    name..name + found.name.len(),
+                    value..value + found.value.len(),
+                )
+            })
+            .collect();
+        let (Some(code), Some(version)) = (parsed.code, parsed.version) else {
+            return Err(malformed("not an HTTP/1.1 answer"));
+        };
+        (length, code, version, spans)
+    };
+    let head = buffer.split_to(length).freeze();
+    let status = StatusCode::from_u16(code).map_err(|_| malformed("bad status"))?;
+    if status.is_informational() {
+        if status == StatusCode::SWITCHING_PROTOCOLS {
+            return Err(malformed("an unasked protocol switch"));
+        }
+        return Ok(Some(Parsed::Informational));
+    }
+
+    // Room for what the gateway adds on the way back (request id, trace, rate limits).
+    let mut headers = HeaderMap::with_capacity(spans.len() + 8);
+    for (name, value) in spans {
+        let name = HeaderName::from_bytes(&head[name]).map_err(|_| malformed("bad header name"))?;
+        let value = HeaderValue::from_maybe_shared(head.slice(value))
+            .map_err(|_| malformed("bad header value"))?;
+        headers.append(name, value);
+    }
+
+    let mut keep_alive = version == 1 && !lists_close(&headers);
+    let framing =
+        if head_only || status == StatusCode::NO_CONTENT || status == StatusCode::NOT_MODIFIED {
+            Framing::Length(0)
+        } else if headers.contains_key(header::TRANSFER_ENCODING) {
+            // Transfer-Encoding wins over Content-Length, which is then dropped; a message
+            // carrying both is suspect, so its connection is not reused.
+            if headers.remove(header::CONTENT_LENGTH).is_some() {
+                keep_alive = false;
+            }
+            if ends_chunked(&headers) {
+                Framing::ChunkSize
+            } else {
+                keep_alive = false;
+                Framing::UntilClose
+            }
+        } else if headers.contains_key(header::CONTENT_LENGTH) {
+            Framing::Length(content_length(&headers).ok_or(malformed("bad Content-Length"))?)
+        } else {
+            keep_alive = false;
+            Framing::UntilClose
+        };
+
+    let mut response = Response::new(());
+    *response.status_mut() = status;
+    *response.headers_mut() = headers;
+    Ok(Some(Parsed::Final(response, framing, keep_alive)))
+}
+
+/// Whether `Connection` says `close`.
+fn lists_close(headers: &HeaderMap) -> bool {
+    headers
+        .get_all(header::CONNECTION)
+        .iter()
+        .flat_map(|value| value.as_bytes().split(|&b| b == b','))
+        .any(|token| token.trim_ascii().eq_ignore_ascii_case(b"close"))
+}
+
+/// Whether the last transfer coding is `chunked`.
+fn ends_chunked(headers: &HeaderMap) -> bool {
+    headers
+        .get_all(header::TRANSFER_ENCODING)
+        .iter()
+        .next_back()
+        .and_then(|value| value.as_bytes().rsplit(|&b| b == b',').next())
+        .is_some_and(|coding| coding.trim_ascii().eq_ignore_ascii_case(b"chunked"))
+}
+
+/// The one length every `Content-Length` value gives, if they agree and are numbers.
+fn content_length(headers: &HeaderMap) -> Option<u64> {
+    let mut length = None;
+    for value in headers.get_all(header::CONTENT_LENGTH) {
+        for part in value.as_bytes().split(|&b| b == b',') {
+            let part = part.trim_ascii();
+            if part.is_empty() || part.len() > 19 || !part.iter().all(u8::is_ascii_digit) {
+                return None;
+            }
+            let parsed = std::str::from_utf8(part).ok()?.parse::<u64>().ok()?;
+            if length.is_some_and(|known| known != parsed) {
+                return None;
+            }
+            length = Some(parsed);
+        }
+    }
+    length
+}
+
+/// An answer's body, read from its connection as it is polled; the connection goes
+/// back on its list at the body's end, or closes if the body is dropped before.
+struct Answer {
+    streaming: Option<Streaming>,
+}
+
+struct Streaming {
+    connection: Connection,
+    framing: Framing,
+    reusable: bool,
+    list: Arc<List>,
+}
+
+impl Streaming {
+    /// The body ended here: the connection is reused if nothing more came with it.
+    fn finish(self) {
+        if self.reusable && self.connection.buffer.is_empty() {
+            give_back(&self.list, self.connection);
+        }
+    }
+
+    /// The next frame, or `None` at the body's end (the framing then says so).
+    fn poll_next(&mut self, cx: &mut Context<'_>) -> Poll<Option<io::Result<Bytes>>> {
+        loop {
+            let buffer = &mut self.connection.buffer;
+            match self.framing {
+                Framing::Length(0) => return Poll::Ready(None),
+                Framing::Length(left) | Framing::ChunkData(left) if !buffer.is_empty() => {
+                    let taken = usize::try_from(left).map_or(buffer.len(), |l| l.min(buffer.len()));
+                    let left = left - taken as u64;
+                    self.framing = match self.framing {
+                        Framing::ChunkData(_) if left == 0 => Framing::ChunkEnd,
+                        Framing::ChunkData(_) => Framing::ChunkData(left),
+                        _ => Framing::Length(left),
+                    };
+                    return Poll::Ready(Some(Ok(buffer.split_to(taken).freeze())));
+                }
+                Framing::UntilClose if !buffer.is_empty() => {
+                    return Poll::Ready(Some(Ok(buffer.split().freeze())));
+                }
+                Framing::ChunkSize => {
+                    if let Some(line) = take_line(buffer, MAX_CHUNK_LINE)? {
+                        let size = chunk_size(&line)?;
+                        self.framing = if size == 0 {
+                            Framing::Trailers(0)
+                        } else {
+                            Framing::ChunkData(size)
+                        };
+                        continue;
+                    }
+                }
+                Framing::ChunkEnd if buffer.len() >= 2 => {
+                    if &buffer[..2] != b"\r\n" {
+                        return Poll::Ready(Some(Err(invalid("a chunk without its CRLF"))));
+                    }
+                    buffer.advance(2);
+                    self.framing = Framing::ChunkSize;
+                    continue;
+                }
+                Framing::Trailers(read) => {
+                    if let Some(line) = take_line(buffer, MAX_TRAILERS - read)? {
+                        if line.is_empty() {
+                            return Poll::Ready(None);
+                        }
+                        self.framing = Framing::Trailers(read + line.len() + 2);
+                        continue;
+                    }
+                }
+                _ => {}
+            }
+            // More is needed.
+            let read = ready!(self.connection.poll_read_more(cx))?;
+            if read == 0 {
+                if self.framing == Framing::UntilClose {
+                    self.reusable = false;
+                    return Poll::Ready(None);
+                }
+                return Poll::Ready(Some(Err(io::Error::new(
+                    io::ErrorKind::UnexpectedEof,
+                    "the service closed the connection mid-body",
+                ))));
+            }
+        }
+    }
+}
+
+fn invalid(what: &'static str) -> io::Error {
+    io::Error::new(io::ErrorKind::InvalidData, what)
+}
+
+/// Takes a CRLF-terminated line off the front of `buffer` (without its CRLF); none yet
+/// if it is incomplete, an error past `limit` bytes.
+fn take_line(buffer: &mut BytesMut, limit: usize) -> io::Result<Option<Bytes>> {
+    match buffer.iter().position(|&b| b == b'\n') {
+        Some(end) if end > 0 && buffer[end - 1] == b'\r' && end <= limit => {
+            let line = buffer.split_to(end + 1).freeze();
+            Ok(Some(line.slice(..end - 1)))
+        }
+        Some(_) => Err(invalid("a malformed or overlong line in a chunked body")),
+        None if buffer.len() > limit => Err(invalid("an overlong line in a chunked body")),
+        None => Ok(None),
+    }
+}
+
+/// A chunk-size line's size: hex digits, then perhaps extensions (ignored).
+fn chunk_size(line: &[u8]) -> io::Result<u64> {
+    let digits = line
+        .split(|&b| b == b';')
+        .next()
+        .unwrap_or_default()
+        .trim_ascii_end();
+    if digits.is_empty() || digits.len() > 15 || !digits.iter().all(u8::is_ascii_hexdigit) {
+        return Err(invalid("a malformed chunk size"));
+    }
+    let digits = std::str::from_utf8(digits).map_err(|_| invalid("a malformed chunk size"))?;
+    u64::from_str_radix(digits, 16).map_err(|_| invalid("a malformed chunk size"))
+}
+
+impl hyper::body::Body for Answer {
+    type Data = Bytes;
+    type Error = io::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, io::Error>>> {
+        let Some(streaming) = self.streaming.as_mut() else {
+            return Poll::Ready(None);
+        };
+        let next = ready!(streaming.poll_next(cx));
+        // Ended, failed, or its last bytes: the connection is done with either way (a
+        // server sending a body of known length stops polling at its last byte).
+        if (!matches!(next, Some(Ok(_))) || streaming.framing == Framing::Length(0))
+            && let Some(streaming) = self.streaming.take()
+            && matches!(next, None | Some(Ok(_)))
+        {
+            streaming.finish();
+        }
+        Poll::Ready(next.map(|next| next.map(Frame::data)))
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.streaming.is_none()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        match &self.streaming {
+            None => SizeHint::with_exact(0),
+            Some(Streaming {
+                framing: Framing::Length(left),
+                ..
+            }) => SizeHint::with_exact(*left),
+            Some(_) => SizeHint::default(),
+        }
+    }
 }
 
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)] // in a test, a failed unwrap is a failed test
 
-    use std::sync::Arc;
     use std::sync::atomic::{AtomicUsize, Ordering};
 
-    use axum::http::StatusCode;
-    use http_body_util::BodyExt;
+    use futures::StreamExt;
     use hyper::service::service_fn;
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use hyper_util::rt::TokioIo;
     use tokio::net::TcpListener;
 
     use super::*;
 
     /// A service answering `ok` after `delay`, counting the connections it accepted.
     async fn service(delay: Duration) -> (Destination, Arc<AtomicUsize>) {
+        serve(move |_request| async move {
+            tokio::time::sleep(delay).await;
+            Response::new(Body::from("ok"))
+        })
+        .await
+    }
+
+    /// A hyper service answering each request with `answer`, counting connections.
+    async fn serve<F, Fut>(answer: F) -> (Destination, Arc<AtomicUsize>)
+    where
+        F: Fn(Request<hyper::body::Incoming>) -> Fut + Clone + Send + Sync + 'static,
+        Fut: Future<Output = Response<Body>> + Send + 'static,
+    {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let address = listener.local_addr().unwrap().to_string();
         let accepted = Arc::new(AtomicUsize::new(0));
@@ -207,10 +773,11 @@ mod tests {
         tokio::spawn(async move {
             while let Ok((stream, _)) = listener.accept().await {
                 counter.fetch_add(1, Ordering::SeqCst);
+                let answer = answer.clone();
                 tokio::spawn(async move {
-                    let answer = service_fn(move |_request| async move {
-                        tokio::time::sleep(delay).await;
-                        Ok::<_, std::convert::Infallible>(Response::new(Body::from("ok")))
+                    let answer = service_fn(move |request| {
+                        let answered = answer(request);
+                        async move { Ok::<_, std::convert::Infallible>(answered.await) }
                     });
                     let _ = hyper::server::conn::http1::Builder::new()
                         .serve_connection(TokioIo::new(stream), answer)
@@ -221,19 +788,77 @@ mod tests {
         (Destination { index: 0, address }, accepted)
     }
 
-    fn request() -> Request<Body> {
+    /// A service written by hand: the n-th request head on each connection (bodies are
+    /// not read) gets `answers(n)` as it is; the connection closes when that is `None`
+    /// or, with `close_after_last`, right after the last answer. Counts connections.
+    async fn scripted(
+        answers: fn(usize) -> Option<&'static [u8]>,
+        close_after_last: bool,
+    ) -> (Destination, Arc<AtomicUsize>) {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = listener.local_addr().unwrap().to_string();
+        let accepted = Arc::new(AtomicUsize::new(0));
+        let counter = accepted.clone();
+        tokio::spawn(async move {
+            while let Ok((mut stream, _)) = listener.accept().await {
+                counter.fetch_add(1, Ordering::SeqCst);
+                tokio::spawn(async move {
+                    let mut read = Vec::new();
+                    for n in 0.. {
+                        while !read.windows(4).any(|w| w == b"\r\n\r\n") {
+                            let mut more = [0; 4096];
+                            match stream.read(&mut more).await {
+                                Ok(0) | Err(_) => return,
+                                Ok(count) => read.extend_from_slice(&more[..count]),
+                            }
+                        }
+                        let end = read.windows(4).position(|w| w == b"\r\n\r\n").unwrap();
+                        read.drain(..end + 4);
+                        let Some(answer) = answers(n) else { return };
+                        if stream.write_all(answer).await.is_err()
+                            || (close_after_last && answers(n + 1).is_none())
+                        {
+                            return;
+                        }
+                    }
+                });
+            }
+        });
+        (Destination { index: 0, address }, accepted)
+    }
+
+    fn request(method: Method, body: Body) -> Request<Body> {
         Request::builder()
-            .uri("/x")
+            .method(method)
+            .uri("/x?y=1")
             .header("host", "test")
-            .body(Body::empty())
+            .body(body)
             .unwrap()
     }
 
-    async fn ok(response: Result<Response<Incoming>, Failure>) {
+    fn get() -> Request<Body> {
+        request(Method::GET, Body::empty())
+    }
+
+    async fn text(response: Result<Response<Body>, Failure>) -> (StatusCode, String) {
         let response = response.unwrap();
-        assert_eq!(response.status(), StatusCode::OK);
+        let status = response.status();
         let body = response.into_body().collect().await.unwrap().to_bytes();
-        assert_eq!(body, "ok");
+        (status, String::from_utf8(body.to_vec()).unwrap())
+    }
+
+    /// Sends `times` requests to `destination` one after another, each answered 200
+    /// with `body`.
+    async fn answered_in_turn(destination: &Destination, times: usize, body: &str) {
+        let connections = Connections::new(1, Duration::from_secs(1));
+        for _ in 0..times {
+            let response = connections.send(destination, get()).await;
+            assert_eq!(text(response).await, (StatusCode::OK, body.to_owned()));
+        }
+    }
+
+    async fn ok(response: Result<Response<Body>, Failure>) {
+        assert_eq!(text(response).await, (StatusCode::OK, "ok".to_owned()));
     }
 
     #[tokio::test]
@@ -242,12 +867,12 @@ mod tests {
         let connections = Connections::new(1, Duration::from_secs(1));
 
         for _ in 0..10 {
-            ok(connections.send(&destination, request()).await).await;
+            ok(connections.send(&destination, get()).await).await;
         }
         assert_eq!(accepted.load(Ordering::SeqCst), 1);
 
         let racing =
-            (0..8).map(|_| async { ok(connections.send(&destination, request()).await).await });
+            (0..8).map(|_| async { ok(connections.send(&destination, get()).await).await });
         futures::future::join_all(racing).await;
         assert_eq!(
             accepted.load(Ordering::SeqCst),
@@ -256,31 +881,50 @@ mod tests {
         );
 
         for _ in 0..10 {
-            ok(connections.send(&destination, request()).await).await;
+            ok(connections.send(&destination, get()).await).await;
         }
         assert_eq!(accepted.load(Ordering::SeqCst), 8, "all eight are kept");
     }
 
     #[tokio::test]
-    async fn a_connection_the_service_closed_is_not_reused() {
-        // Answers one request per connection, then closes it without saying so.
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let address = listener.local_addr().unwrap().to_string();
-        tokio::spawn(async move {
-            while let Ok((mut stream, _)) = listener.accept().await {
-                let mut head = [0u8; 1024];
-                let _ = stream.read(&mut head).await;
-                let _ = stream
-                    .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok")
-                    .await;
-            }
-        });
-        let destination = Destination { index: 0, address };
+    async fn a_connection_the_service_closed_while_idle_is_not_reused() {
+        // One answer per connection, then the connection closes without saying so.
+        let (destination, accepted) = scripted(
+            |n| (n == 0).then_some(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok"),
+            true,
+        )
+        .await;
         let connections = Connections::new(1, Duration::from_secs(1));
 
         for _ in 0..5 {
-            ok(connections.send(&destination, request()).await).await;
+            ok(connections.send(&destination, get()).await).await;
+            // The close arrives while the connection sits idle.
+            tokio::time::sleep(Duration::from_millis(20)).await;
         }
+        assert_eq!(accepted.load(Ordering::SeqCst), 5);
+    }
+
+    #[tokio::test]
+    async fn a_request_the_service_closed_on_goes_again_only_if_it_can() {
+        // Answers the first request on each connection; reads the second and closes.
+        let (destination, accepted) = scripted(
+            |n| (n == 0).then_some(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok"),
+            false,
+        )
+        .await;
+        let connections = Connections::new(1, Duration::from_secs(1));
+
+        ok(connections.send(&destination, get()).await).await;
+        // An idempotent request without a body goes again, on a new connection.
+        ok(connections.send(&destination, get()).await).await;
+        assert_eq!(accepted.load(Ordering::SeqCst), 2);
+
+        // A POST might have been acted on: it is not sent twice.
+        let failed = connections
+            .send(&destination, request(Method::POST, Body::empty()))
+            .await;
+        assert!(matches!(failed, Err(Failure::Io(_))), "{failed:?}");
+        assert_eq!(accepted.load(Ordering::SeqCst), 2);
     }
 
     #[tokio::test]
@@ -291,8 +935,169 @@ mod tests {
         let connections = Connections::new(1, Duration::from_secs(1));
 
         let failed = connections
-            .send(&Destination { index: 0, address }, request())
+            .send(&Destination { index: 0, address }, get())
             .await;
         assert!(matches!(failed, Err(Failure::Connect { .. })), "{failed:?}");
+    }
+
+    #[tokio::test]
+    async fn a_chunked_answer_is_read_to_its_end_and_its_connection_reused() {
+        let (destination, accepted) = scripted(
+            |_| {
+                Some(
+                    b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n\
+                  5;note=x\r\nhello\r\n1\r\n \r\n005\r\nworld\r\n0\r\nx-trailer: 1\r\n\r\n",
+                )
+            },
+            false,
+        )
+        .await;
+        answered_in_turn(&destination, 3, "hello world").await;
+        assert_eq!(accepted.load(Ordering::SeqCst), 1);
+    }
+
+    #[tokio::test]
+    async fn an_answer_without_a_length_runs_to_the_close_and_its_connection_is_not_reused() {
+        let (destination, accepted) = scripted(
+            |n| (n == 0).then_some(b"HTTP/1.1 200 OK\r\n\r\nall of it"),
+            true,
+        )
+        .await;
+        answered_in_turn(&destination, 2, "all of it").await;
+        assert_eq!(accepted.load(Ordering::SeqCst), 2);
+    }
+
+    #[tokio::test]
+    async fn head_and_no_content_answers_have_no_body_whatever_they_declare() {
+        let (destination, accepted) = scripted(
+            |n| {
+                Some(match n % 3 {
+                    0 => b"HTTP/1.1 200 OK\r\ncontent-length: 5\r\n\r\n",
+                    1 => b"HTTP/1.1 204 No Content\r\n\r\n",
+                    _ => b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok",
+                })
+            },
+            false,
+        )
+        .await;
+        let connections = Connections::new(1, Duration::from_secs(1));
+
+        let head = connections
+            .send(&destination, request(Method::HEAD, Body::empty()))
+            .await
+            .unwrap();
+        assert_eq!(head.headers()[header::CONTENT_LENGTH], "5");
+        assert!(hyper::body::Body::is_end_stream(head.body()));
+        let (status, body) = text(connections.send(&destination, get()).await).await;
+        assert_eq!((status, body.as_str()), (StatusCode::NO_CONTENT, ""));
+        ok(connections.send(&destination, get()).await).await;
+        assert_eq!(
+            accepted.load(Ordering::SeqCst),
+            1,
+            "each answer ended where it should"
+        );
+    }
+
+    #[tokio::test]
+    async fn informational_answers_are_skipped() {
+        let (destination, _) = scripted(|_| {
+            Some(b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 103 Early Hints\r\nlink: </a>\r\n\r\nHTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok")
+        }, false)
+        .await;
+        let connections = Connections::new(1, Duration::from_secs(1));
+
+        ok(connections.send(&destination, get()).await).await;
+    }
+
+    #[tokio::test]
+    async fn answers_that_cannot_be_framed_are_failures() {
+        let (destination, _) = scripted(
+            |n| {
+                Some(match n {
+                    0 => b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\ncontent-length: 3\r\n\r\nok",
+                    1 => b"HTTP/1.1 200 OK\r\ncontent-length: -2\r\n\r\nok",
+                    _ => b"nonsense\r\n\r\n",
+                })
+            },
+            false,
+        )
+        .await;
+        let connections = Connections::new(1, Duration::from_secs(1));
+
+        for _ in 0..3 {
+            let failed = connections.send(&destination, get()).await;
+            assert!(matches!(failed, Err(Failure::Malformed(_))), "{failed:?}");
+        }
+
+        let (destination, _) = scripted(
+            |_| Some(b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\nzz\r\nok\r\n0\r\n\r\n"),
+            false,
+        )
+        .await;
+        let response = connections.send(&destination, get()).await.unwrap();
+        assert!(response.into_body().collect().await.is_err());
+    }
+
+    #[tokio::test]
+    async fn bodies_go_with_their_length_or_chunked() {
+        let (destination, _) = serve(|request: Request<hyper::body::Incoming>| async move {
+            let framing = match request.headers().get(header::CONTENT_LENGTH) {
+                Some(length) => format!("length {}", length.to_str().unwrap()),
+                None => format!("{:?}", request.headers().get(header::TRANSFER_ENCODING)),
+            };
+            let body = request.into_body().collect().await.unwrap().to_bytes();
+            Response::new(Body::from(format!(
+                "{framing}: {}",
+                String::from_utf8(body.to_vec()).unwrap()
+            )))
+        })
+        .await;
+        let connections = Connections::new(1, Duration::from_secs(1));
+
+        let sized = connections
+            .send(
+                &destination,
+                request(Method::POST, Body::from("twelve bytes")),
+            )
+            .await;
+        assert_eq!(text(sized).await.1, "length 12: twelve bytes");
+
+        let parts = futures::stream::iter(["str", "eam", "ed"])
+            .map(|part| Ok::<_, std::convert::Infallible>(Bytes::from_static(part.as_bytes())));
+        let streamed = connections
+            .send(&destination, request(Method::PUT, Body::from_stream(parts)))
+            .await;
+        assert_eq!(text(streamed).await.1, "Some(\"chunked\"): streamed");
+
+        let empty = connections
+            .send(&destination, request(Method::POST, Body::empty()))
+            .await;
+        assert_eq!(text(empty).await.1, "length 0: ");
+    }
+
+    #[tokio::test]
+    async fn an_answer_before_the_body_is_sent_is_heard() {
+        // Answers as soon as it has the head, and never reads the body.
+        let (destination, _) = scripted(|_| {
+            Some(b"HTTP/1.1 413 Payload Too Large\r\ncontent-length: 0\r\nconnection: close\r\n\r\n")
+        }, false)
+        .await;
+        let connections = Connections::new(1, Duration::from_secs(1));
+        // A body that never ends: more than any socket buffer holds, then nothing.
+        let endless = futures::stream::repeat(Bytes::from(vec![b'x'; 64 * 1024]))
+            .take(1024)
+            .map(Ok::<_, std::convert::Infallible>)
+            .chain(futures::stream::pending());
+
+        let answered = tokio::time::timeout(
+            Duration::from_secs(5),
+            connections.send(
+                &destination,
+                request(Method::POST, Body::from_stream(endless)),
+            ),
+        )
+        .await
+        .expect("the answer is heard while the body is still going");
+        assert_eq!(answered.unwrap().status(), StatusCode::PAYLOAD_TOO_LARGE);
     }
 }

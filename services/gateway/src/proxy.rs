@@ -474,9 +474,9 @@ async fn forward(
             upstream.breaker.record(permit, outcome, started.elapsed());
             let (mut parts, body) = response.into_parts();
             strip_hop_by_hop(&mut parts.headers);
-            Response::from_parts(parts, Body::new(body))
+            Response::from_parts(parts, body)
         }
-        Err(Failure::Exchange(error)) if body_too_large(&error) => {
+        Err(Failure::Body(error)) if body_too_large(&error) => {
             // The client's body outgrew the limit on the way: the client's fault, not
             // the service's, so the breaker does not count it.
             upstream
