@@ -19,7 +19,9 @@
 //! body is written while the connection is watched, so a service answering before it
 //! read the whole body (a 413, say) is heard. A connection is reused only when its
 //! answer was read exactly to its end, says nothing of closing, and the request was
-//! written whole; an answer that cannot be framed is a failure, never guessed at.
+//! written whole; an answer that cannot be framed is a failure, never guessed at. An
+//! answer comes without its connection's own headers (the hop-by-hop ones and those its
+//! `Connection` names): they are read here and stay here.
 //!
 //! A connection the service closed while it sat idle is noticed when taken (it reads
 //! as ready); one closed just as a request went out yields no answer at all, and a
@@ -58,6 +60,19 @@ pub const MAX_HEADERS: usize = 100;
 /// Longest chunk-size line, and most bytes of trailers, read from a chunked answer.
 const MAX_CHUNK_LINE: usize = 1024;
 const MAX_TRAILERS: usize = 16 * 1024;
+
+/// Headers that describe one connection, never passed on (RFC 9110 §7.6.1).
+pub const HOP_BY_HOP: [HeaderName; 9] = [
+    header::CONNECTION,
+    HeaderName::from_static("keep-alive"),
+    HeaderName::from_static("proxy-connection"),
+    header::PROXY_AUTHENTICATE,
+    header::PROXY_AUTHORIZATION,
+    header::TE,
+    header::TRAILER,
+    header::TRANSFER_ENCODING,
+    header::UPGRADE,
+];
 
 /// How much is read from a connection at a time.
 const READ_SIZE: usize = 16 * 1024;
@@ -505,26 +520,58 @@ fn parse_head(buffer: &mut BytesMut, head_only: bool) -> Result<Option<Parsed>, 
         return Ok(Some(Parsed::Informational));
     }
 
+    // The connection's own headers (RFC 9110 §7.6.1: the hop-by-hop ones, and any that
+    // `Connection` names) are read here, for the framing, and not passed on.
+    let mut close = false;
+    let mut named: Vec<&[u8]> = Vec::new();
+    let mut transfer_encoding = None;
+    for (name, value) in &spans {
+        let (name, value) = (&head[name.clone()], &head[value.clone()]);
+        if name.eq_ignore_ascii_case(b"connection") {
+            for token in value.split(|&b| b == b',').map(<[u8]>::trim_ascii) {
+                if token.eq_ignore_ascii_case(b"close") {
+                    close = true;
+                } else if !token.is_empty()
+                    && !HOP_BY_HOP
+                        .iter()
+                        .any(|h| token.eq_ignore_ascii_case(h.as_str().as_bytes()))
+                {
+                    named.push(token);
+                }
+            }
+        } else if name.eq_ignore_ascii_case(b"transfer-encoding") {
+            // The last coding is the one that frames the body.
+            transfer_encoding = Some(value);
+        }
+    }
     // Room for what the gateway adds on the way back (request id, trace, rate limits).
     let mut headers = HeaderMap::with_capacity(spans.len() + 8);
     for (name, value) in spans {
         let name = HeaderName::from_bytes(&head[name]).map_err(|_| malformed("bad header name"))?;
+        if HOP_BY_HOP.contains(&name)
+            || named
+                .iter()
+                .any(|n| n.eq_ignore_ascii_case(name.as_str().as_bytes()))
+        {
+            continue;
+        }
         let value = HeaderValue::from_maybe_shared(head.slice(value))
             .map_err(|_| malformed("bad header value"))?;
         headers.append(name, value);
     }
 
-    let mut keep_alive = version == 1 && !lists_close(&headers);
+    let mut keep_alive = version == 1 && !close;
     let framing =
         if head_only || status == StatusCode::NO_CONTENT || status == StatusCode::NOT_MODIFIED {
             Framing::Length(0)
-        } else if headers.contains_key(header::TRANSFER_ENCODING) {
+        } else if let Some(codings) = transfer_encoding {
             // Transfer-Encoding wins over Content-Length, which is then dropped; a message
             // carrying both is suspect, so its connection is not reused.
             if headers.remove(header::CONTENT_LENGTH).is_some() {
                 keep_alive = false;
             }
-            if ends_chunked(&headers) {
+            let last = codings.rsplit(|&b| b == b',').next().unwrap_or_default();
+            if last.trim_ascii().eq_ignore_ascii_case(b"chunked") {
                 Framing::ChunkSize
             } else {
                 keep_alive = false;
@@ -541,25 +588,6 @@ fn parse_head(buffer: &mut BytesMut, head_only: bool) -> Result<Option<Parsed>, 
     *response.status_mut() = status;
     *response.headers_mut() = headers;
     Ok(Some(Parsed::Final(response, framing, keep_alive)))
-}
-
-/// Whether `Connection` says `close`.
-fn lists_close(headers: &HeaderMap) -> bool {
-    headers
-        .get_all(header::CONNECTION)
-        .iter()
-        .flat_map(|value| value.as_bytes().split(|&b| b == b','))
-        .any(|token| token.trim_ascii().eq_ignore_ascii_case(b"close"))
-}
-
-/// Whether the last transfer coding is `chunked`.
-fn ends_chunked(headers: &HeaderMap) -> bool {
-    headers
-        .get_all(header::TRANSFER_ENCODING)
-        .iter()
-        .next_back()
-        .and_then(|value| value.as_bytes().rsplit(|&b| b == b',').next())
-        .is_some_and(|coding| coding.trim_ascii().eq_ignore_ascii_case(b"chunked"))
 }
 
 /// The one length every `Content-Length` value gives, if they agree and are numbers.
@@ -995,6 +1023,36 @@ mod tests {
             accepted.load(Ordering::SeqCst),
             1,
             "each answer ended where it should"
+        );
+    }
+
+    #[tokio::test]
+    async fn an_answers_connection_headers_stay_with_the_connection() {
+        let (destination, accepted) = scripted(
+            |_| {
+                Some(
+                    b"HTTP/1.1 200 OK\r\nConnection: keep-alive, X-Secret\r\nkeep-alive: timeout=5\r\n\
+                      x-secret: 1\r\nx-kept: 1\r\ncontent-length: 2\r\n\r\nok",
+                )
+            },
+            false,
+        )
+        .await;
+        let connections = Connections::new(1, Duration::from_secs(1));
+
+        for _ in 0..2 {
+            let response = connections.send(&destination, get()).await.unwrap();
+            let names: Vec<_> = response.headers().keys().map(HeaderName::as_str).collect();
+            assert_eq!(names, ["x-kept", "content-length"]);
+            assert_eq!(
+                response.into_body().collect().await.unwrap().to_bytes(),
+                "ok"
+            );
+        }
+        assert_eq!(
+            accepted.load(Ordering::SeqCst),
+            1,
+            "keep-alive is not close"
         );
     }
 

@@ -25,7 +25,7 @@ use service_kit::request_id::REQUEST_ID_HEADER;
 use service_kit::trace_context::{self, TRACEPARENT, TraceParent};
 
 use crate::auth::{self, Identity, Invalid};
-use crate::connections::{Connections, Destination, Failure};
+use crate::connections::{Connections, Destination, Failure, HOP_BY_HOP};
 use crate::path;
 use crate::{AppState, Gateway, dashboard};
 
@@ -119,19 +119,6 @@ pub const OPENAPI_PATH: &str = "/api/openapi.json";
 
 /// The OpenAPI 3.1 document of the public API (API.md), kept beside the gateway.
 pub const OPENAPI: &str = include_str!("../openapi.json");
-
-/// Headers that describe one connection, never forwarded (RFC 9110 §7.6.1).
-const HOP_BY_HOP: [HeaderName; 9] = [
-    header::CONNECTION,
-    HeaderName::from_static("keep-alive"),
-    HeaderName::from_static("proxy-connection"),
-    header::PROXY_AUTHENTICATE,
-    header::PROXY_AUTHORIZATION,
-    header::TE,
-    header::TRAILER,
-    header::TRANSFER_ENCODING,
-    header::UPGRADE,
-];
 
 /// Headers only the gateway may set on a request to a service that it does not
 /// always set: a client's are dropped. Those it always sets (`Host`, `Authorization`,
@@ -368,20 +355,6 @@ fn is_hop_by_hop(name: &HeaderName, named_by_connection: &[&str]) -> bool {
             .any(|n| n.eq_ignore_ascii_case(name.as_str()))
 }
 
-/// Drops a service's hop-by-hop headers (and those its `Connection` names) from its
-/// answer: the names found are removed one by one, usually just `Connection`.
-fn strip_hop_by_hop(headers: &mut HeaderMap) {
-    let named = named_by_connection(headers);
-    let found: Vec<HeaderName> = headers
-        .keys()
-        .filter(|name| is_hop_by_hop(name, &named))
-        .cloned()
-        .collect();
-    for name in found {
-        headers.remove(name);
-    }
-}
-
 const X_SERVICE_NAME: HeaderName = HeaderName::from_static("x-service-name");
 const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
 const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
@@ -472,9 +445,8 @@ async fn forward(
                 Outcome::Success
             };
             upstream.breaker.record(permit, outcome, started.elapsed());
-            let (mut parts, body) = response.into_parts();
-            strip_hop_by_hop(&mut parts.headers);
-            Response::from_parts(parts, body)
+            // Its hop-by-hop headers were left with its connection.
+            response
         }
         Err(Failure::Body(error)) if body_too_large(&error) => {
             // The client's body outgrew the limit on the way: the client's fault, not
