@@ -106,7 +106,7 @@ impl TraceParent {
     }
 
     /// `00-<trace id>-<span id>-<flags>` as bytes, without allocating.
-    fn encode(&self) -> [u8; LEN] {
+    pub fn encode(&self) -> [u8; LEN] {
         let mut out = [b'-'; LEN];
         out[0] = b'0';
         out[1] = b'0';

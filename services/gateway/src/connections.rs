@@ -39,7 +39,7 @@ use std::time::{Duration, Instant};
 use axum::body::Body;
 use bytes::{Buf, Bytes, BytesMut};
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
-use http::{Method, Request, Response, StatusCode, request};
+use http::{Method, Response, StatusCode};
 use http_body_util::BodyExt;
 use hyper::body::{Frame, SizeHint};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -168,12 +168,13 @@ impl Connections {
         }
     }
 
-    /// Sends `request` (origin-form URI, `Host` set) to `destination` and returns the
-    /// answer's head, its body streaming behind it.
+    /// Sends the request `head` (its `Host` among its headers) with `body` to
+    /// `destination` and returns the answer's head, its body streaming behind it.
     pub async fn send(
         &self,
         destination: &Destination,
-        request: Request<Body>,
+        head: Head,
+        body: Body,
     ) -> Result<Response<Body>, Failure> {
         let Some(list) = self.lists.get(destination.index) else {
             return Err(Failure::Connect {
@@ -181,14 +182,13 @@ impl Connections {
                 error: io::Error::other("no such service"),
             });
         };
-        let (parts, body) = request.into_parts();
         let framing = Outgoing::of(&body);
-        let head = encode_head(&parts, framing);
-        let mut body = (framing != Outgoing::Empty).then_some(body);
         // Sent again on a new connection when a reused one closed before answering:
         // only what can be sent twice without harm.
-        let replayable = body.is_none() && parts.method.is_idempotent();
-        let head_only = parts.method == Method::HEAD;
+        let replayable = framing == Outgoing::Empty && head.idempotent;
+        let head_only = head.head_only;
+        let head = head.finish(framing);
+        let mut body = (framing != Outgoing::Empty).then_some(body);
 
         if let Some(connection) = take(list) {
             match exchange(list, connection, &head, body.take(), head_only).await {
@@ -283,39 +283,96 @@ impl Outgoing {
     }
 }
 
-/// The request's head: request line, headers (framing headers written here, from the
-/// body), blank line. Header names and values are valid by construction.
-fn encode_head(parts: &request::Parts, framing: Outgoing) -> Vec<u8> {
-    let target = parts.uri.path_and_query().map_or("/", |p| p.as_str());
-    let mut head = Vec::with_capacity(512);
-    head.extend_from_slice(parts.method.as_str().as_bytes());
-    head.push(b' ');
-    head.extend_from_slice(target.as_bytes());
-    head.extend_from_slice(b" HTTP/1.1\r\n");
-    for (name, value) in &parts.headers {
+/// A request's head as it goes to a service, written as it is built: the request line,
+/// then each header. [`Connections::send`] adds the framing of the body it is sent with.
+pub struct Head {
+    bytes: Vec<u8>,
+    /// Whether the method may be sent twice without harm.
+    idempotent: bool,
+    /// Whether the answer has no body whatever it declares (`HEAD`).
+    head_only: bool,
+    /// Whether the method's requests carry a body, so that an empty one is declared.
+    body_expected: bool,
+}
+
+impl Head {
+    /// `method` on the origin-form target (path and query) that `target`'s parts make
+    /// together; none when that is not one: it must start with `/` and hold only visible
+    /// ASCII (a space or a line break would end the request line early).
+    pub fn new(method: &Method, target: &[&str]) -> Option<Self> {
+        let valid = target
+            .iter()
+            .all(|part| part.bytes().all(|b| b.is_ascii_graphic()))
+            && target
+                .iter()
+                .find(|part| !part.is_empty())?
+                .starts_with('/');
+        if !valid {
+            return None;
+        }
+        let mut bytes = Vec::with_capacity(512);
+        bytes.extend_from_slice(method.as_str().as_bytes());
+        bytes.push(b' ');
+        for part in target {
+            bytes.extend_from_slice(part.as_bytes());
+        }
+        bytes.extend_from_slice(b" HTTP/1.1\r\n");
+        Some(Self {
+            bytes,
+            idempotent: method.is_idempotent(),
+            head_only: method == Method::HEAD,
+            body_expected: matches!(*method, Method::POST | Method::PUT | Method::PATCH),
+        })
+    }
+
+    /// Adds a header (valid by its types). `Content-Length` and `Transfer-Encoding` are
+    /// left out: the body's framing is written by [`Connections::send`].
+    pub fn header(&mut self, name: &HeaderName, value: &HeaderValue) {
+        self.header_with(name, |out| out.extend_from_slice(value.as_bytes()));
+    }
+
+    /// Adds a header whose value `value` writes: for values made without a
+    /// `HeaderValue` of their own (an address, a trace id). A value that is not a valid
+    /// field value (a control character in it) leaves the header out.
+    pub fn header_with(&mut self, name: &HeaderName, value: impl FnOnce(&mut Vec<u8>)) {
         if name == header::CONTENT_LENGTH || name == header::TRANSFER_ENCODING {
-            continue;
+            return;
         }
-        head.extend_from_slice(name.as_str().as_bytes());
-        head.extend_from_slice(b": ");
-        head.extend_from_slice(value.as_bytes());
-        head.extend_from_slice(b"\r\n");
+        let start = self.bytes.len();
+        self.bytes.extend_from_slice(name.as_str().as_bytes());
+        self.bytes.extend_from_slice(b": ");
+        let value_start = self.bytes.len();
+        value(&mut self.bytes);
+        if self.bytes[value_start..]
+            .iter()
+            .all(|&b| b == b'\t' || (b >= b' ' && b != 0x7f))
+        {
+            self.bytes.extend_from_slice(b"\r\n");
+        } else {
+            self.bytes.truncate(start);
+        }
     }
-    match framing {
-        Outgoing::Length(length) => {
-            head.extend_from_slice(b"content-length: ");
-            head.extend_from_slice(itoa::Buffer::new().format(length).as_bytes());
-            head.extend_from_slice(b"\r\n");
+
+    /// The head's bytes, with the body's framing and the blank line that ends it.
+    fn finish(mut self, framing: Outgoing) -> Vec<u8> {
+        match framing {
+            Outgoing::Length(length) => {
+                self.bytes.extend_from_slice(b"content-length: ");
+                self.bytes
+                    .extend_from_slice(itoa::Buffer::new().format(length).as_bytes());
+                self.bytes.extend_from_slice(b"\r\n");
+            }
+            Outgoing::Chunked => self
+                .bytes
+                .extend_from_slice(b"transfer-encoding: chunked\r\n"),
+            Outgoing::Empty if self.body_expected => {
+                self.bytes.extend_from_slice(b"content-length: 0\r\n");
+            }
+            Outgoing::Empty => {}
         }
-        Outgoing::Chunked => head.extend_from_slice(b"transfer-encoding: chunked\r\n"),
-        // A method whose requests carry a body says this one is empty.
-        Outgoing::Empty if matches!(parts.method, Method::POST | Method::PUT | Method::PATCH) => {
-            head.extend_from_slice(b"content-length: 0\r\n");
-        }
-        Outgoing::Empty => {}
+        self.bytes.extend_from_slice(b"\r\n");
+        self.bytes
     }
-    head.extend_from_slice(b"\r\n");
-    head
 }
 
 /// One request on `connection`: written, its answer's head read. The connection goes
@@ -773,6 +830,7 @@ mod tests {
     use std::sync::atomic::{AtomicUsize, Ordering};
 
     use futures::StreamExt;
+    use http::Request;
     use hyper::service::service_fn;
     use hyper_util::rt::TokioIo;
     use tokio::net::TcpListener;
@@ -855,17 +913,24 @@ mod tests {
         (Destination { index: 0, address }, accepted)
     }
 
-    fn request(method: Method, body: Body) -> Request<Body> {
-        Request::builder()
-            .method(method)
-            .uri("/x?y=1")
-            .header("host", "test")
-            .body(body)
-            .unwrap()
+    fn request(method: Method, body: Body) -> (Head, Body) {
+        let mut head = Head::new(&method, &["/x", "?y=1"]).unwrap();
+        head.header(&header::HOST, &HeaderValue::from_static("test"));
+        (head, body)
     }
 
-    fn get() -> Request<Body> {
+    fn get() -> (Head, Body) {
         request(Method::GET, Body::empty())
+    }
+
+    impl Connections {
+        async fn send_request(
+            &self,
+            destination: &Destination,
+            (head, body): (Head, Body),
+        ) -> Result<Response<Body>, Failure> {
+            self.send(destination, head, body).await
+        }
     }
 
     async fn text(response: Result<Response<Body>, Failure>) -> (StatusCode, String) {
@@ -880,7 +945,7 @@ mod tests {
     async fn answered_in_turn(destination: &Destination, times: usize, body: &str) {
         let connections = Connections::new(1, Duration::from_secs(1));
         for _ in 0..times {
-            let response = connections.send(destination, get()).await;
+            let response = connections.send_request(destination, get()).await;
             assert_eq!(text(response).await, (StatusCode::OK, body.to_owned()));
         }
     }
@@ -895,12 +960,12 @@ mod tests {
         let connections = Connections::new(1, Duration::from_secs(1));
 
         for _ in 0..10 {
-            ok(connections.send(&destination, get()).await).await;
+            ok(connections.send_request(&destination, get()).await).await;
         }
         assert_eq!(accepted.load(Ordering::SeqCst), 1);
 
         let racing =
-            (0..8).map(|_| async { ok(connections.send(&destination, get()).await).await });
+            (0..8).map(|_| async { ok(connections.send_request(&destination, get()).await).await });
         futures::future::join_all(racing).await;
         assert_eq!(
             accepted.load(Ordering::SeqCst),
@@ -909,7 +974,7 @@ mod tests {
         );
 
         for _ in 0..10 {
-            ok(connections.send(&destination, get()).await).await;
+            ok(connections.send_request(&destination, get()).await).await;
         }
         assert_eq!(accepted.load(Ordering::SeqCst), 8, "all eight are kept");
     }
@@ -925,7 +990,7 @@ mod tests {
         let connections = Connections::new(1, Duration::from_secs(1));
 
         for _ in 0..5 {
-            ok(connections.send(&destination, get()).await).await;
+            ok(connections.send_request(&destination, get()).await).await;
             // The close arrives while the connection sits idle.
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
@@ -942,14 +1007,14 @@ mod tests {
         .await;
         let connections = Connections::new(1, Duration::from_secs(1));
 
-        ok(connections.send(&destination, get()).await).await;
+        ok(connections.send_request(&destination, get()).await).await;
         // An idempotent request without a body goes again, on a new connection.
-        ok(connections.send(&destination, get()).await).await;
+        ok(connections.send_request(&destination, get()).await).await;
         assert_eq!(accepted.load(Ordering::SeqCst), 2);
 
         // A POST might have been acted on: it is not sent twice.
         let failed = connections
-            .send(&destination, request(Method::POST, Body::empty()))
+            .send_request(&destination, request(Method::POST, Body::empty()))
             .await;
         assert!(matches!(failed, Err(Failure::Io(_))), "{failed:?}");
         assert_eq!(accepted.load(Ordering::SeqCst), 2);
@@ -963,7 +1028,7 @@ mod tests {
         let connections = Connections::new(1, Duration::from_secs(1));
 
         let failed = connections
-            .send(&Destination { index: 0, address }, get())
+            .send_request(&Destination { index: 0, address }, get())
             .await;
         assert!(matches!(failed, Err(Failure::Connect { .. })), "{failed:?}");
     }
@@ -1011,14 +1076,14 @@ mod tests {
         let connections = Connections::new(1, Duration::from_secs(1));
 
         let head = connections
-            .send(&destination, request(Method::HEAD, Body::empty()))
+            .send_request(&destination, request(Method::HEAD, Body::empty()))
             .await
             .unwrap();
         assert_eq!(head.headers()[header::CONTENT_LENGTH], "5");
         assert!(hyper::body::Body::is_end_stream(head.body()));
-        let (status, body) = text(connections.send(&destination, get()).await).await;
+        let (status, body) = text(connections.send_request(&destination, get()).await).await;
         assert_eq!((status, body.as_str()), (StatusCode::NO_CONTENT, ""));
-        ok(connections.send(&destination, get()).await).await;
+        ok(connections.send_request(&destination, get()).await).await;
         assert_eq!(
             accepted.load(Ordering::SeqCst),
             1,
@@ -1041,7 +1106,7 @@ mod tests {
         let connections = Connections::new(1, Duration::from_secs(1));
 
         for _ in 0..2 {
-            let response = connections.send(&destination, get()).await.unwrap();
+            let response = connections.send_request(&destination, get()).await.unwrap();
             let names: Vec<_> = response.headers().keys().map(HeaderName::as_str).collect();
             assert_eq!(names, ["x-kept", "content-length"]);
             assert_eq!(
@@ -1056,6 +1121,23 @@ mod tests {
         );
     }
 
+    #[test]
+    fn a_head_never_carries_what_would_break_it_or_frame_the_body() {
+        for target in [&["/a b"][..], &["/a\r\nx: y"], &["a"], &[""], &["/é"]] {
+            assert!(Head::new(&Method::GET, target).is_none(), "{target:?}");
+        }
+        let mut head = Head::new(&Method::POST, &["", "/a", "?", "b=1"]).unwrap();
+        head.header_with(&HeaderName::from_static("x-bad"), |out| {
+            out.extend_from_slice(b"1\r\nx-injected: 1");
+        });
+        head.header(&header::CONTENT_LENGTH, &HeaderValue::from_static("99"));
+        head.header(&header::HOST, &HeaderValue::from_static("service"));
+        assert_eq!(
+            head.finish(Outgoing::Empty),
+            b"POST /a?b=1 HTTP/1.1\r\nhost: service\r\ncontent-length: 0\r\n\r\n"
+        );
+    }
+
     #[tokio::test]
     async fn informational_answers_are_skipped() {
         let (destination, _) = scripted(|_| {
@@ -1064,7 +1146,7 @@ mod tests {
         .await;
         let connections = Connections::new(1, Duration::from_secs(1));
 
-        ok(connections.send(&destination, get()).await).await;
+        ok(connections.send_request(&destination, get()).await).await;
     }
 
     #[tokio::test]
@@ -1083,7 +1165,7 @@ mod tests {
         let connections = Connections::new(1, Duration::from_secs(1));
 
         for _ in 0..3 {
-            let failed = connections.send(&destination, get()).await;
+            let failed = connections.send_request(&destination, get()).await;
             assert!(matches!(failed, Err(Failure::Malformed(_))), "{failed:?}");
         }
 
@@ -1092,7 +1174,7 @@ mod tests {
             false,
         )
         .await;
-        let response = connections.send(&destination, get()).await.unwrap();
+        let response = connections.send_request(&destination, get()).await.unwrap();
         assert!(response.into_body().collect().await.is_err());
     }
 
@@ -1113,7 +1195,7 @@ mod tests {
         let connections = Connections::new(1, Duration::from_secs(1));
 
         let sized = connections
-            .send(
+            .send_request(
                 &destination,
                 request(Method::POST, Body::from("twelve bytes")),
             )
@@ -1123,12 +1205,12 @@ mod tests {
         let parts = futures::stream::iter(["str", "eam", "ed"])
             .map(|part| Ok::<_, std::convert::Infallible>(Bytes::from_static(part.as_bytes())));
         let streamed = connections
-            .send(&destination, request(Method::PUT, Body::from_stream(parts)))
+            .send_request(&destination, request(Method::PUT, Body::from_stream(parts)))
             .await;
         assert_eq!(text(streamed).await.1, "Some(\"chunked\"): streamed");
 
         let empty = connections
-            .send(&destination, request(Method::POST, Body::empty()))
+            .send_request(&destination, request(Method::POST, Body::empty()))
             .await;
         assert_eq!(text(empty).await.1, "length 0: ");
     }
@@ -1149,7 +1231,7 @@ mod tests {
 
         let answered = tokio::time::timeout(
             Duration::from_secs(5),
-            connections.send(
+            connections.send_request(
                 &destination,
                 request(Method::POST, Body::from_stream(endless)),
             ),

@@ -25,7 +25,7 @@ use service_kit::request_id::REQUEST_ID_HEADER;
 use service_kit::trace_context::{self, TRACEPARENT, TraceParent};
 
 use crate::auth::{self, Identity, Invalid};
-use crate::connections::{Connections, Destination, Failure, HOP_BY_HOP};
+use crate::connections::{Connections, Destination, Failure, HOP_BY_HOP, Head};
 use crate::path;
 use crate::{AppState, Gateway, dashboard};
 
@@ -120,17 +120,22 @@ pub const OPENAPI_PATH: &str = "/api/openapi.json";
 /// The OpenAPI 3.1 document of the public API (API.md), kept beside the gateway.
 pub const OPENAPI: &str = include_str!("../openapi.json");
 
-/// Headers only the gateway may set on a request to a service that it does not
-/// always set: a client's are dropped. Those it always sets (`Host`, `Authorization`,
-/// `X-Service-Name`, `X-Forwarded-For`, `X-Forwarded-Proto`) are overwritten, and
-/// `X-Request-ID` is already the server stack's own.
-const DROPPED: [HeaderName; 7] = [
-    X_USER_ID,
-    X_USER_ROLES,
+/// Headers a client's request never passes on to a service: those the gateway sets
+/// itself (`Host`, `Authorization`, `X-Service-Name`, `X-Forwarded-*`, `traceparent`,
+/// the caller's identity), and those only the gateway may send (`Forwarded`, a
+/// deadline). `X-Request-ID` is already the server stack's own.
+const GATEWAYS_OWN: [HeaderName; 12] = [
+    header::HOST,
+    header::AUTHORIZATION,
+    X_SERVICE_NAME,
+    X_FORWARDED_FOR,
+    X_FORWARDED_PROTO,
     X_FORWARDED_HOST,
     header::FORWARDED,
-    HeaderName::from_static("x-deadline-ms"),
     TRACEPARENT,
+    X_USER_ID,
+    X_USER_ROLES,
+    HeaderName::from_static("x-deadline-ms"),
     header::CONTENT_LENGTH,
 ];
 
@@ -281,50 +286,44 @@ fn client_ip(state: &Gateway, peer: IpAddr, headers: &HeaderMap) -> IpAddr {
         .unwrap_or(peer)
 }
 
-/// The headers a service gets: the client's, cleaned, plus the gateway's own. The
-/// client's map is reused: a new one would cost an allocation and a hashed insert for
-/// each header kept.
+/// Writes the headers a service gets: the client's, cleaned, then the gateway's own.
+/// Written straight into the request's head: no header map is built for it.
 fn upstream_headers(
-    mut headers: HeaderMap,
+    head: &mut Head,
+    headers: &HeaderMap,
     upstream: &Upstream,
     caller: Option<&Identity>,
     client_ip: IpAddr,
     trace: Option<TraceParent>,
-) -> HeaderMap {
-    let client_host = headers
+) {
+    let named = named_by_connection(headers);
+    for (name, value) in headers {
+        // The request id is the server stack's, whatever `Connection` says.
+        if name == REQUEST_ID_HEADER
+            || !(is_hop_by_hop(name, &named) || GATEWAYS_OWN.contains(name))
+        {
+            head.header(name, value);
+        }
+    }
+    head.header(&header::HOST, &upstream.host);
+    head.header(&header::AUTHORIZATION, &upstream.authorization);
+    head.header_with(&X_SERVICE_NAME, |out| out.extend_from_slice(b"gateway"));
+    head.header_with(&X_FORWARDED_FOR, |out| write_ip(client_ip, out));
+    head.header_with(&X_FORWARDED_PROTO, |out| out.extend_from_slice(b"http"));
+    if let Some(host) = headers
         .get(header::HOST)
         .filter(|host| host.to_str().is_ok())
-        .cloned();
-    let named = named_by_connection(&headers);
-    // The request id is the server stack's, whatever `Connection` says.
-    let dropped: Vec<HeaderName> = headers
-        .keys()
-        .filter(|name| *name != REQUEST_ID_HEADER)
-        .filter(|name| is_hop_by_hop(name, &named) || DROPPED.contains(name))
-        .cloned()
-        .collect();
-    for name in dropped {
-        headers.remove(name);
-    }
-    headers.reserve(9);
-    // The gateway's own, set after the client's are filtered.
-    headers.insert(header::HOST, upstream.host.clone());
-    headers.insert(header::AUTHORIZATION, upstream.authorization.clone());
-    headers.insert(X_SERVICE_NAME, HeaderValue::from_static("gateway"));
-    headers.insert(X_FORWARDED_FOR, ip_header_value(client_ip));
-    headers.insert(X_FORWARDED_PROTO, HeaderValue::from_static("http"));
-    if let Some(host) = client_host {
-        headers.insert(X_FORWARDED_HOST, host);
+    {
+        head.header(&X_FORWARDED_HOST, host);
     }
     // The caller's trace continues through the gateway's own span of it.
     if let Some(trace) = trace {
-        headers.insert(TRACEPARENT, trace.to_header_value());
+        head.header_with(&TRACEPARENT, |out| out.extend_from_slice(&trace.encode()));
     }
     if let Some(identity) = caller {
-        headers.insert(X_USER_ID, identity.user_id.clone());
-        headers.insert(X_USER_ROLES, identity.roles.clone());
+        head.header(&X_USER_ID, &identity.user_id);
+        head.header(&X_USER_ROLES, &identity.roles);
     }
-    headers
 }
 
 /// The names a message's `Connection` header lists for that one connection, beyond
@@ -362,31 +361,25 @@ const X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host")
 const X_USER_ID: HeaderName = HeaderName::from_static("x-user-id");
 const X_USER_ROLES: HeaderName = HeaderName::from_static("x-user-roles");
 
-/// `ip` as a header value. An IPv4 address is written by hand: `Display` goes through
-/// the formatting machinery, which cost more than the rest of the header work.
-fn ip_header_value(ip: IpAddr) -> HeaderValue {
+/// Writes `ip` as text. An IPv4 address is written by hand: `Display` goes through the
+/// formatting machinery, which cost more than the rest of the header work.
+fn write_ip(ip: IpAddr, out: &mut Vec<u8>) {
     let IpAddr::V4(v4) = ip else {
-        return HeaderValue::try_from(ip.to_string()).unwrap_or(HeaderValue::from_static(""));
+        out.extend_from_slice(ip.to_string().as_bytes());
+        return;
     };
-    let mut text = [0u8; 15];
-    let mut len = 0;
     for (i, octet) in v4.octets().into_iter().enumerate() {
         if i > 0 {
-            text[len] = b'.';
-            len += 1;
+            out.push(b'.');
         }
         if octet >= 100 {
-            text[len] = b'0' + octet / 100;
-            len += 1;
+            out.push(b'0' + octet / 100);
         }
         if octet >= 10 {
-            text[len] = b'0' + octet / 10 % 10;
-            len += 1;
+            out.push(b'0' + octet / 10 % 10);
         }
-        text[len] = b'0' + octet % 10;
-        len += 1;
+        out.push(b'0' + octet % 10);
     }
-    HeaderValue::from_bytes(&text[..len]).unwrap_or(HeaderValue::from_static(""))
 }
 
 /// Sends `request` to `route`'s service at `rest` (the path after the route's prefix).
@@ -405,17 +398,17 @@ async fn forward(
     let upstream = &route.upstream;
     let served = trace_context::current();
     let trace = served.map(|t| t.child());
-    let Some(outgoing) = outgoing(route, rest, caller, client_ip, trace, request) else {
+    // The method and wall-clock start only for an exported span.
+    let exported = otel::enabled().then(|| (request.method().clone(), SystemTime::now()));
+    let Some((head, body)) = outgoing(route, rest, caller, client_ip, trace, request) else {
         return Problem::bad_request("The request path is malformed.").into_response();
     };
     let Ok(permit) = upstream.breaker.try_acquire() else {
         return Problem::unavailable(format!("The {} service is unavailable.", upstream.name))
             .into_response();
     };
-    // The method and wall-clock start only for an exported span.
-    let exported = otel::enabled().then(|| (outgoing.method().clone(), SystemTime::now()));
     let started = Instant::now();
-    let result = connections.send(&upstream.destination, outgoing).await;
+    let result = connections.send(&upstream.destination, head, body).await;
     if let (Some(span), Some((method, started_at))) = (trace, exported) {
         otel::record(
             otel::Kind::Client,
@@ -475,9 +468,9 @@ async fn forward(
     }
 }
 
-/// The request `route`'s service gets for `request`: origin-form URI (`/path?query`,
-/// the connection is already the service's) at `rest`, the client's body, the headers
-/// of [`upstream_headers`]. None when the path makes no URI.
+/// The request `route`'s service gets for `request`: its head (origin-form target
+/// `/path?query` at `rest`, the connection being the service's already; the headers of
+/// [`upstream_headers`]) and the client's body. None when the path makes no target.
 fn outgoing(
     route: &Route,
     rest: &str,
@@ -485,29 +478,26 @@ fn outgoing(
     client_ip: IpAddr,
     trace: Option<TraceParent>,
     request: Request,
-) -> Option<http::Request<Body>> {
+) -> Option<(Head, Body)> {
     let upstream = &route.upstream;
     let (parts, body) = request.into_parts();
-    let query = parts.uri.query();
-    let mut url = String::with_capacity(
-        upstream.base_path.len()
-            + route.target.len()
-            + rest.len()
-            + query.map_or(0, |q| q.len() + 1),
+    let (mark, query) = match parts.uri.query() {
+        Some(query) => ("?", query),
+        None => ("", ""),
+    };
+    let mut head = Head::new(
+        &parts.method,
+        &[&upstream.base_path, route.target, rest, mark, query],
+    )?;
+    upstream_headers(
+        &mut head,
+        &parts.headers,
+        upstream,
+        caller,
+        client_ip,
+        trace,
     );
-    url.push_str(&upstream.base_path);
-    url.push_str(route.target);
-    url.push_str(rest);
-    if let Some(query) = query {
-        url.push('?');
-        url.push_str(query);
-    }
-    let uri = Uri::try_from(url).ok()?;
-    let mut outgoing = http::Request::new(body);
-    *outgoing.method_mut() = parts.method;
-    *outgoing.uri_mut() = uri;
-    *outgoing.headers_mut() = upstream_headers(parts.headers, upstream, caller, client_ip, trace);
-    Some(outgoing)
+    Some((head, body))
 }
 
 /// Whether the call failed because the request's body passed the server's limit
@@ -534,7 +524,9 @@ mod tests {
             "2001:db8::8a2e:370:7334",
         ] {
             let ip: IpAddr = ip.parse().unwrap();
-            assert_eq!(ip_header_value(ip), ip.to_string().as_str(), "{ip}");
+            let mut written = Vec::new();
+            write_ip(ip, &mut written);
+            assert_eq!(written, ip.to_string().as_bytes(), "{ip}");
         }
     }
 }
