@@ -328,7 +328,15 @@ impl Head {
     /// Adds a header (valid by its types). `Content-Length` and `Transfer-Encoding` are
     /// left out: the body's framing is written by [`Connections::send`].
     pub fn header(&mut self, name: &HeaderName, value: &HeaderValue) {
-        self.header_with(name, |out| out.extend_from_slice(value.as_bytes()));
+        if name == header::CONTENT_LENGTH || name == header::TRANSFER_ENCODING {
+            return;
+        }
+        let (name, value) = (name.as_str().as_bytes(), value.as_bytes());
+        self.bytes.reserve(name.len() + value.len() + 4);
+        self.bytes.extend_from_slice(name);
+        self.bytes.extend_from_slice(b": ");
+        self.bytes.extend_from_slice(value);
+        self.bytes.extend_from_slice(b"\r\n");
     }
 
     /// Adds a header whose value `value` writes: for values made without a
