@@ -2,12 +2,16 @@
 //!
 //! Each key (a user, or a client IP) is a list in Redis holding the time of every
 //! request admitted in the last window, oldest first. One Lua script, run atomically,
-//! pops what left the window, counts, and admits the request only if the count is
+//! drops what left the window, counts, and admits the request only if the count is
 //! under the limit; it reads Redis's own clock, so replicas whose clocks disagree still
 //! agree on the window. A list rather than a sorted set: admissions arrive in time
-//! order, so pruning is popping from the front and admitting is pushing at the back,
-//! each O(1) (a sorted set pays O(log n) and a unique member per request), and the
-//! times pack into a few bytes each. No window-long span ever admits more than the
+//! order, so admitting is pushing at the back, O(1) (a sorted set pays O(log n) and a
+//! unique member per request), and the times pack into a few bytes each. What left the
+//! window is found by doubling then halving lookups from the front and cut with one
+//! `LTRIM`: a busy key idle for a minute holds a window's worth of old times, and
+//! popping them one by one in one script call held Redis, for every client, for
+//! hundreds of milliseconds. (The search relies on the times being in order, which
+//! Redis's clock gives unless it is set back.) No window-long span ever admits more than the
 //! limit, however many requests race on however many replicas.
 //!
 //! # Batches
@@ -54,7 +58,7 @@ pub const REDIS_RETRY_AFTER: Duration = Duration::from_secs(1);
 pub const MAX_BATCH: usize = 128;
 
 /// Decides each key of `KEYS` in turn, `ARGV[2 + i]` admissions wanted for the i-th:
-/// prunes what left the window, admits as many as fit, and returns two numbers per key
+/// drops what left the window, admits as many as fit, and returns two numbers per key
 /// (the count before admitting, the oldest time still counted or -1), then the time it
 /// used. Each admission's own decision follows from those (see [`Shared::decide`]).
 const SCRIPT: &str = r"
@@ -67,9 +71,26 @@ local stamp = string.format('%d', now)
 local answers = {}
 for i, key in ipairs(KEYS) do
   local wanted = tonumber(ARGV[2 + i])
+  local cutoff = now - window
   local oldest = tonumber(redis.call('LINDEX', key, 0))
-  while oldest and oldest <= now - window do
-    redis.call('LPOP', key)
+  if oldest and oldest <= cutoff then
+    -- The first time still in the window, found by doubling then halving (times are
+    -- in order): a few lookups near the front however many left, then one trim.
+    local length = redis.call('LLEN', key)
+    local low, high = 1, 1
+    while high < length and tonumber(redis.call('LINDEX', key, high)) <= cutoff do
+      low = high + 1
+      high = math.min(high * 2, length)
+    end
+    while low < high do
+      local middle = math.floor((low + high) / 2)
+      if tonumber(redis.call('LINDEX', key, middle)) <= cutoff then
+        low = middle + 1
+      else
+        high = middle
+      end
+    end
+    redis.call('LTRIM', key, low, -1)
     oldest = tonumber(redis.call('LINDEX', key, 0))
   end
   local count = redis.call('LLEN', key)
@@ -587,6 +608,69 @@ mod tests {
             [(true, 1), (false, 0), (true, 0), (false, 0)],
             "a's window is still full; c starts its own"
         );
+    }
+
+    /// How many times Redis has run `command` (scripts' calls included).
+    async fn calls(redis: &mut ConnectionManager, command: &str) -> u64 {
+        let info: String = redis::cmd("INFO")
+            .arg("commandstats")
+            .query_async(redis)
+            .await
+            .unwrap();
+        let prefix = format!("cmdstat_{command}:calls=");
+        info.lines()
+            .find_map(|line| line.strip_prefix(prefix.as_str()))
+            .and_then(|rest| rest.split(',').next()?.parse().ok())
+            .unwrap_or(0)
+    }
+
+    #[tokio::test]
+    async fn times_that_left_the_window_go_in_a_few_lookups_not_one_by_one() {
+        let keys = StreamKeys::new();
+        let limiter = limiter(&keys, 10);
+        let key = format!("{}user:many", keys.prefix());
+        let client = redis::Client::open(test_support::redis_url()).unwrap();
+        let mut redis = ConnectionManager::new(client).await.unwrap();
+        let (seconds, micros): (i64, i64) =
+            redis::cmd("TIME").query_async(&mut redis).await.unwrap();
+        let now = seconds * 1000 + micros / 1000;
+        // 100,000 admissions from over a minute ago (a busy user's last burst), then
+        // three from a second ago.
+        let expired = (now - WINDOW.as_millis() as i64 - 1_000).to_string();
+        for _ in 0..10 {
+            redis::cmd("RPUSH")
+                .arg(&key)
+                .arg(vec![expired.as_str(); 10_000])
+                .query_async::<()>(&mut redis)
+                .await
+                .unwrap();
+        }
+        let recent = (now - 1_000).to_string();
+        redis::cmd("RPUSH")
+            .arg(&key)
+            .arg(vec![recent.as_str(); 3])
+            .query_async::<()>(&mut redis)
+            .await
+            .unwrap();
+        let before = calls(&mut redis, "lindex").await + calls(&mut redis, "lpop").await;
+
+        let decision = limiter.check("user:many").await;
+
+        assert!(decision.allowed);
+        assert_eq!(
+            decision.remaining, 6,
+            "the recent three count, the old ones not"
+        );
+        let length: usize = redis::cmd("LLEN")
+            .arg(&key)
+            .query_async(&mut redis)
+            .await
+            .unwrap();
+        assert_eq!(length, 4, "the old ones are gone");
+        // One script call pruning them one at a time held Redis (every client of it)
+        // for as long as 200,000 commands took; other tests' calls add a few.
+        let lookups = calls(&mut redis, "lindex").await + calls(&mut redis, "lpop").await - before;
+        assert!(lookups < 1_000, "{lookups} lookups and pops");
     }
 
     #[test]
