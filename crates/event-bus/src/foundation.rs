@@ -38,7 +38,7 @@ impl Foundation {
         let pool = service_kit::database::connect_and_migrate(&service.database, migrator).await?;
         crate::schema::install(&pool).await?;
         let redis = service_kit::redis::connect(&service.redis).await?;
-        let redis_client = redis::Client::open(service.redis.redis_url.0.as_str())?;
+        let redis_client = service_kit::redis::client(service.redis.redis_url.0.as_str())?;
         service_kit::metrics::handle();
         Ok(Self {
             pool,

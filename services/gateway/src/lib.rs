@@ -137,7 +137,7 @@ impl Application {
             routes,
             verifier: verifier.clone(),
             limiter: RateLimiter::new(
-                redis::Client::open(config.redis.redis_url.0.as_str())?,
+                service_kit::redis::client(config.redis.redis_url.0.as_str())?,
                 &config.rate_limit_key_prefix,
                 config.rate_limit_per_minute,
             ),
