@@ -57,8 +57,9 @@ pub const JWKS_REFRESH: Duration = Duration::from_secs(300);
 pub type AppState = Arc<Worker>;
 
 /// One HTTP worker's state: the gateway's shared parts and the worker's own upstream
-/// and Redis connections. A connection is driven by a task on the runtime that opened
-/// it, so with connections per worker a request never leaves its thread.
+/// and Redis connections. An upstream connection is used by the request on it, and
+/// the Redis connection is driven by a task on the worker's runtime, so with
+/// connections per worker a request never leaves its thread.
 pub struct Worker {
     pub gateway: Arc<Gateway>,
     /// The shared key set with this worker's own memory of verified tokens.

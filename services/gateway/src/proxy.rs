@@ -1,12 +1,13 @@
 //! The gateway's one handler for `/api/*`: canonical path, route, auth, rate limit,
 //! then the request streamed to its service and the answer streamed back.
 //!
-//! Headers are cleaned, not passed through: hop-by-hop headers and any named in
-//! `Connection` are dropped first, then everything the gateway vouches for is dropped
-//! or overwritten (`Authorization`, `X-User-Id`, `X-User-Roles`, `X-Service-Name`,
-//! `X-Forwarded-*`, `traceparent`, `Host`; `X-Request-ID` is the server stack's
-//! sanitized one) and set anew afterwards, so no client can name a user, a role or a
-//! service key, and no `Connection` header can strip what the gateway sets.
+//! Headers are cleaned, not passed through: as the service's request is written,
+//! hop-by-hop headers, any named in `Connection` and everything the gateway vouches for
+//! (`Authorization`, `X-User-Id`, `X-User-Roles`, `X-Service-Name`, `X-Forwarded-*`,
+//! `traceparent`, `Host`) are left out of the client's, and the gateway's own are
+//! written after them (`X-Request-ID` is the server stack's sanitized one), so no client
+//! can name a user, a role or a service key, and no `Connection` header can strip what
+//! the gateway sets.
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
