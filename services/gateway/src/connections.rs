@@ -74,6 +74,48 @@ pub const HOP_BY_HOP: [HeaderName; 9] = [
     header::UPGRADE,
 ];
 
+/// What a message's `Connection` headers say: whether `close`, and which other headers
+/// describe that one connection (RFC 9110 §7.6.1). Read the same way for a client's
+/// request and a service's answer; nothing is allocated unless a header is named.
+pub struct ConnectionOptions<'a> {
+    pub close: bool,
+    /// The names listed beyond `close` and the hop-by-hop ones (left out anyway).
+    named: Vec<&'a [u8]>,
+}
+
+impl<'a> ConnectionOptions<'a> {
+    /// Reads the values of a message's `Connection` headers.
+    pub fn of(values: impl IntoIterator<Item = &'a [u8]>) -> Self {
+        let mut options = Self {
+            close: false,
+            named: Vec::new(),
+        };
+        for value in values {
+            for token in value.split(|&b| b == b',').map(<[u8]>::trim_ascii) {
+                if token.eq_ignore_ascii_case(b"close") {
+                    options.close = true;
+                } else if !token.is_empty()
+                    && !HOP_BY_HOP
+                        .iter()
+                        .any(|h| token.eq_ignore_ascii_case(h.as_str().as_bytes()))
+                {
+                    options.named.push(token);
+                }
+            }
+        }
+        options
+    }
+
+    /// Whether `name` describes the connection only: hop-by-hop, or named here.
+    pub fn excludes(&self, name: &HeaderName) -> bool {
+        HOP_BY_HOP.contains(name)
+            || self
+                .named
+                .iter()
+                .any(|n| n.eq_ignore_ascii_case(name.as_str().as_bytes()))
+    }
+}
+
 /// How much is read from a connection at a time.
 const READ_SIZE: usize = 16 * 1024;
 
@@ -188,7 +230,7 @@ impl Connections {
         let replayable = framing == Outgoing::Empty && head.idempotent;
         let head_only = head.head_only;
         let head = head.finish(framing);
-        let mut body = (framing != Outgoing::Empty).then_some(body);
+        let mut body = (framing != Outgoing::Empty).then_some((body, framing));
 
         if let Some(connection) = take(list) {
             match exchange(list, connection, &head, body.take(), head_only).await {
@@ -389,7 +431,7 @@ async fn exchange(
     list: &Arc<List>,
     mut connection: Connection,
     head: &[u8],
-    body: Option<Body>,
+    body: Option<(Body, Outgoing)>,
     head_only: bool,
 ) -> Result<Response<Body>, Failed> {
     let mut written_whole = true;
@@ -399,8 +441,8 @@ async fn exchange(
                 return Err(Failed::Unanswered(error.into()));
             }
         }
-        Some(body) => {
-            written_whole = write_with_body(&mut connection, head, body)
+        Some((body, framing)) => {
+            written_whole = write_with_body(&mut connection, head, body, framing)
                 .await
                 .map_err(Failed::Other)?;
         }
@@ -459,8 +501,8 @@ async fn write_with_body(
     connection: &mut Connection,
     head: &[u8],
     body: Body,
+    framing: Outgoing,
 ) -> Result<bool, Failure> {
-    let framing = Outgoing::of(&body);
     let (mut reader, mut writer) = connection.stream.split();
     let buffer = &mut connection.buffer;
     let writing = async {
@@ -587,37 +629,22 @@ fn parse_head(buffer: &mut BytesMut, head_only: bool) -> Result<Option<Parsed>, 
 
     // The connection's own headers (RFC 9110 §7.6.1: the hop-by-hop ones, and any that
     // `Connection` names) are read here, for the framing, and not passed on.
-    let mut close = false;
-    let mut named: Vec<&[u8]> = Vec::new();
-    let mut transfer_encoding = None;
-    for (name, value) in &spans {
-        let (name, value) = (&head[name.clone()], &head[value.clone()]);
-        if name.eq_ignore_ascii_case(b"connection") {
-            for token in value.split(|&b| b == b',').map(<[u8]>::trim_ascii) {
-                if token.eq_ignore_ascii_case(b"close") {
-                    close = true;
-                } else if !token.is_empty()
-                    && !HOP_BY_HOP
-                        .iter()
-                        .any(|h| token.eq_ignore_ascii_case(h.as_str().as_bytes()))
-                {
-                    named.push(token);
-                }
-            }
-        } else if name.eq_ignore_ascii_case(b"transfer-encoding") {
-            // The last coding is the one that frames the body.
-            transfer_encoding = Some(value);
-        }
-    }
+    let connection = ConnectionOptions::of(
+        spans
+            .iter()
+            .filter(|(name, _)| head[name.clone()].eq_ignore_ascii_case(b"connection"))
+            .map(|(_, value)| &head[value.clone()]),
+    );
+    // The last coding of the last `Transfer-Encoding` is the one that frames the body.
+    let transfer_encoding = spans
+        .iter()
+        .rfind(|(name, _)| head[name.clone()].eq_ignore_ascii_case(b"transfer-encoding"))
+        .map(|(_, value)| &head[value.clone()]);
     // Room for what the gateway adds on the way back (request id, trace, rate limits).
     let mut headers = HeaderMap::with_capacity(spans.len() + 8);
     for (name, value) in spans {
         let name = HeaderName::from_bytes(&head[name]).map_err(|_| malformed("bad header name"))?;
-        if HOP_BY_HOP.contains(&name)
-            || named
-                .iter()
-                .any(|n| n.eq_ignore_ascii_case(name.as_str().as_bytes()))
-        {
+        if connection.excludes(&name) {
             continue;
         }
         let value = HeaderValue::from_maybe_shared(head.slice(value))
@@ -625,7 +652,7 @@ fn parse_head(buffer: &mut BytesMut, head_only: bool) -> Result<Option<Parsed>, 
         headers.append(name, value);
     }
 
-    let mut keep_alive = version == 1 && !close;
+    let mut keep_alive = version == 1 && !connection.close;
     let framing =
         if head_only || status == StatusCode::NO_CONTENT || status == StatusCode::NOT_MODIFIED {
             Framing::Length(0)

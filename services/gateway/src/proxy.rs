@@ -26,7 +26,7 @@ use service_kit::request_id::REQUEST_ID_HEADER;
 use service_kit::trace_context::{self, TRACEPARENT, TraceParent};
 
 use crate::auth::{self, Identity, Invalid};
-use crate::connections::{Connections, Destination, Failure, HOP_BY_HOP, Head};
+use crate::connections::{ConnectionOptions, Connections, Destination, Failure, Head};
 use crate::path;
 use crate::{AppState, Gateway, dashboard};
 
@@ -297,11 +297,15 @@ fn upstream_headers(
     client_ip: IpAddr,
     trace: Option<TraceParent>,
 ) {
-    let named = named_by_connection(headers);
+    let connection = ConnectionOptions::of(
+        headers
+            .get_all(header::CONNECTION)
+            .iter()
+            .map(HeaderValue::as_bytes),
+    );
     for (name, value) in headers {
         // The request id is the server stack's, whatever `Connection` says.
-        if name == REQUEST_ID_HEADER
-            || !(is_hop_by_hop(name, &named) || GATEWAYS_OWN.contains(name))
+        if name == REQUEST_ID_HEADER || !(connection.excludes(name) || GATEWAYS_OWN.contains(name))
         {
             head.header(name, value);
         }
@@ -325,34 +329,6 @@ fn upstream_headers(
         head.header(&X_USER_ID, &identity.user_id);
         head.header(&X_USER_ROLES, &identity.roles);
     }
-}
-
-/// The names a message's `Connection` header lists for that one connection, beyond
-/// `close` and the hop-by-hop names (dropped anyway). Nothing is allocated unless it
-/// lists another.
-fn named_by_connection(headers: &HeaderMap) -> Vec<&str> {
-    headers
-        .get_all(header::CONNECTION)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .map(str::trim)
-        .filter(|name| {
-            !name.is_empty()
-                && !name.eq_ignore_ascii_case("close")
-                && !HOP_BY_HOP
-                    .iter()
-                    .any(|h| name.eq_ignore_ascii_case(h.as_str()))
-        })
-        .collect()
-}
-
-/// Whether `name` is about one connection only: hop-by-hop, or listed in `Connection`.
-fn is_hop_by_hop(name: &HeaderName, named_by_connection: &[&str]) -> bool {
-    HOP_BY_HOP.contains(name)
-        || named_by_connection
-            .iter()
-            .any(|n| n.eq_ignore_ascii_case(name.as_str()))
 }
 
 const X_SERVICE_NAME: HeaderName = HeaderName::from_static("x-service-name");

@@ -636,22 +636,15 @@ mod tests {
         let now = seconds * 1000 + micros / 1000;
         // 100,000 admissions from over a minute ago (a busy user's last burst), then
         // three from a second ago.
-        let expired = (now - WINDOW.as_millis() as i64 - 1_000).to_string();
-        for _ in 0..10 {
+        let expired = now - WINDOW.as_millis() as i64 - 1_000;
+        for (time, count) in std::iter::repeat_n((expired, 10_000), 10).chain([(now - 1_000, 3)]) {
             redis::cmd("RPUSH")
                 .arg(&key)
-                .arg(vec![expired.as_str(); 10_000])
+                .arg(vec![time.to_string(); count])
                 .query_async::<()>(&mut redis)
                 .await
                 .unwrap();
         }
-        let recent = (now - 1_000).to_string();
-        redis::cmd("RPUSH")
-            .arg(&key)
-            .arg(vec![recent.as_str(); 3])
-            .query_async::<()>(&mut redis)
-            .await
-            .unwrap();
         let before = calls(&mut redis, "lindex").await + calls(&mut redis, "lpop").await;
 
         let decision = limiter.check("user:many").await;
