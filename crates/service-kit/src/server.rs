@@ -387,7 +387,12 @@ where
     // the other threads would be a lock they all take on every wake-up.
     let stop = stop.child_token();
     let open = TaskTracker::new();
-    let http1 = hyper::server::conn::http1::Builder::new();
+    let mut http1 = hyper::server::conn::http1::Builder::new();
+    // An answer's head and body copied into one buffer and sent with one plain write:
+    // its answers are small (the gateway's proxied JSON), and two-part vectored writes
+    // cost the kernel more than the copy (docs/bench-gateway.md: about 5 % more
+    // proxied requests a second). A large body is still sent in buffer-sized writes.
+    http1.writev(false);
     loop {
         let (mut stream, peer) = tokio::select! {
             () = stop.cancelled() => break,
