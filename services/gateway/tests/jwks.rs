@@ -1,6 +1,7 @@
 //! The gateway's key set: requests that arrive while it is being fetched wait for that
 //! one fetch instead of being refused, and a key withdrawn from it stops vouching for
-//! the tokens every worker remembers.
+//! the tokens every worker remembers; tokens naming kids it does not hold fetch it again
+//! at most once per cooldown.
 #![allow(clippy::unwrap_used)] // in a test, a failed unwrap is a failed test
 
 mod common;
@@ -157,5 +158,46 @@ async fn requests_racing_the_first_key_fetch_all_pass_on_one_fetch() {
     assert_eq!(
         fetches, 1,
         "one fetch serves every request that waited for it"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flood_of_unknown_kids_does_not_fetch_the_key_set_again_within_the_cooldown() {
+    let signing = SigningKey::from_bytes(&[13; 32]);
+    let (user_service, verifier, key, k1) = serving_k1(&signing, None).await;
+    let forged = |kid: String| {
+        let mut header = Header::new(Algorithm::EdDSA);
+        header.kid = Some(kid);
+        common::encode_claims(&header, &key, json!({}))
+    };
+
+    // Racing, then one after another: each names a kid the key set does not hold.
+    let racers: Vec<_> = (0..20)
+        .map(|n| {
+            let (verifier, token) = (verifier.for_worker(), forged(format!("racing-{n}")));
+            tokio::spawn(async move { verifier.verify(&token).await })
+        })
+        .collect();
+    for racer in racers {
+        assert!(racer.await.unwrap().is_err());
+    }
+    for n in 0..20 {
+        assert!(
+            verifier
+                .verify(&forged(format!("in-turn-{n}")))
+                .await
+                .is_err()
+        );
+    }
+    assert_eq!(
+        user_service.received_requests().await.unwrap().len(),
+        1,
+        "only the first fetch: the cooldown ({:?}) has not passed",
+        gateway::auth::REFRESH_COOLDOWN
+    );
+    let valid = common::encode_claims(&k1, &key, json!({}));
+    assert!(
+        verifier.verify(&valid).await.is_ok(),
+        "the held key still vouches"
     );
 }
