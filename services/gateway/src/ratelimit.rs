@@ -27,6 +27,16 @@
 //! clock. Admissions whose request stopped waiting are dropped from the batch before it
 //! is sent, so they are not counted.
 //!
+//! # Refusals
+//!
+//! A refused key stays refused until its oldest counted request leaves the window: no
+//! slot of its frees before then, whatever the other replicas do. So each worker
+//! remembers, for a key Redis refused, until when (measured from before the check was
+//! sent, so never later than Redis's own answer), and refuses that key's requests
+//! itself until then, with the same headers. A client hammering past its limit then
+//! costs a lookup, not a Redis call each, and the exact window is unchanged: those
+//! requests would have been refused, and refused requests are not counted.
+//!
 //! When Redis cannot be reached the replica falls back to the same algorithm in its own
 //! memory (logged, and counted in `gateway_rate_limit_fallback_total`): limits then
 //! hold per replica instead of across them, rather than admitting everything or
@@ -134,7 +144,13 @@ pub struct RateLimiter {
     /// uses it, so the task and its Redis connection run on the worker's thread and a
     /// check wakes no other thread.
     queue: OnceLock<mpsc::UnboundedSender<Pending>>,
+    /// Keys Redis refused, and until when they stay refused (see "Refusals" above).
+    refused: Mutex<HashMap<String, Instant>>,
 }
+
+/// How many refused keys a worker remembers at most; past it, new refusals go
+/// unremembered (and to Redis each time) until old ones lapse.
+const MAX_REFUSED: usize = 10_000;
 
 /// What every worker's limiter shares.
 struct Shared {
@@ -172,6 +188,7 @@ impl RateLimiter {
             }),
             fixed: FixedHeaders::new(limit),
             queue: OnceLock::new(),
+            refused: Mutex::default(),
         }
     }
 
@@ -182,6 +199,7 @@ impl RateLimiter {
             shared: self.shared.clone(),
             fixed: FixedHeaders::new(self.shared.limit),
             queue: OnceLock::new(),
+            refused: Mutex::default(),
         }
     }
 
@@ -203,6 +221,9 @@ impl RateLimiter {
     /// Counts one request against `key` (e.g. `user:<id>`, `ip:<addr>`).
     pub async fn check(&self, key: &str) -> Decision {
         let now = Instant::now();
+        if let Some(refusal) = self.still_refused(key, now) {
+            return refusal;
+        }
         if self.shared.redis_is_down(now) {
             return self.shared.check_locally(key, now);
         }
@@ -225,6 +246,9 @@ impl RateLimiter {
         match result {
             Ok(decision) => {
                 self.shared.mark_redis_up();
+                if !decision.allowed && !decision.resets_in.is_zero() {
+                    self.remember_refusal(key, now + decision.resets_in, now);
+                }
                 decision
             }
             Err(error) => {
@@ -235,6 +259,35 @@ impl RateLimiter {
                 self.shared.mark_redis_down(now + REDIS_RETRY_AFTER);
                 self.shared.check_locally(key, now)
             }
+        }
+    }
+
+    /// The refusal of `key` this worker remembers, if it still stands at `now`.
+    fn still_refused(&self, key: &str, now: Instant) -> Option<Decision> {
+        let mut refused = self.refused.lock().unwrap_or_else(PoisonError::into_inner);
+        if refused.is_empty() {
+            return None;
+        }
+        let until = *refused.get(key)?;
+        if until <= now {
+            refused.remove(key);
+            return None;
+        }
+        Some(Decision {
+            allowed: false,
+            limit: self.shared.limit,
+            remaining: 0,
+            resets_in: until - now,
+        })
+    }
+
+    fn remember_refusal(&self, key: &str, until: Instant, now: Instant) {
+        let mut refused = self.refused.lock().unwrap_or_else(PoisonError::into_inner);
+        if refused.len() >= MAX_REFUSED {
+            refused.retain(|_, until| *until > now);
+        }
+        if refused.len() < MAX_REFUSED {
+            refused.insert(key.to_owned(), until);
         }
     }
 
@@ -664,6 +717,48 @@ mod tests {
         // for as long as 200,000 commands took; other tests' calls add a few.
         let lookups = calls(&mut redis, "lindex").await + calls(&mut redis, "lpop").await - before;
         assert!(lookups < 1_000, "{lookups} lookups and pops");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_refused_key_is_refused_here_until_a_slot_of_its_frees() {
+        let keys = StreamKeys::new();
+        let limiter = Arc::new(limiter(&keys, 3));
+        let client = redis::Client::open(test_support::redis_url()).unwrap();
+        let mut redis = ConnectionManager::new(client).await.unwrap();
+        let (seconds, micros): (i64, i64) =
+            redis::cmd("TIME").query_async(&mut redis).await.unwrap();
+        let now = seconds * 1000 + micros / 1000;
+        // The key's limit used up, its oldest admission leaving the window in 400 ms.
+        let oldest = now - WINDOW.as_millis() as i64 + 400;
+        redis::cmd("RPUSH")
+            .arg(format!("{}user:full", keys.prefix()))
+            .arg(&[oldest, now - 1_000, now - 1_000].map(|t| t.to_string()))
+            .query_async::<()>(&mut redis)
+            .await
+            .unwrap();
+
+        let first = limiter.check("user:full").await;
+        assert!(!first.allowed);
+        assert!(first.resets_in <= Duration::from_millis(400), "{first:?}");
+        let trips = limiter.round_trips();
+        let racing = race(&limiter, "user:full", 20).await;
+        assert!(racing.iter().all(|d| !d.allowed && d.remaining == 0));
+        assert!(racing.iter().all(|d| d.resets_in <= first.resets_in));
+        assert_eq!(
+            limiter.round_trips(),
+            trips,
+            "refused from the worker's memory"
+        );
+        assert!(
+            limiter.check("user:other").await.allowed,
+            "other keys as ever"
+        );
+        assert_eq!(limiter.round_trips(), trips + 1);
+
+        tokio::time::sleep(first.resets_in + Duration::from_millis(100)).await;
+        let later = limiter.check("user:full").await;
+        assert!(later.allowed, "the oldest left the window: {later:?}");
+        assert_eq!(limiter.round_trips(), trips + 2, "asked Redis again");
     }
 
     #[test]
