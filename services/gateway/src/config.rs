@@ -51,7 +51,8 @@ pub struct Config {
     #[arg(long, env = "TRUSTED_PROXIES", default_value = "", value_parser = parse_addresses)]
     pub trusted_proxies: Addresses,
 
-    /// Comma-separated origins browsers may call the API from (CORS); empty: none.
+    /// Comma-separated origins browsers may call the API from (CORS), each
+    /// `scheme://host[:port]` with no path or trailing slash; empty: none.
     #[arg(long, env = "CORS_ORIGINS", default_value = "")]
     pub cors_origins: String,
 

@@ -160,7 +160,7 @@ impl Application {
                     }
                 }
             });
-        let cors = cors(&config.cors_origins);
+        let cors = cors(&config.cors_origins)?;
         let stack = StackLayer {
             request_timeout: config.http.request_timeout(),
         };
@@ -210,18 +210,27 @@ impl Application {
     }
 }
 
-/// CORS for the configured origins; `None` when there are none.
-fn cors(origins: &str) -> Option<CorsLayer> {
-    let origins: Vec<HeaderValue> = origins
+/// CORS for the configured origins; `None` when there are none. An entry that is not
+/// an origin (`scheme://host[:port]`, as browsers send it: no path, no trailing slash)
+/// stops the gateway with a message, rather than never matching.
+fn cors(origins: &str) -> anyhow::Result<Option<CorsLayer>> {
+    let origins = origins
         .split(',')
         .map(str::trim)
         .filter(|s| !s.is_empty())
-        .filter_map(|s| HeaderValue::from_str(s).ok())
-        .collect();
+        .map(|origin| {
+            origin_header(origin).ok_or_else(|| {
+                anyhow::anyhow!(
+                    "CORS_ORIGINS: {origin:?} is not an origin (scheme://host[:port], \
+                     no path or trailing slash)"
+                )
+            })
+        })
+        .collect::<anyhow::Result<Vec<HeaderValue>>>()?;
     if origins.is_empty() {
-        return None;
+        return Ok(None);
     }
-    Some(
+    Ok(Some(
         CorsLayer::new()
             .allow_origin(AllowOrigin::list(origins))
             .allow_methods([Method::GET, Method::POST, Method::PATCH, Method::DELETE])
@@ -237,5 +246,53 @@ fn cors(origins: &str) -> Option<CorsLayer> {
                 HeaderName::from_static("retry-after"),
                 HeaderName::from_static("x-request-id"),
             ]),
-    )
+    ))
+}
+
+/// `origin` as the `Origin` header value a browser sends for it, if it is one.
+fn origin_header(origin: &str) -> Option<HeaderValue> {
+    let uri: axum::http::Uri = origin.parse().ok()?;
+    let (scheme, authority) = (uri.scheme_str()?, uri.authority()?);
+    let bare = matches!(scheme, "http" | "https")
+        && !authority.as_str().contains('@')
+        && uri.path() == "/"
+        && uri.query().is_none()
+        && !origin.ends_with('/');
+    bare.then(|| HeaderValue::from_str(origin).ok()).flatten()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cors_origins_are_bare_origins_or_the_gateway_does_not_start() {
+        for origin in ["https://app.example", "http://localhost:3000"] {
+            assert!(origin_header(origin).is_some(), "{origin}");
+        }
+        for not_origin in [
+            "https://app.example/",
+            "https://app.example/path",
+            "https://app.example?x=1",
+            "app.example",
+            "ftp://app.example",
+            "https://user@app.example",
+            "*",
+        ] {
+            assert!(origin_header(not_origin).is_none(), "{not_origin}");
+        }
+        assert!(
+            matches!(cors(" , "), Ok(None)),
+            "empty entries are no origins"
+        );
+        assert!(matches!(
+            cors("https://a.example, http://localhost:3000"),
+            Ok(Some(_))
+        ));
+        let refused = cors("https://a.example, https://b.example/").err().unwrap();
+        assert!(
+            refused.to_string().contains("\"https://b.example/\""),
+            "{refused}"
+        );
+    }
 }

@@ -410,3 +410,72 @@ async fn a_body_over_one_mebibyte_is_413_and_never_counts_against_the_service() 
         "the client's oversize bodies are not the service's failures"
     );
 }
+
+#[tokio::test]
+async fn browsers_from_the_configured_origins_may_call_and_read_the_limits_others_may_not() {
+    let gw = spawn(
+        1,
+        &[
+            "--cors-origins",
+            "https://app.example, http://localhost:3000",
+        ],
+    )
+    .await;
+    let preflight = |origin: &'static str| {
+        gw.client
+            .request(reqwest::Method::OPTIONS, gw.url("/api/orders"))
+            .header("origin", origin)
+            .header("access-control-request-method", "POST")
+            .header(
+                "access-control-request-headers",
+                "authorization, content-type, idempotency-key",
+            )
+            .send()
+    };
+
+    let allowed = preflight("https://app.example").await.unwrap();
+    assert!(allowed.status().is_success(), "{}", allowed.status());
+    let headers = allowed.headers();
+    assert_eq!(
+        headers["access-control-allow-origin"],
+        "https://app.example"
+    );
+    let methods = headers["access-control-allow-methods"].to_str().unwrap();
+    assert!(methods.contains("POST"), "{methods}");
+    let asked = headers["access-control-allow-headers"].to_str().unwrap();
+    for name in ["authorization", "content-type", "idempotency-key"] {
+        assert!(asked.contains(name), "{asked}");
+    }
+    assert!(
+        gw.order.received_requests().await.unwrap().is_empty(),
+        "a preflight is the gateway's to answer"
+    );
+
+    let refused = preflight("https://evil.example").await.unwrap();
+    assert!(
+        refused
+            .headers()
+            .get("access-control-allow-origin")
+            .is_none()
+    );
+
+    let answer = gw
+        .client
+        .get(gw.url("/api/auth/jwks"))
+        .header("origin", "http://localhost:3000")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answer.status(), 200);
+    assert_eq!(
+        answer.headers()["access-control-allow-origin"],
+        "http://localhost:3000"
+    );
+    let exposed = answer.headers()["access-control-expose-headers"]
+        .to_str()
+        .unwrap()
+        .to_ascii_lowercase();
+    for name in ["ratelimit", "retry-after", "x-request-id"] {
+        assert!(exposed.contains(name), "{exposed}");
+    }
+}
