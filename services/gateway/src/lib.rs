@@ -258,7 +258,10 @@ fn origin_header(origin: &str) -> Option<HeaderValue> {
         && uri.path() == "/"
         && uri.query().is_none()
         && !origin.ends_with('/');
-    bare.then(|| HeaderValue::from_str(origin).ok()).flatten()
+    if !bare {
+        return None;
+    }
+    HeaderValue::from_str(origin).ok()
 }
 
 #[cfg(test)]
