@@ -2,6 +2,10 @@
 //! make this service reach into its own network (SSRF: the cloud metadata endpoint,
 //! databases, admin ports).
 //!
+//! Link-local and cloud metadata addresses ([`is_metadata`]) are refused whatever the
+//! policy: allowing private targets (local development) never opens the instance's
+//! credentials to a webhook.
+//!
 //! The check runs on the addresses a name resolves to, at creation and again at every
 //! delivery: the HTTP client resolves through [`CheckingResolver`], which drops
 //! internal addresses, so a name that later resolves elsewhere (DNS rebinding) is
@@ -51,6 +55,47 @@ fn is_public_v4(ip: Ipv4Addr) -> bool {
         || a >= 240) // reserved
 }
 
+/// Whether `ip` is link-local or a cloud metadata endpoint, in any of its forms: never
+/// a webhook's target, however the policy is set. 169.254.0.0/16 (AWS, GCP and Azure
+/// metadata among it), 100.100.100.200 (Alibaba Cloud), fe80::/10, fd00:ec2::254 (AWS
+/// over IPv6), and IPv4 ones written as IPv6 (mapped, compatible, NAT64, 6to4).
+pub fn is_metadata(ip: IpAddr) -> bool {
+    match ip {
+        IpAddr::V4(v4) => is_metadata_v4(v4),
+        IpAddr::V6(v6) => {
+            let segments = v6.segments();
+            (segments[0] & 0xffc0) == 0xfe80
+                || v6 == Ipv6Addr::new(0xfd00, 0x0ec2, 0, 0, 0, 0, 0, 0x0254)
+                || embedded_v4(v6).is_some_and(is_metadata_v4)
+        }
+    }
+}
+
+fn is_metadata_v4(ip: Ipv4Addr) -> bool {
+    ip.is_link_local() || ip == Ipv4Addr::new(100, 100, 100, 200)
+}
+
+/// The IPv4 address an IPv6 one carries: mapped (`::ffff:a.b.c.d`), compatible
+/// (`::a.b.c.d`), NAT64 (`64:ff9b::a.b.c.d`) or 6to4 (`2002:aabb:ccdd::/48`).
+fn embedded_v4(ip: Ipv6Addr) -> Option<Ipv4Addr> {
+    let s = ip.segments();
+    let low = Ipv4Addr::new((s[6] >> 8) as u8, s[6] as u8, (s[7] >> 8) as u8, s[7] as u8);
+    if let Some(v4) = ip.to_ipv4_mapped() {
+        Some(v4)
+    } else if s[..6] == [0; 6] || s[..6] == [0x64, 0xff9b, 0, 0, 0, 0] {
+        Some(low)
+    } else if s[0] == 0x2002 {
+        Some(Ipv4Addr::new(
+            (s[1] >> 8) as u8,
+            s[1] as u8,
+            (s[2] >> 8) as u8,
+            s[2] as u8,
+        ))
+    } else {
+        None
+    }
+}
+
 /// Why a target was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum Refused {
@@ -64,9 +109,12 @@ pub enum Refused {
     Unresolved,
     #[error("resolves to an internal address")]
     Internal,
+    #[error("resolves to a link-local or cloud metadata address")]
+    Metadata,
 }
 
-/// The policy: internal addresses refused unless `allow_private`.
+/// The policy: internal addresses refused unless `allow_private`; link-local and
+/// metadata addresses refused always.
 #[derive(Debug, Clone, Copy)]
 pub struct TargetPolicy {
     pub allow_private: bool,
@@ -74,7 +122,21 @@ pub struct TargetPolicy {
 
 impl TargetPolicy {
     fn allows(&self, ip: IpAddr) -> bool {
-        self.allow_private || is_public(ip)
+        !is_metadata(ip) && (self.allow_private || is_public(ip))
+    }
+
+    /// Whether a host that resolves to `addrs` may be a target: every one of them
+    /// must be allowed (the client may connect to any).
+    pub fn check_addrs(&self, addrs: &[IpAddr]) -> Result<(), Refused> {
+        if addrs.is_empty() {
+            Err(Refused::Unresolved)
+        } else if addrs.iter().any(|ip| is_metadata(*ip)) {
+            Err(Refused::Metadata)
+        } else if addrs.iter().all(|ip| self.allows(*ip)) {
+            Ok(())
+        } else {
+            Err(Refused::Internal)
+        }
     }
 
     /// Checks a webhook URL: scheme, host, and every address the host resolves to.
@@ -96,14 +158,7 @@ impl TargetPolicy {
                 .map(|a| a.ip())
                 .collect(),
         };
-        if addrs.is_empty() {
-            return Err(Refused::Unresolved);
-        }
-        if addrs.iter().all(|ip| self.allows(*ip)) {
-            Ok(url)
-        } else {
-            Err(Refused::Internal)
-        }
+        self.check_addrs(&addrs).map(|()| url)
     }
 }
 
@@ -152,11 +207,13 @@ mod tests {
     const STRICT: TargetPolicy = TargetPolicy {
         allow_private: false,
     };
+    const OPEN: TargetPolicy = TargetPolicy {
+        allow_private: true,
+    };
 
     #[tokio::test]
     async fn internal_targets_are_refused_by_default() {
         for url in [
-            "http://169.254.169.254/latest/meta-data/",
             "http://10.0.0.1/hook",
             "http://127.0.0.1:8080/hook",
             "http://localhost:8080/hook",
@@ -197,11 +254,75 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn metadata_and_link_local_targets_are_refused_even_when_private_ones_are_allowed() {
+        for policy in [STRICT, OPEN] {
+            for url in [
+                "http://169.254.169.254/latest/meta-data",
+                "http://169.254.0.1/",
+                "http://169.254.255.255:8080/",
+                "http://100.100.100.200/latest/meta-data",
+                "http://[fe80::1]/",
+                "http://[febf:ffff::1]/",
+                "http://[fd00:ec2::254]/latest/meta-data",
+                "http://[::ffff:169.254.169.254]/",
+                "http://[::ffff:a9fe:a9fe]/",
+                "http://[::169.254.169.254]/",
+                "http://[64:ff9b::a9fe:a9fe]/",
+                "http://[2002:a9fe:a9fe::1]/",
+                "http://[::ffff:100.100.100.200]/",
+                // The integer and short forms a URL parser reads as 169.254.169.254.
+                "http://2852039166/",
+                "http://0xa9.0xfe.0xa9.0xfe/",
+                "http://169.254.43518/",
+            ] {
+                assert_eq!(policy.check(url).await, Err(Refused::Metadata), "{url}");
+            }
+        }
+    }
+
+    #[test]
+    fn a_name_is_refused_if_any_address_it_resolves_to_is_metadata() {
+        let resolved =
+            |list: &[&str]| -> Vec<IpAddr> { list.iter().map(|ip| ip.parse().unwrap()).collect() };
+        for policy in [STRICT, OPEN] {
+            assert_eq!(
+                policy.check_addrs(&resolved(&["93.184.215.14", "169.254.169.254"])),
+                Err(Refused::Metadata)
+            );
+            assert_eq!(
+                policy.check_addrs(&resolved(&["fe80::a", "2606:2800:21f:cb07::1"])),
+                Err(Refused::Metadata)
+            );
+            assert_eq!(policy.check_addrs(&[]), Err(Refused::Unresolved));
+            assert_eq!(policy.check_addrs(&resolved(&["93.184.215.14"])), Ok(()));
+        }
+        assert_eq!(
+            OPEN.check_addrs(&resolved(&["10.0.0.5", "127.0.0.1"])),
+            Ok(())
+        );
+        assert_eq!(
+            STRICT.check_addrs(&resolved(&["10.0.0.5"])),
+            Err(Refused::Internal)
+        );
+        // Neighbours of the refused ranges stay what the policy says.
+        assert_eq!(OPEN.check_addrs(&resolved(&["169.253.255.255"])), Ok(()));
+        assert_eq!(OPEN.check_addrs(&resolved(&["100.100.100.201"])), Ok(()));
+        assert_eq!(OPEN.check_addrs(&resolved(&["fec0::1"])), Ok(()));
+    }
+
+    #[tokio::test]
+    async fn the_resolver_drops_metadata_addresses_whatever_the_policy() {
+        // A literal address reaches the resolver as a name when a client resolves it.
+        let resolver = CheckingResolver { policy: OPEN };
+        let name: Name = "169.254.169.254".parse().unwrap();
+        assert!(resolver.resolve(name).await.is_err());
+        let name: Name = "127.0.0.1".parse().unwrap();
+        assert!(resolver.resolve(name).await.is_ok());
+    }
+
+    #[tokio::test]
     async fn allowing_private_targets_admits_loopback() {
-        let open = TargetPolicy {
-            allow_private: true,
-        };
-        assert!(open.check("http://127.0.0.1:9/hook").await.is_ok());
-        assert!(open.check("http://localhost:9/hook").await.is_ok());
+        assert!(OPEN.check("http://127.0.0.1:9/hook").await.is_ok());
+        assert!(OPEN.check("http://localhost:9/hook").await.is_ok());
     }
 }

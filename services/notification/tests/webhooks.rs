@@ -177,6 +177,67 @@ async fn internal_targets_are_refused_by_default() {
 }
 
 #[tokio::test]
+async fn metadata_targets_are_refused_even_with_private_targets_allowed() {
+    // The harness allows private targets (its receivers listen on loopback).
+    let app = spawn_app(&["--webhook-allow-private", "true"]).await;
+    for url in [
+        "http://169.254.169.254/latest/meta-data",
+        "http://100.100.100.200/latest/meta-data",
+        "http://[fd00:ec2::254]/latest/meta-data",
+        "http://[fe80::1]/hook",
+        "http://[::ffff:169.254.169.254]/hook",
+    ] {
+        let response = app
+            .admin(Method::POST, "/webhooks")
+            .json(&json!({"url": url, "events": ["order.confirmed"], "secret": SECRET}))
+            .send()
+            .await
+            .unwrap();
+        let problem = assert_problem(response, 422).await;
+        assert_eq!(problem["errors"][0]["field"], "url", "{url}");
+    }
+
+    // A target that passed at registration and points at metadata by delivery time is
+    // refused then, and nothing is sent.
+    let receiver = MockServer::start().await;
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(200))
+        .mount(&receiver)
+        .await;
+    let id = app
+        .webhook(
+            &format!("{}/hook", receiver.uri()),
+            &["order.confirmed"],
+            SECRET,
+        )
+        .await;
+    sqlx::query("UPDATE webhooks SET url = 'http://169.254.169.254/latest/meta-data'")
+        .execute(&app.pool)
+        .await
+        .unwrap();
+    let ada = app.user("Ada").await;
+    app.confirm_order(&ada).await;
+    assert!(
+        eventually(Duration::from_secs(10), || async {
+            !app.deliveries(&id).await.is_empty()
+        })
+        .await
+    );
+    app.quiet().await;
+    let log = app.deliveries(&id).await;
+    assert_eq!(log.len(), 1, "refused once, not retried: {log:?}");
+    assert!(log[0]["status_code"].is_null());
+    assert!(
+        log[0]["error"]
+            .as_str()
+            .unwrap()
+            .contains("link-local or cloud metadata"),
+        "{log:?}"
+    );
+    assert!(receiver.received_requests().await.unwrap().is_empty());
+}
+
+#[tokio::test]
 async fn webhooks_are_for_admins_and_never_show_their_secret() {
     let app = spawn_app(&[]).await;
     let user = uuid::Uuid::new_v4();
