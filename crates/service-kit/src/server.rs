@@ -489,9 +489,15 @@ where
     type Future = Answer<S::Future>;
 
     fn call(&self, request: http::Request<hyper::body::Incoming>) -> Self::Future {
+        let drain = !request.headers().contains_key(http::header::EXPECT);
         Answer {
             answering: Some(Answering::new(&self.activity)),
-            future: self.service.clone().call(request.map(Body::new)),
+            future: self.service.clone().call(request.map(|incoming| {
+                Body::new(Drained {
+                    incoming: Some(incoming),
+                    drain,
+                })
+            })),
         }
     }
 }
@@ -547,6 +553,87 @@ impl hyper::body::Body for Answered {
     fn size_hint(&self) -> hyper::body::SizeHint {
         hyper::body::Body::size_hint(&self.body)
     }
+}
+
+/// Most of a request's body read after its answer, and for how long, to keep its
+/// connection: the largest body a service accepts.
+const DRAIN_LIMIT: u64 = 1024 * 1024;
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// A request's body that, dropped before its end (its request answered without it: a
+/// 401, a 429, an open breaker), is read to its end by a task of its own. hyper closes
+/// a connection whose request body was left unread, and a client still sending that
+/// body then meets a reset, which can cost it the answer, or the next request it sends
+/// on what it took for a live connection (RFC 9112 §9.6). Read while the answer goes
+/// out, the body's end leaves the connection ready for the next request. Not for a
+/// client waiting to be asked for its body (`Expect: 100-continue`): answered without
+/// being asked, it sends no body, and its connection closes.
+struct Drained {
+    incoming: Option<hyper::body::Incoming>,
+    drain: bool,
+}
+
+impl hyper::body::Body for Drained {
+    type Data = axum::body::Bytes;
+    type Error = hyper::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> Poll<Option<Result<hyper::body::Frame<Self::Data>, Self::Error>>> {
+        let Some(incoming) = self.incoming.as_mut() else {
+            return Poll::Ready(None);
+        };
+        let frame = std::task::ready!(Pin::new(incoming).poll_frame(cx));
+        if !matches!(frame, Some(Ok(_))) {
+            // Ended or failed: nothing is left to read.
+            self.incoming = None;
+        }
+        Poll::Ready(frame)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.incoming
+            .as_ref()
+            .is_none_or(hyper::body::Body::is_end_stream)
+    }
+
+    fn size_hint(&self) -> hyper::body::SizeHint {
+        self.incoming.as_ref().map_or_else(
+            || hyper::body::SizeHint::with_exact(0),
+            hyper::body::Body::size_hint,
+        )
+    }
+}
+
+impl Drop for Drained {
+    fn drop(&mut self) {
+        let Some(incoming) = self.incoming.take() else {
+            return;
+        };
+        if !self.drain || hyper::body::Body::is_end_stream(&incoming) {
+            return;
+        }
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            runtime.spawn(drain(incoming));
+        }
+    }
+}
+
+/// Reads `incoming` to its end and drops it, within [`DRAIN_LIMIT`] and
+/// [`DRAIN_TIMEOUT`]; past either it is dropped as it is (and its connection closed).
+async fn drain(mut incoming: hyper::body::Incoming) {
+    use http_body_util::BodyExt;
+    let _ = tokio::time::timeout(DRAIN_TIMEOUT, async {
+        let mut read = 0;
+        while let Some(Ok(frame)) = incoming.frame().await {
+            read += frame.data_ref().map_or(0, |data| data.len() as u64);
+            if read > DRAIN_LIMIT {
+                return;
+            }
+        }
+    })
+    .await;
 }
 
 /// Where connections come from: the bound listener itself, or (on a worker thread) the
