@@ -30,20 +30,22 @@
 //! seen, and a list keeps at most [`MAX_IDLE`].
 
 use std::io;
-use std::mem::MaybeUninit;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::task::{Context, Poll, ready};
 use std::time::{Duration, Instant};
 
 use axum::body::Body;
-use bytes::{Buf, Bytes, BytesMut};
-use http::header::{self, HeaderMap, HeaderName, HeaderValue};
-use http::{Method, Response, StatusCode};
+use bytes::{Bytes, BytesMut};
+use http::header::{self, HeaderName, HeaderValue};
+use http::{Method, Response};
 use http_body_util::BodyExt;
 use hyper::body::{Frame, SizeHint};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+
+use crate::answer::{Framing, Parsed, Step, parse_head};
 
 /// How long a connection may sit unused before it is closed.
 pub const IDLE_TIMEOUT: Duration = Duration::from_secs(90);
@@ -51,15 +53,10 @@ pub const IDLE_TIMEOUT: Duration = Duration::from_secs(90);
 /// Most connections kept per service and worker.
 pub const MAX_IDLE: usize = 256;
 
-/// Largest answer head (status line and headers) read from a service.
-pub const MAX_HEAD: usize = 64 * 1024;
-
-/// Most headers an answer may have.
-pub const MAX_HEADERS: usize = 100;
-
-/// Longest chunk-size line, and most bytes of trailers, read from a chunked answer.
-const MAX_CHUNK_LINE: usize = 1024;
-const MAX_TRAILERS: usize = 16 * 1024;
+/// Most connections open at once per service and worker: a request past it waits for
+/// one to come free (or for the server's time limit). Counted as connections in use:
+/// a new one opens only when none is idle, so those idle came from those in use.
+pub const MAX_OPEN: usize = 512;
 
 /// Headers that describe one connection, never passed on (RFC 9110 §7.6.1).
 pub const HOP_BY_HOP: [HeaderName; 9] = [
@@ -131,6 +128,9 @@ pub enum Failure {
     /// The service's answer is not HTTP/1.1 that can be read.
     #[error("the service's answer is malformed: {0}")]
     Malformed(&'static str),
+    /// The service did not begin its answer in time.
+    #[error("the service did not answer within {0:?}")]
+    TimedOut(Duration),
     /// The request's body failed while it was being sent (the client went, or its body
     /// outgrew the limit).
     #[error("the request's body failed: {0}")]
@@ -158,6 +158,8 @@ struct Connection {
     buffer: BytesMut,
     /// When it went back on its list.
     since: Instant,
+    /// Its place among the service's [`Limits::max_open`], while it is in use.
+    in_use: Option<OwnedSemaphorePermit>,
 }
 
 impl Connection {
@@ -188,25 +190,61 @@ impl Connection {
     }
 }
 
-/// A service's idle connections, the longest idle first.
-type List = Mutex<Vec<Connection>>;
+/// A service's connections: the idle ones, the longest idle first, and a permit for
+/// each one in use.
+struct List {
+    idle: Mutex<Vec<Connection>>,
+    in_use: Arc<Semaphore>,
+}
+
+impl List {
+    /// A place for one more connection in use, once there is one.
+    async fn place(&self) -> Result<OwnedSemaphorePermit, Failure> {
+        match self.in_use.clone().try_acquire_owned() {
+            Ok(permit) => Ok(permit),
+            Err(_) => {
+                self.in_use.clone().acquire_owned().await.map_err(|_| {
+                    Failure::Io(io::Error::other("the service's connections are closed"))
+                })
+            }
+        }
+    }
+}
 
 fn lock(list: &List) -> MutexGuard<'_, Vec<Connection>> {
-    list.lock().unwrap_or_else(PoisonError::into_inner)
+    list.idle.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// How long a service may take, and how many connections it gets.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// To accept a connection.
+    pub connect_timeout: Duration,
+    /// To begin its answer (its head) once the request is sent.
+    pub answer_timeout: Duration,
+    /// Connections open at once, per service and worker.
+    pub max_open: usize,
 }
 
 /// One worker's connections, a list per service.
 pub struct Connections {
-    connect_timeout: Duration,
+    limits: Limits,
     lists: Vec<Arc<List>>,
 }
 
 impl Connections {
-    /// Lists for `services` services, connecting within `connect_timeout`.
-    pub fn new(services: usize, connect_timeout: Duration) -> Self {
+    /// Lists for `services` services.
+    pub fn new(services: usize, limits: Limits) -> Self {
         Self {
-            connect_timeout,
-            lists: (0..services).map(|_| Arc::default()).collect(),
+            limits,
+            lists: (0..services)
+                .map(|_| {
+                    Arc::new(List {
+                        idle: Mutex::default(),
+                        in_use: Arc::new(Semaphore::new(limits.max_open)),
+                    })
+                })
+                .collect(),
         }
     }
 
@@ -232,8 +270,20 @@ impl Connections {
         let head = head.finish(framing);
         let mut body = (framing != Outgoing::Empty).then_some((body, framing));
 
-        if let Some(connection) = take(list) {
-            match exchange(list, connection, &head, body.take(), head_only).await {
+        let answer_timeout = self.limits.answer_timeout;
+        let place = list.place().await?;
+        if let Some(mut connection) = take(list) {
+            connection.in_use = Some(place);
+            match exchange(
+                list,
+                connection,
+                &head,
+                body.take(),
+                head_only,
+                answer_timeout,
+            )
+            .await
+            {
                 Ok(response) => return Ok(response),
                 Err(Failed::Unanswered(_)) if replayable => {}
                 Err(Failed::Unanswered(failure) | Failed::Other(failure)) => return Err(failure),
@@ -241,20 +291,25 @@ impl Connections {
         }
         // Boxed: connecting makes a large future, and unboxed it would size (and be
         // copied with) every request's, most of which find a connection waiting.
-        let connection = Box::pin(self.connect(destination)).await?;
-        exchange(list, connection, &head, body, head_only)
+        let place = list.place().await?;
+        let connection = Box::pin(self.connect(destination, place)).await?;
+        exchange(list, connection, &head, body, head_only, answer_timeout)
             .await
             .map_err(|(Failed::Unanswered(failure) | Failed::Other(failure))| failure)
     }
 
-    /// A new connection to `destination`.
-    async fn connect(&self, destination: &Destination) -> Result<Connection, Failure> {
+    /// A new connection to `destination`, in use in `place`.
+    async fn connect(
+        &self,
+        destination: &Destination,
+        place: OwnedSemaphorePermit,
+    ) -> Result<Connection, Failure> {
         let failed = |error: io::Error| Failure::Connect {
             address: destination.address.clone(),
             error,
         };
         let stream = tokio::time::timeout(
-            self.connect_timeout,
+            self.limits.connect_timeout,
             TcpStream::connect(destination.address.as_str()),
         )
         .await
@@ -265,6 +320,7 @@ impl Connections {
             stream,
             buffer: BytesMut::with_capacity(READ_SIZE),
             since: Instant::now(),
+            in_use: Some(place),
         })
     }
 }
@@ -289,6 +345,7 @@ fn take(list: &List) -> Option<Connection> {
 }
 
 fn give_back(list: &List, mut connection: Connection) {
+    connection.in_use = None;
     let mut list = lock(list);
     if list.len() < MAX_IDLE {
         connection.since = Instant::now();
@@ -425,16 +482,19 @@ impl Head {
     }
 }
 
-/// One request on `connection`: written, its answer's head read. The connection goes
-/// back on `list` once the answer's body is read to its end.
+/// One request on `connection`: written, its answer's head read within
+/// `answer_timeout` of the request going out. The connection goes back on `list` once
+/// the answer's body is read to its end.
 async fn exchange(
     list: &Arc<List>,
     mut connection: Connection,
     head: &[u8],
     body: Option<(Body, Outgoing)>,
     head_only: bool,
+    answer_timeout: Duration,
 ) -> Result<Response<Body>, Failed> {
     let mut written_whole = true;
+    let mut early = None;
     match body {
         None => {
             if let Err(error) = connection.stream.write_all(head).await {
@@ -442,41 +502,28 @@ async fn exchange(
             }
         }
         Some((body, framing)) => {
-            written_whole = write_with_body(&mut connection, head, body, framing)
-                .await
-                .map_err(Failed::Other)?;
+            match write_with_body(&mut connection, head, body, framing, head_only).await {
+                Ok(None) => {}
+                Ok(Some(answer)) => {
+                    written_whole = false;
+                    early = Some(answer);
+                }
+                // The service may have answered and closed: its answer is read below.
+                Err(Failure::Io(_)) => written_whole = false,
+                Err(failure) => return Err(Failed::Other(failure)),
+            }
         }
     }
 
-    let mut informational = false;
-    let (response, framing, keep_alive) = loop {
-        match parse_head(&mut connection.buffer, head_only) {
-            Ok(Some(Parsed::Informational)) => informational = true,
-            Ok(Some(Parsed::Final(response, framing, keep_alive))) => {
-                break (response, framing, keep_alive);
-            }
-            Ok(None) if connection.buffer.len() >= MAX_HEAD => {
-                return Err(Failed::Other(Failure::Malformed("its head is too large")));
-            }
-            Ok(None) => match connection.read_more().await {
-                Ok(0) if connection.buffer.is_empty() && !informational => {
-                    return Err(Failed::Unanswered(Failure::closed(
-                        "closed without answering",
-                    )));
-                }
-                Ok(0) => return Err(Failed::Other(Failure::closed("closed mid-answer"))),
-                Ok(_) => {}
-                Err(error) if connection.buffer.is_empty() && !informational => {
-                    return Err(Failed::Unanswered(error.into()));
-                }
-                Err(error) => return Err(Failed::Other(error.into())),
-            },
-            Err(failure) => return Err(Failed::Other(failure)),
-        }
+    let (response, framing, keep_alive) = match early {
+        Some(answer) => answer,
+        None => tokio::time::timeout(answer_timeout, read_head(&mut connection, head_only))
+            .await
+            .map_err(|_| Failed::Other(Failure::TimedOut(answer_timeout)))??,
     };
 
     let reusable = keep_alive && written_whole;
-    let body = if framing == Framing::Length(0) {
+    let body = if framing.ended() {
         if reusable && connection.buffer.is_empty() {
             give_back(list, connection);
         }
@@ -494,15 +541,47 @@ async fn exchange(
     Ok(response.map(|()| body))
 }
 
-/// Writes the request's head and body, while watching for the answer: a service may
-/// answer (and stop reading) before the body is all sent. Returns whether the request
-/// was written whole; if not, the answer began before it was.
+/// A final answer's head, its body's framing, whether its connection may be reused.
+type FinalHead = (Response<()>, Framing, bool);
+
+/// Reads the answer's head, skipping informational ones.
+async fn read_head(connection: &mut Connection, head_only: bool) -> Result<FinalHead, Failed> {
+    let mut informational = false;
+    loop {
+        match parse_head(&mut connection.buffer, head_only) {
+            Ok(Some(Parsed::Informational)) => informational = true,
+            Ok(Some(Parsed::Final(response, framing, keep_alive))) => {
+                return Ok((response, framing, keep_alive));
+            }
+            Ok(None) => match connection.read_more().await {
+                Ok(0) if connection.buffer.is_empty() && !informational => {
+                    return Err(Failed::Unanswered(Failure::closed(
+                        "closed without answering",
+                    )));
+                }
+                Ok(0) => return Err(Failed::Other(Failure::closed("closed mid-answer"))),
+                Ok(_) => {}
+                Err(error) if connection.buffer.is_empty() && !informational => {
+                    return Err(Failed::Unanswered(error.into()));
+                }
+                Err(error) => return Err(Failed::Other(error.into())),
+            },
+            Err(malformed) => return Err(Failed::Other(Failure::Malformed(malformed))),
+        }
+    }
+}
+
+/// Writes the request's head and body while watching for the answer: a service may
+/// answer (and stop reading) before the body is all sent. Returns the answer's head if
+/// a final one came before the body was written whole. An informational answer (a
+/// `100 Continue`, say) does not stop the writing: the service wants the body.
 async fn write_with_body(
     connection: &mut Connection,
     head: &[u8],
     body: Body,
     framing: Outgoing,
-) -> Result<bool, Failure> {
+    head_only: bool,
+) -> Result<Option<FinalHead>, Failure> {
     let (mut reader, mut writer) = connection.stream.split();
     let buffer = &mut connection.buffer;
     let writing = async {
@@ -545,160 +624,25 @@ async fn write_with_body(
         }
         Ok::<_, Failure>(())
     };
-    tokio::select! {
-        written = writing => written.map(|()| true),
-        read = reader.read_buf(buffer) => match read {
-            Ok(0) => Err(Failure::closed("closed while the request was sent")),
-            Ok(_) => Ok(false),
-            Err(error) => Err(error.into()),
-        },
-    }
-}
-
-/// How an answer's body is framed, and how far it has been read.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Framing {
-    /// `Content-Length`: this many bytes still to come.
-    Length(u64),
-    /// Chunked: at a chunk-size line.
-    ChunkSize,
-    /// Chunked: this many bytes of the current chunk still to come.
-    ChunkData(u64),
-    /// Chunked: the CRLF after a chunk's data.
-    ChunkEnd,
-    /// Chunked: trailer lines, this many bytes of them read, until a blank line.
-    Trailers(usize),
-    /// Until the service closes the connection.
-    UntilClose,
-}
-
-/// What a complete head was.
-enum Parsed {
-    /// A 1xx, skipped: the final answer follows.
-    Informational,
-    /// The answer's head, its body's framing, whether the connection may be reused.
-    Final(Response<()>, Framing, bool),
-}
-
-/// Takes one complete answer head from the front of `buffer`; none while it is
-/// incomplete.
-fn parse_head(buffer: &mut BytesMut, head_only: bool) -> Result<Option<Parsed>, Failure> {
-    let malformed = Failure::Malformed;
-    // Where each header's name and value lie in the head, so that the values can share
-    // the head's bytes once it is taken off the buffer.
-    let (length, code, version, spans) = {
-        // Left uninitialized: zeroing a hundred slots cost more than the parse.
-        let mut slots = [const { MaybeUninit::<httparse::Header<'_>>::uninit() }; MAX_HEADERS];
-        let mut parsed = httparse::Response::new(&mut []);
-        let length = match httparse::ParserConfig::default().parse_response_with_uninit_headers(
-            &mut parsed,
-            buffer,
-            &mut slots,
-        ) {
-            Ok(httparse::Status::Complete(length)) => length,
-            Ok(httparse::Status::Partial) => return Ok(None),
-            Err(httparse::Error::TooManyHeaders) => return Err(malformed("too many headers")),
-            Err(_) => return Err(malformed("not an HTTP/1.1 answer")),
-        };
-        let start = buffer.as_ptr() as usize;
-        let spans: Vec<_> = parsed
-            .headers
-            .iter()
-            .map(|found| {
-                let name = found.name.as_ptr() as usize - start;
-                let value = found.value.as_ptr() as usize - start;
-                (
-                    name..name + found.name.len(),
-                    value..value + found.value.len(),
-                )
-            })
-            .collect();
-        let (Some(code), Some(version)) = (parsed.code, parsed.version) else {
-            return Err(malformed("not an HTTP/1.1 answer"));
-        };
-        (length, code, version, spans)
+    let answered = async {
+        loop {
+            match reader.read_buf(buffer).await {
+                Ok(0) => return Err(Failure::closed("closed while the request was sent")),
+                Ok(_) => {}
+                Err(error) => return Err(error.into()),
+            }
+            // Cancel-safe: a head is taken off the buffer only once whole.
+            while let Some(parsed) = parse_head(buffer, head_only).map_err(Failure::Malformed)? {
+                if let Parsed::Final(response, framing, keep_alive) = parsed {
+                    return Ok((response, framing, keep_alive));
+                }
+            }
+        }
     };
-    let head = buffer.split_to(length).freeze();
-    let status = StatusCode::from_u16(code).map_err(|_| malformed("bad status"))?;
-    if status.is_informational() {
-        if status == StatusCode::SWITCHING_PROTOCOLS {
-            return Err(malformed("an unasked protocol switch"));
-        }
-        return Ok(Some(Parsed::Informational));
+    tokio::select! {
+        written = writing => written.map(|()| None),
+        answer = answered => answer.map(Some),
     }
-
-    // The connection's own headers (RFC 9110 §7.6.1: the hop-by-hop ones, and any that
-    // `Connection` names) are read here, for the framing, and not passed on.
-    let connection = ConnectionOptions::of(
-        spans
-            .iter()
-            .filter(|(name, _)| head[name.clone()].eq_ignore_ascii_case(b"connection"))
-            .map(|(_, value)| &head[value.clone()]),
-    );
-    // The last coding of the last `Transfer-Encoding` is the one that frames the body.
-    let transfer_encoding = spans
-        .iter()
-        .rfind(|(name, _)| head[name.clone()].eq_ignore_ascii_case(b"transfer-encoding"))
-        .map(|(_, value)| &head[value.clone()]);
-    // Room for what the gateway adds on the way back (request id, trace, rate limits).
-    let mut headers = HeaderMap::with_capacity(spans.len() + 8);
-    for (name, value) in spans {
-        let name = HeaderName::from_bytes(&head[name]).map_err(|_| malformed("bad header name"))?;
-        if connection.excludes(&name) {
-            continue;
-        }
-        let value = HeaderValue::from_maybe_shared(head.slice(value))
-            .map_err(|_| malformed("bad header value"))?;
-        headers.append(name, value);
-    }
-
-    let mut keep_alive = version == 1 && !connection.close;
-    let framing =
-        if head_only || status == StatusCode::NO_CONTENT || status == StatusCode::NOT_MODIFIED {
-            Framing::Length(0)
-        } else if let Some(codings) = transfer_encoding {
-            // Transfer-Encoding wins over Content-Length, which is then dropped; a message
-            // carrying both is suspect, so its connection is not reused.
-            if headers.remove(header::CONTENT_LENGTH).is_some() {
-                keep_alive = false;
-            }
-            let last = codings.rsplit(|&b| b == b',').next().unwrap_or_default();
-            if last.trim_ascii().eq_ignore_ascii_case(b"chunked") {
-                Framing::ChunkSize
-            } else {
-                keep_alive = false;
-                Framing::UntilClose
-            }
-        } else if headers.contains_key(header::CONTENT_LENGTH) {
-            Framing::Length(content_length(&headers).ok_or(malformed("bad Content-Length"))?)
-        } else {
-            keep_alive = false;
-            Framing::UntilClose
-        };
-
-    let mut response = Response::new(());
-    *response.status_mut() = status;
-    *response.headers_mut() = headers;
-    Ok(Some(Parsed::Final(response, framing, keep_alive)))
-}
-
-/// The one length every `Content-Length` value gives, if they agree and are numbers.
-fn content_length(headers: &HeaderMap) -> Option<u64> {
-    let mut length = None;
-    for value in headers.get_all(header::CONTENT_LENGTH) {
-        for part in value.as_bytes().split(|&b| b == b',') {
-            let part = part.trim_ascii();
-            if part.is_empty() || part.len() > 19 || !part.iter().all(u8::is_ascii_digit) {
-                return None;
-            }
-            let parsed = std::str::from_utf8(part).ok()?.parse::<u64>().ok()?;
-            if length.is_some_and(|known| known != parsed) {
-                return None;
-            }
-            length = Some(parsed);
-        }
-    }
-    length
 }
 
 /// An answer's body, read from its connection as it is polled; the connection goes
@@ -725,53 +669,11 @@ impl Streaming {
     /// The next frame, or `None` at the body's end (the framing then says so).
     fn poll_next(&mut self, cx: &mut Context<'_>) -> Poll<Option<io::Result<Bytes>>> {
         loop {
-            let buffer = &mut self.connection.buffer;
-            match self.framing {
-                Framing::Length(0) => return Poll::Ready(None),
-                Framing::Length(left) | Framing::ChunkData(left) if !buffer.is_empty() => {
-                    let taken = usize::try_from(left).map_or(buffer.len(), |l| l.min(buffer.len()));
-                    let left = left - taken as u64;
-                    self.framing = match self.framing {
-                        Framing::ChunkData(_) if left == 0 => Framing::ChunkEnd,
-                        Framing::ChunkData(_) => Framing::ChunkData(left),
-                        _ => Framing::Length(left),
-                    };
-                    return Poll::Ready(Some(Ok(buffer.split_to(taken).freeze())));
-                }
-                Framing::UntilClose if !buffer.is_empty() => {
-                    return Poll::Ready(Some(Ok(buffer.split().freeze())));
-                }
-                Framing::ChunkSize => {
-                    if let Some(line) = take_line(buffer, MAX_CHUNK_LINE)? {
-                        let size = chunk_size(&line)?;
-                        self.framing = if size == 0 {
-                            Framing::Trailers(0)
-                        } else {
-                            Framing::ChunkData(size)
-                        };
-                        continue;
-                    }
-                }
-                Framing::ChunkEnd if buffer.len() >= 2 => {
-                    if &buffer[..2] != b"\r\n" {
-                        return Poll::Ready(Some(Err(invalid("a chunk without its CRLF"))));
-                    }
-                    buffer.advance(2);
-                    self.framing = Framing::ChunkSize;
-                    continue;
-                }
-                Framing::Trailers(read) => {
-                    if let Some(line) = take_line(buffer, MAX_TRAILERS - read)? {
-                        if line.is_empty() {
-                            return Poll::Ready(None);
-                        }
-                        self.framing = Framing::Trailers(read + line.len() + 2);
-                        continue;
-                    }
-                }
-                _ => {}
+            match self.framing.decode(&mut self.connection.buffer)? {
+                Step::Data(data) => return Poll::Ready(Some(Ok(data))),
+                Step::End => return Poll::Ready(None),
+                Step::More => {}
             }
-            // More is needed.
             let read = ready!(self.connection.poll_read_more(cx))?;
             if read == 0 {
                 if self.framing == Framing::UntilClose {
@@ -785,38 +687,6 @@ impl Streaming {
             }
         }
     }
-}
-
-fn invalid(what: &'static str) -> io::Error {
-    io::Error::new(io::ErrorKind::InvalidData, what)
-}
-
-/// Takes a CRLF-terminated line off the front of `buffer` (without its CRLF); none yet
-/// if it is incomplete, an error past `limit` bytes.
-fn take_line(buffer: &mut BytesMut, limit: usize) -> io::Result<Option<Bytes>> {
-    match buffer.iter().position(|&b| b == b'\n') {
-        Some(end) if end > 0 && buffer[end - 1] == b'\r' && end <= limit => {
-            let line = buffer.split_to(end + 1).freeze();
-            Ok(Some(line.slice(..end - 1)))
-        }
-        Some(_) => Err(invalid("a malformed or overlong line in a chunked body")),
-        None if buffer.len() > limit => Err(invalid("an overlong line in a chunked body")),
-        None => Ok(None),
-    }
-}
-
-/// A chunk-size line's size: hex digits, then perhaps extensions (ignored).
-fn chunk_size(line: &[u8]) -> io::Result<u64> {
-    let digits = line
-        .split(|&b| b == b';')
-        .next()
-        .unwrap_or_default()
-        .trim_ascii_end();
-    if digits.is_empty() || digits.len() > 15 || !digits.iter().all(u8::is_ascii_hexdigit) {
-        return Err(invalid("a malformed chunk size"));
-    }
-    let digits = std::str::from_utf8(digits).map_err(|_| invalid("a malformed chunk size"))?;
-    u64::from_str_radix(digits, 16).map_err(|_| invalid("a malformed chunk size"))
 }
 
 impl hyper::body::Body for Answer {
@@ -833,7 +703,7 @@ impl hyper::body::Body for Answer {
         let next = ready!(streaming.poll_next(cx));
         // Ended, failed, or its last bytes: the connection is done with either way (a
         // server sending a body of known length stops polling at its last byte).
-        if (!matches!(next, Some(Ok(_))) || streaming.framing == Framing::Length(0))
+        if (!matches!(next, Some(Ok(_))) || streaming.framing.ended())
             && let Some(streaming) = self.streaming.take()
             && matches!(next, None | Some(Ok(_)))
         {
@@ -866,6 +736,7 @@ mod tests {
 
     use futures::StreamExt;
     use http::Request;
+    use http::StatusCode;
     use hyper::service::service_fn;
     use hyper_util::rt::TokioIo;
     use tokio::net::TcpListener;
@@ -948,6 +819,12 @@ mod tests {
         (Destination { index: 0, address }, accepted)
     }
 
+    const LIMITS: Limits = Limits {
+        connect_timeout: Duration::from_secs(1),
+        answer_timeout: Duration::from_secs(5),
+        max_open: MAX_OPEN,
+    };
+
     fn request(method: Method, body: Body) -> (Head, Body) {
         let mut head = Head::new(&method, &["/x", "?y=1"]).unwrap();
         head.header(&header::HOST, &HeaderValue::from_static("test"));
@@ -978,7 +855,7 @@ mod tests {
     /// Sends `times` requests to `destination` one after another, each answered 200
     /// with `body`.
     async fn answered_in_turn(destination: &Destination, times: usize, body: &str) {
-        let connections = Connections::new(1, Duration::from_secs(1));
+        let connections = Connections::new(1, LIMITS);
         for _ in 0..times {
             let response = connections.send_request(destination, get()).await;
             assert_eq!(text(response).await, (StatusCode::OK, body.to_owned()));
@@ -992,7 +869,7 @@ mod tests {
     #[tokio::test]
     async fn requests_in_turn_share_one_connection_and_concurrent_ones_open_their_own() {
         let (destination, accepted) = service(Duration::from_millis(20)).await;
-        let connections = Connections::new(1, Duration::from_secs(1));
+        let connections = Connections::new(1, LIMITS);
 
         for _ in 0..10 {
             ok(connections.send_request(&destination, get()).await).await;
@@ -1022,7 +899,7 @@ mod tests {
             true,
         )
         .await;
-        let connections = Connections::new(1, Duration::from_secs(1));
+        let connections = Connections::new(1, LIMITS);
 
         for _ in 0..5 {
             ok(connections.send_request(&destination, get()).await).await;
@@ -1040,7 +917,7 @@ mod tests {
             false,
         )
         .await;
-        let connections = Connections::new(1, Duration::from_secs(1));
+        let connections = Connections::new(1, LIMITS);
 
         ok(connections.send_request(&destination, get()).await).await;
         // An idempotent request without a body goes again, on a new connection.
@@ -1060,7 +937,7 @@ mod tests {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let address = listener.local_addr().unwrap().to_string();
         drop(listener);
-        let connections = Connections::new(1, Duration::from_secs(1));
+        let connections = Connections::new(1, LIMITS);
 
         let failed = connections
             .send_request(&Destination { index: 0, address }, get())
@@ -1108,7 +985,7 @@ mod tests {
             false,
         )
         .await;
-        let connections = Connections::new(1, Duration::from_secs(1));
+        let connections = Connections::new(1, LIMITS);
 
         let head = connections
             .send_request(&destination, request(Method::HEAD, Body::empty()))
@@ -1138,7 +1015,7 @@ mod tests {
             false,
         )
         .await;
-        let connections = Connections::new(1, Duration::from_secs(1));
+        let connections = Connections::new(1, LIMITS);
 
         for _ in 0..2 {
             let response = connections.send_request(&destination, get()).await.unwrap();
@@ -1179,7 +1056,7 @@ mod tests {
             Some(b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 103 Early Hints\r\nlink: </a>\r\n\r\nHTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok")
         }, false)
         .await;
-        let connections = Connections::new(1, Duration::from_secs(1));
+        let connections = Connections::new(1, LIMITS);
 
         ok(connections.send_request(&destination, get()).await).await;
     }
@@ -1197,7 +1074,7 @@ mod tests {
             false,
         )
         .await;
-        let connections = Connections::new(1, Duration::from_secs(1));
+        let connections = Connections::new(1, LIMITS);
 
         for _ in 0..3 {
             let failed = connections.send_request(&destination, get()).await;
@@ -1227,7 +1104,7 @@ mod tests {
             )))
         })
         .await;
-        let connections = Connections::new(1, Duration::from_secs(1));
+        let connections = Connections::new(1, LIMITS);
 
         let sized = connections
             .send_request(
@@ -1257,7 +1134,7 @@ mod tests {
             Some(b"HTTP/1.1 413 Payload Too Large\r\ncontent-length: 0\r\nconnection: close\r\n\r\n")
         }, false)
         .await;
-        let connections = Connections::new(1, Duration::from_secs(1));
+        let connections = Connections::new(1, LIMITS);
         // A body that never ends: more than any socket buffer holds, then nothing.
         let endless = futures::stream::repeat(Bytes::from(vec![b'x'; 64 * 1024]))
             .take(1024)
@@ -1274,5 +1151,61 @@ mod tests {
         .await
         .expect("the answer is heard while the body is still going");
         assert_eq!(answered.unwrap().status(), StatusCode::PAYLOAD_TOO_LARGE);
+    }
+
+    #[tokio::test]
+    async fn a_100_continue_from_the_service_does_not_stop_the_body() {
+        // hyper's server answers `100 Continue` when its service reads the body.
+        let (destination, _) = serve(|request: Request<hyper::body::Incoming>| async move {
+            let body = request.into_body().collect().await.unwrap().to_bytes();
+            Response::new(Body::from(body.len().to_string()))
+        })
+        .await;
+        let connections = Connections::new(1, LIMITS);
+        for size in [10, 300_000, 900_000] {
+            let (mut head, body) = request(Method::POST, Body::from(vec![b'x'; size]));
+            head.header(&header::EXPECT, &HeaderValue::from_static("100-continue"));
+            let answered = tokio::time::timeout(
+                Duration::from_secs(5),
+                connections.send_request(&destination, (head, body)),
+            )
+            .await
+            .expect("answered once the whole body is sent");
+            assert_eq!(text(answered).await, (StatusCode::OK, size.to_string()));
+        }
+    }
+
+    #[tokio::test]
+    async fn a_service_that_does_not_begin_its_answer_in_time_is_a_timeout() {
+        let (destination, _) = service(Duration::from_secs(2)).await;
+        let connections = Connections::new(
+            1,
+            Limits {
+                answer_timeout: Duration::from_millis(100),
+                ..LIMITS
+            },
+        );
+        let failed = connections.send_request(&destination, get()).await;
+        assert!(matches!(failed, Err(Failure::TimedOut(_))), "{failed:?}");
+    }
+
+    #[tokio::test]
+    async fn connections_to_a_service_are_capped_and_requests_past_the_cap_wait() {
+        let (destination, accepted) = service(Duration::from_millis(50)).await;
+        let connections = Connections::new(
+            1,
+            Limits {
+                max_open: 3,
+                ..LIMITS
+            },
+        );
+        let racing = (0..12)
+            .map(|_| async { ok(connections.send_request(&destination, get()).await).await });
+        futures::future::join_all(racing).await;
+        assert_eq!(
+            accepted.load(Ordering::SeqCst),
+            3,
+            "never more than the cap"
+        );
     }
 }

@@ -18,6 +18,7 @@
 //! - [`auth`]: token verification and the JWKS cache. [`ratelimit`]: the limiter.
 //! - [`dashboard`]: the aggregated view.
 
+pub mod answer;
 pub mod auth;
 pub mod config;
 pub mod connections;
@@ -76,8 +77,8 @@ pub struct Gateway {
     pub limiter: RateLimiter,
     pub trusted_proxies: Vec<IpAddr>,
     pub backends: Backends,
-    /// How long the proxy waits to connect to a service.
-    pub connect_timeout: Duration,
+    /// How long the proxy waits for a service, and how many connections it opens.
+    pub limits: connections::Limits,
 }
 
 /// Builds the gateway.
@@ -144,7 +145,11 @@ impl Application {
             ),
             trusted_proxies: config.trusted_proxies.0.clone(),
             backends,
-            connect_timeout: Duration::from_millis(settings.http_client_connect_timeout_ms),
+            limits: connections::Limits {
+                connect_timeout: Duration::from_millis(settings.http_client_connect_timeout_ms),
+                answer_timeout: Duration::from_millis(config.upstream_answer_timeout_ms),
+                max_open: connections::MAX_OPEN,
+            },
         });
 
         let ready_verifier = verifier.clone();
@@ -170,7 +175,7 @@ impl Application {
             let worker = Arc::new(Worker {
                 gateway: state.clone(),
                 verifier: state.verifier.for_worker(),
-                connections: connections::Connections::new(upstream_count, state.connect_timeout),
+                connections: connections::Connections::new(upstream_count, state.limits),
                 limiter: state.limiter.for_worker(),
             });
             let ops = service_kit::middleware::prepare(service_kit::ops::router(readiness.clone()));

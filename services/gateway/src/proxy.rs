@@ -304,8 +304,12 @@ fn upstream_headers(
             .map(HeaderValue::as_bytes),
     );
     for (name, value) in headers {
-        // The request id is the server stack's, whatever `Connection` says.
-        if name == REQUEST_ID_HEADER || !(connection.excludes(name) || GATEWAYS_OWN.contains(name))
+        // The request id is the server stack's, whatever `Connection` says. `Expect`
+        // was answered here (the gateway's server sends `100 Continue` as it reads the
+        // body) and the body goes on whole: asked again, a service's `100 Continue`
+        // would be one more answer in the exchange.
+        if name == REQUEST_ID_HEADER
+            || !(connection.excludes(name) || GATEWAYS_OWN.contains(name) || name == header::EXPECT)
         {
             head.header(name, value);
         }
@@ -408,11 +412,10 @@ async fn forward(
     }
     match result {
         Ok(response) => {
-            let status = response.status();
-            let outcome = if status.is_server_error() {
-                Outcome::Failure
-            } else {
+            let outcome = if answered_for_itself(response.status()) {
                 Outcome::Success
+            } else {
+                Outcome::Failure
             };
             upstream.breaker.record(permit, outcome, started.elapsed());
             // Its hop-by-hop headers were left with its connection.
@@ -434,6 +437,12 @@ async fn forward(
             if matches!(error, Failure::Connect { .. }) {
                 Problem::unavailable(format!("The {} service is unavailable.", upstream.name))
                     .into_response()
+            } else if matches!(error, Failure::TimedOut(_)) {
+                Problem::new(
+                    StatusCode::GATEWAY_TIMEOUT,
+                    format!("The {} service did not answer in time.", upstream.name),
+                )
+                .into_response()
             } else {
                 Problem::new(
                     StatusCode::BAD_GATEWAY,
@@ -443,6 +452,18 @@ async fn forward(
             }
         }
     }
+}
+
+/// Whether an answer shows its service alive. A service that answers, with any status,
+/// is alive: its own 500 or 503 (a dependency of its down, say) is its answer to pass
+/// on, and counting it would close every route of the service for the fault of one.
+/// Only 502 and 504 say the service could not do its work in time or reached nothing:
+/// those count against it, as connect failures, resets, hang-ups and slow answers do.
+fn answered_for_itself(status: StatusCode) -> bool {
+    !matches!(
+        status,
+        StatusCode::BAD_GATEWAY | StatusCode::GATEWAY_TIMEOUT
+    )
 }
 
 /// The request `route`'s service gets for `request`: its head (origin-form target

@@ -277,3 +277,98 @@ pub async fn raw_status(base: &str, method: &str, target: &str, headers: &[(&str
         .and_then(|code| code.parse().ok())
         .unwrap()
 }
+
+/// One keep-alive connection to the gateway, written to and read from by hand: a
+/// request can go in pieces with pauses between them, as slow or careful clients send
+/// it, and each answer is read whole (by its `Content-Length`) before the next request.
+pub struct RawConnection {
+    stream: tokio::net::TcpStream,
+    read: Vec<u8>,
+}
+
+/// An answer read from a [`RawConnection`].
+#[derive(Debug)]
+pub struct RawAnswer {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+impl RawAnswer {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+impl RawConnection {
+    pub async fn open(base: &str) -> Self {
+        let addr = base.trim_start_matches("http://");
+        let stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+        stream.set_nodelay(true).unwrap();
+        Self {
+            stream,
+            read: Vec::new(),
+        }
+    }
+
+    pub async fn send(&mut self, bytes: &[u8]) {
+        self.stream.write_all(bytes).await.unwrap();
+    }
+
+    /// Reads the next answer's head (an informational one too) and, for a final one,
+    /// its body; none if the connection closed before a whole answer came.
+    pub async fn answer(&mut self) -> Option<RawAnswer> {
+        loop {
+            let mut headers = [httparse::EMPTY_HEADER; 64];
+            let mut parsed = httparse::Response::new(&mut headers);
+            if let httparse::Status::Complete(length) = parsed.parse(&self.read).unwrap() {
+                let status = parsed.code.unwrap();
+                let headers: Vec<(String, String)> = parsed
+                    .headers
+                    .iter()
+                    .map(|h| {
+                        (
+                            h.name.to_owned(),
+                            String::from_utf8_lossy(h.value).into_owned(),
+                        )
+                    })
+                    .collect();
+                let body_length: usize = headers
+                    .iter()
+                    .find(|(n, _)| n.eq_ignore_ascii_case("content-length"))
+                    .map_or(0, |(_, v)| v.parse().unwrap());
+                let body_length = if status < 200 { 0 } else { body_length };
+                while self.read.len() < length + body_length {
+                    if !self.fill().await {
+                        return None;
+                    }
+                }
+                let body = self.read[length..length + body_length].to_vec();
+                self.read.drain(..length + body_length);
+                return Some(RawAnswer {
+                    status,
+                    headers,
+                    body,
+                });
+            }
+            if !self.fill().await {
+                return None;
+            }
+        }
+    }
+
+    /// Reads more; false at the connection's end (or a reset).
+    async fn fill(&mut self) -> bool {
+        let mut more = [0; 16 * 1024];
+        match self.stream.read(&mut more).await {
+            Ok(0) | Err(_) => false,
+            Ok(count) => {
+                self.read.extend_from_slice(&more[..count]);
+                true
+            }
+        }
+    }
+}
