@@ -202,7 +202,7 @@ pub async fn handle(worker: AppState, peer: SocketAddr, request: Request) -> Res
     } else {
         match target {
             Target::Unknown => Problem::not_found("No such resource.").into_response(),
-            Target::OpenApi => (
+            Target::OpenApi if method == Method::GET || method == Method::HEAD => (
                 [(
                     header::CONTENT_TYPE,
                     HeaderValue::from_static("application/json"),
@@ -210,14 +210,15 @@ pub async fn handle(worker: AppState, peer: SocketAddr, request: Request) -> Res
                 OPENAPI,
             )
                 .into_response(),
+            Target::OpenApi => method_not_allowed("GET, HEAD"),
             Target::Dashboard => match caller {
                 // Boxed: the dashboard's four concurrent calls make a large future, and
                 // unboxed it would size (and be copied with) every proxied request's.
                 Some(caller) if method == Method::GET => {
                     Box::pin(dashboard::dashboard(state, &caller.caller)).await
                 }
-                _ => Problem::new(StatusCode::METHOD_NOT_ALLOWED, "Only GET is allowed here.")
-                    .into_response(),
+                Some(_) => method_not_allowed("GET"),
+                None => unauthorized(&Invalid::Missing),
             },
             Target::Route(route) => {
                 forward(
@@ -250,6 +251,19 @@ pub async fn handle(worker: AppState, peer: SocketAddr, request: Request) -> Res
     if let Some(label) = label {
         response.extensions_mut().insert(RouteLabel(label));
     }
+    response
+}
+
+/// 405, saying which methods are (RFC 9110 §15.5.6: `Allow` is required).
+fn method_not_allowed(allow: &'static str) -> Response {
+    let mut response = Problem::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        format!("Only {allow} allowed here."),
+    )
+    .into_response();
+    response
+        .headers_mut()
+        .insert(header::ALLOW, HeaderValue::from_static(allow));
     response
 }
 

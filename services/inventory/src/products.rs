@@ -31,6 +31,10 @@ pub struct NewProduct {
 /// Longest SKU and name accepted.
 const MAX_TEXT: usize = 200;
 
+/// Highest price and stock accepted: far beyond any real product, and far enough below
+/// `bigint`'s limit that no restock can overflow it.
+pub const MAX_AMOUNT: i64 = 1_000_000_000_000;
+
 impl NewProduct {
     /// Checks every field at once (API.md: 422 for `price_cents < 1`, `stock < 0`, an
     /// empty `sku` or `name`).
@@ -50,6 +54,11 @@ impl NewProduct {
                     field,
                     format!("must be at most {MAX_TEXT} characters"),
                 ));
+            } else if value.chars().any(char::is_control) {
+                errors.push(FieldError::new(
+                    field,
+                    "must not contain control characters",
+                ));
             }
             value
         };
@@ -58,11 +67,19 @@ impl NewProduct {
         match price_cents {
             None => errors.push(FieldError::new("price_cents", "is required")),
             Some(p) if p < 1 => errors.push(FieldError::new("price_cents", "must be at least 1")),
+            Some(p) if p > MAX_AMOUNT => errors.push(FieldError::new(
+                "price_cents",
+                format!("must be at most {MAX_AMOUNT}"),
+            )),
             _ => {}
         }
         match stock {
             None => errors.push(FieldError::new("stock", "is required")),
             Some(s) if s < 0 => errors.push(FieldError::new("stock", "must not be negative")),
+            Some(s) if s > MAX_AMOUNT => errors.push(FieldError::new(
+                "stock",
+                format!("must be at most {MAX_AMOUNT}"),
+            )),
             _ => {}
         }
         if errors.is_empty() {

@@ -141,6 +141,22 @@ impl TargetPolicy {
 
     /// Checks a webhook URL: scheme, host, and every address the host resolves to.
     pub async fn check(&self, url: &str) -> Result<Url, Refused> {
+        let (url, addrs) = self.resolve(url).await?;
+        self.check_addrs(&addrs?).map(|()| url)
+    }
+
+    /// Checks a webhook URL being registered: as [`Self::check`], except that a name
+    /// that does not resolve (yet) is accepted. Its deliveries check it again, and
+    /// whatever it resolves to then must pass.
+    pub async fn check_new(&self, url: &str) -> Result<Url, Refused> {
+        match self.resolve(url).await? {
+            (url, Err(Refused::Unresolved)) => Ok(url),
+            (url, addrs) => self.check_addrs(&addrs?).map(|()| url),
+        }
+    }
+
+    /// The URL, and the addresses its host is or resolves to.
+    async fn resolve(&self, url: &str) -> Result<(Url, Result<Vec<IpAddr>, Refused>), Refused> {
         let url = Url::parse(url).map_err(|_| Refused::Scheme)?;
         if !matches!(url.scheme(), "http" | "https") {
             return Err(Refused::Scheme);
@@ -150,15 +166,14 @@ impl TargetPolicy {
         }
         let host = url.host_str().ok_or(Refused::NoHost)?;
         let host = host.trim_start_matches('[').trim_end_matches(']');
-        let addrs: Vec<IpAddr> = match host.parse::<IpAddr>() {
-            Ok(ip) => vec![ip],
+        let addrs = match host.parse::<IpAddr>() {
+            Ok(ip) => Ok(vec![ip]),
             Err(_) => tokio::net::lookup_host((host, 0))
                 .await
-                .map_err(|_| Refused::Unresolved)?
-                .map(|a| a.ip())
-                .collect(),
+                .map(|addrs| addrs.map(|a| a.ip()).collect())
+                .map_err(|_| Refused::Unresolved),
         };
-        self.check_addrs(&addrs).map(|()| url)
+        Ok((url, addrs))
     }
 }
 
@@ -318,6 +333,22 @@ mod tests {
         assert!(resolver.resolve(name).await.is_err());
         let name: Name = "127.0.0.1".parse().unwrap();
         assert!(resolver.resolve(name).await.is_ok());
+    }
+
+    #[tokio::test]
+    async fn a_name_that_does_not_resolve_may_be_registered_but_not_delivered_to() {
+        let url = "https://no-such-host.invalid/hook";
+        assert!(STRICT.check_new(url).await.is_ok());
+        assert_eq!(STRICT.check(url).await, Err(Refused::Unresolved));
+        // What resolves, or is an address, is checked at registration too.
+        assert_eq!(
+            OPEN.check_new("http://169.254.169.254/").await,
+            Err(Refused::Metadata)
+        );
+        assert_eq!(
+            STRICT.check_new("http://localhost:9/hook").await,
+            Err(Refused::Internal)
+        );
     }
 
     #[tokio::test]

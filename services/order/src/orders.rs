@@ -53,6 +53,7 @@ pub struct Item {
 #[serde(deny_unknown_fields)]
 pub struct LineInput {
     pub product_id: Option<String>,
+    #[serde(default, deserialize_with = "service_kit::json::integer")]
     pub quantity: Option<i64>,
 }
 

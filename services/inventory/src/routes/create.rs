@@ -15,7 +15,9 @@ use crate::products::{self, NewProduct, Product};
 pub struct ProductInput {
     sku: Option<String>,
     name: Option<String>,
+    #[serde(default, deserialize_with = "service_kit::json::integer")]
     price_cents: Option<i64>,
+    #[serde(default, deserialize_with = "service_kit::json::integer")]
     stock: Option<i64>,
 }
 

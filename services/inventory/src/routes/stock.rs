@@ -17,6 +17,7 @@ const MAX_DELTA: i64 = 1_000_000_000;
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct StockInput {
+    #[serde(default, deserialize_with = "service_kit::json::integer")]
     delta: Option<i64>,
 }
 

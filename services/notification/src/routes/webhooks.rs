@@ -1,7 +1,8 @@
 //! Webhook subscriptions (admin only): create, list, delete, and the log of deliveries.
 //!
 //! A webhook's `url` must be http(s) and resolve to public addresses only (unless
-//! `WEBHOOK_ALLOW_PRIVATE`); its `events` are some of [`crate::webhooks::EVENTS`]; its
+//! `WEBHOOK_ALLOW_PRIVATE`; never link-local or metadata ones); a name that does not
+//! resolve yet is accepted and checked at each delivery; its `events` are some of [`crate::webhooks::EVENTS`]; its
 //! `secret` (16–512 characters) signs every delivery and is never shown again.
 
 use axum::extract::{Path, State};
@@ -53,7 +54,7 @@ pub async fn create(
             errors.push(FieldError::new("url", "must be at most 2048 characters"));
             None
         }
-        Some(url) => match state.policy.check(url).await {
+        Some(url) => match state.policy.check_new(url).await {
             Ok(url) => Some(url.to_string()),
             Err(refused) => {
                 errors.push(FieldError::new("url", refused.to_string()));
@@ -75,6 +76,11 @@ pub async fn create(
     let secret = body.secret.unwrap_or_default();
     if !(16..=512).contains(&secret.chars().count()) {
         errors.push(FieldError::new("secret", "must be 16 to 512 characters"));
+    } else if secret.chars().any(char::is_control) {
+        errors.push(FieldError::new(
+            "secret",
+            "must not contain control characters",
+        ));
     }
     let Some(url) = url.filter(|_| errors.is_empty()) else {
         return Err(Problem::validation(errors));
