@@ -145,17 +145,9 @@ async fn a_restart_in_the_middle_of_the_retries_still_delivers() {
     assert_eq!(log[0]["status_code"], 204);
 }
 
-#[tokio::test]
-async fn internal_targets_are_refused_by_default() {
-    let app = spawn_app(&["--webhook-allow-private", "false"]).await;
-    for url in [
-        "http://169.254.169.254/latest/meta-data/",
-        "http://10.0.0.1/hook",
-        "http://127.0.0.1:9000/hook",
-        "http://localhost:9000/hook",
-        "http://[::1]/hook",
-        "ftp://example.com/hook",
-    ] {
+/// Registering a webhook to each of `urls` is refused with 422 naming the `url`.
+async fn assert_refused(app: &common::TestApp, urls: &[&str]) {
+    for url in urls {
         let response = app
             .admin(Method::POST, "/webhooks")
             .json(&json!({"url": url, "events": ["order.confirmed"], "secret": SECRET}))
@@ -165,6 +157,23 @@ async fn internal_targets_are_refused_by_default() {
         let problem = assert_problem(response, 422).await;
         assert_eq!(problem["errors"][0]["field"], "url", "{url}");
     }
+}
+
+#[tokio::test]
+async fn internal_targets_are_refused_by_default() {
+    let app = spawn_app(&["--webhook-allow-private", "false"]).await;
+    assert_refused(
+        &app,
+        &[
+            "http://169.254.169.254/latest/meta-data/",
+            "http://10.0.0.1/hook",
+            "http://127.0.0.1:9000/hook",
+            "http://localhost:9000/hook",
+            "http://[::1]/hook",
+            "ftp://example.com/hook",
+        ],
+    )
+    .await;
     let list: Value = app
         .admin(Method::GET, "/webhooks")
         .send()
@@ -180,22 +189,17 @@ async fn internal_targets_are_refused_by_default() {
 async fn metadata_targets_are_refused_even_with_private_targets_allowed() {
     // The harness allows private targets (its receivers listen on loopback).
     let app = spawn_app(&["--webhook-allow-private", "true"]).await;
-    for url in [
-        "http://169.254.169.254/latest/meta-data",
-        "http://100.100.100.200/latest/meta-data",
-        "http://[fd00:ec2::254]/latest/meta-data",
-        "http://[fe80::1]/hook",
-        "http://[::ffff:169.254.169.254]/hook",
-    ] {
-        let response = app
-            .admin(Method::POST, "/webhooks")
-            .json(&json!({"url": url, "events": ["order.confirmed"], "secret": SECRET}))
-            .send()
-            .await
-            .unwrap();
-        let problem = assert_problem(response, 422).await;
-        assert_eq!(problem["errors"][0]["field"], "url", "{url}");
-    }
+    assert_refused(
+        &app,
+        &[
+            "http://169.254.169.254/latest/meta-data",
+            "http://100.100.100.200/latest/meta-data",
+            "http://[fd00:ec2::254]/latest/meta-data",
+            "http://[fe80::1]/hook",
+            "http://[::ffff:169.254.169.254]/hook",
+        ],
+    )
+    .await;
 
     // A target that passed at registration and points at metadata by delivery time is
     // refused then, and nothing is sent.
