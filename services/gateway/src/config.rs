@@ -60,11 +60,6 @@ pub struct Config {
     #[arg(long, env = "DASHBOARD_TIMEOUT_MS", default_value_t = 1_500, value_parser = clap::value_parser!(u64).range(1..=60_000))]
     pub dashboard_timeout_ms: u64,
 
-    /// Milliseconds a service has to begin its answer once a request is sent to it;
-    /// past it the client gets 504 and the service's breaker counts a failure.
-    #[arg(long, env = "UPSTREAM_ANSWER_TIMEOUT_MS", default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(1..=600_000))]
-    pub upstream_answer_timeout_ms: u64,
-
     #[command(flatten)]
     pub user_service: UserServiceArgs,
 

@@ -147,7 +147,6 @@ impl Application {
             backends,
             limits: connections::Limits {
                 connect_timeout: Duration::from_millis(settings.http_client_connect_timeout_ms),
-                answer_timeout: Duration::from_millis(config.upstream_answer_timeout_ms),
                 max_open: connections::MAX_OPEN,
             },
         });

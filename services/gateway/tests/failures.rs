@@ -67,8 +67,19 @@ async fn a_service_answering_503_for_its_dependency_stays_reachable_on_its_other
 }
 
 #[tokio::test]
-async fn a_service_slow_to_answer_is_a_504_and_counts_against_it() {
-    let gw = spawn(1, &["--upstream-answer-timeout-ms", "200"]).await;
+async fn a_service_that_does_not_answer_in_time_is_a_504_and_counts_against_it() {
+    // The request's time limit ends the wait; having waited past the breaker's
+    // slow-call time, the call counts as the service's failure.
+    let gw = spawn(
+        1,
+        &[
+            "--request-timeout-seconds",
+            "1",
+            "--http-client-breaker-slow-call-ms",
+            "500",
+        ],
+    )
+    .await;
     Mock::given(method("GET"))
         .and(path("/orders"))
         .respond_with(ResponseTemplate::new(200).set_delay(Duration::from_secs(3)))
@@ -81,18 +92,48 @@ async fn a_service_slow_to_answer_is_a_504_and_counts_against_it() {
         let slow = gw.get("/api/orders", Some(&token)).await;
         let problem = assert_problem(slow, 504).await;
         assert!(
-            problem["detail"].as_str().unwrap().contains("in time"),
+            problem["detail"].as_str().unwrap().contains("too long"),
             "{problem}"
         );
     }
     let calls = gw.order.received_requests().await.unwrap().len();
     let open = gw.get("/api/orders", Some(&token)).await;
-    assert_problem(open, 503).await;
+    let problem = assert_problem(open, 503).await;
+    assert!(
+        problem["detail"].as_str().unwrap().contains("order"),
+        "{problem}"
+    );
     assert_eq!(
         gw.order.received_requests().await.unwrap().len(),
         calls,
         "the open breaker answered without calling"
     );
+}
+
+#[tokio::test]
+async fn a_client_that_leaves_early_is_not_the_services_failure() {
+    let gw = spawn(1, &["--http-client-breaker-slow-call-ms", "2000"]).await;
+    Mock::given(method("GET"))
+        .and(path("/orders"))
+        .respond_with(ResponseTemplate::new(200).set_delay(Duration::from_millis(300)))
+        .mount(&gw.order)
+        .await;
+    let (_, token) = gw.signed_in_user().await;
+    let impatient = reqwest::Client::builder()
+        .timeout(Duration::from_millis(50))
+        .build()
+        .unwrap();
+    for _ in 0..8 {
+        let gone = impatient
+            .get(gw.url("/api/orders"))
+            .bearer_auth(&token)
+            .send()
+            .await;
+        assert!(gone.is_err(), "the client gave up first");
+    }
+    // The breaker stayed shut: a patient client is answered by the service.
+    let answered = gw.get("/api/orders", Some(&token)).await;
+    assert_eq!(answered.status(), 200);
 }
 
 /// A POST of `body` whose head and body leave in two writes, `pause` apart.
