@@ -489,7 +489,9 @@ where
     type Future = Answer<S::Future>;
 
     fn call(&self, request: http::Request<hyper::body::Incoming>) -> Self::Future {
-        let drain = !request.headers().contains_key(http::header::EXPECT);
+        // Looked up only for a request with a body: most have none.
+        let drain = hyper::body::Body::is_end_stream(request.body())
+            || !request.headers().contains_key(http::header::EXPECT);
         Answer {
             answering: Some(Answering::new(&self.activity)),
             future: self.service.clone().call(request.map(|incoming| {
