@@ -214,7 +214,7 @@ fn lock(list: &List) -> MutexGuard<'_, Vec<Connection>> {
 
 /// How long a service may take to accept a connection, and how many it gets. (How long
 /// it may take to answer is the request's time limit, the server's: a timer of the
-/// exchange's own cost 2.7 % of a proxied request's instructions.)
+/// exchange's own cost 2.5 % of a proxied request's instructions.)
 #[derive(Debug, Clone, Copy)]
 pub struct Limits {
     /// To accept a connection.
