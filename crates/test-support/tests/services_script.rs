@@ -81,15 +81,22 @@ async fn with_nothing_listening_it_starts_servers_that_answer_and_removes_them_o
     .spawn()
     .unwrap();
     let mut stdout = BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut stderr = child.stderr.take().unwrap();
     let read = async {
-        let database_url = stdout.next_line().await.unwrap().unwrap();
-        let redis_url = stdout.next_line().await.unwrap().unwrap();
-        let tmp = stdout.next_line().await.unwrap().unwrap();
-        (database_url, redis_url, tmp)
+        let database_url = stdout.next_line().await.unwrap()?;
+        let redis_url = stdout.next_line().await.unwrap()?;
+        let tmp = stdout.next_line().await.unwrap()?;
+        Some((database_url, redis_url, tmp))
     };
-    let (database_url, redis_url, tmp) = tokio::time::timeout(Duration::from_secs(120), read)
+    let started = tokio::time::timeout(Duration::from_secs(120), read)
         .await
-        .expect("the servers started");
+        .expect("the servers started in time");
+    let Some((database_url, redis_url, tmp)) = started else {
+        // The script stopped before saying where its servers are: say why.
+        let mut said = String::new();
+        stderr.read_to_string(&mut said).await.unwrap();
+        panic!("the script ended early:\n{said}");
+    };
 
     let mut connection = sqlx::PgConnection::connect(&database_url).await.unwrap();
     let one: i32 = sqlx::query_scalar("SELECT 1")
