@@ -373,3 +373,56 @@ async fn consumers_idle_for_long_with_nothing_pending_are_removed() {
     task.await.unwrap();
     assert!(removed, "the idle consumer is still in the group");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_handler_does_not_delay_the_events_of_another_key() {
+    let bus = bus().await;
+    let publisher = Publisher::new(bus.redis.clone(), 10_000);
+    let keyed = |key: &str| {
+        event_bus::Envelope::new("test.happened", "tests", &serde_json::json!({ "key": key }))
+            .unwrap()
+    };
+    // (key, finished) in the order handlers finished.
+    let finished = Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+    let slow_started = Arc::new(AtomicUsize::new(0));
+    let (record, started) = (finished.clone(), slow_started.clone());
+    let mut config = config("flow", &bus.stream);
+    config.order_key = Some(|event| event.data["key"].as_str().map(str::to_owned));
+    config.handler_timeout = Duration::from_secs(10);
+    config.min_idle = Duration::from_secs(20);
+    let cancel = CancellationToken::new();
+    let consumer = Consumer::new(bus.client(), config, move |event: event_bus::Envelope| {
+        let (record, started) = (record.clone(), started.clone());
+        async move {
+            let key = event.data["key"].as_str().unwrap().to_owned();
+            if key == "A" {
+                started.fetch_add(1, Ordering::SeqCst);
+                tokio::time::sleep(Duration::from_secs(2)).await;
+            }
+            record.lock().unwrap().push(key);
+            Ok(())
+        }
+    });
+    let task = tokio::spawn(consumer.run(cancel.clone()));
+
+    publisher.publish(&bus.stream, &keyed("A")).await.unwrap();
+    let a_running = eventually(Duration::from_secs(5), || async {
+        slow_started.load(Ordering::SeqCst) == 1
+    })
+    .await;
+    assert!(a_running, "the slow handler never started");
+    // B arrives while A's handler sleeps: it is read and handled meanwhile.
+    publisher.publish(&bus.stream, &keyed("B")).await.unwrap();
+    let both = eventually(Duration::from_secs(10), || async {
+        finished.lock().unwrap().len() == 2
+    })
+    .await;
+    cancel.cancel();
+    task.await.unwrap();
+    assert!(both, "handled: {:?}", finished.lock().unwrap());
+    assert_eq!(
+        *finished.lock().unwrap(),
+        ["B", "A"],
+        "B waited for A's handler"
+    );
+}

@@ -1,26 +1,34 @@
 //! `saga-bench`: the order saga end to end, measured on the real binaries.
 //!
 //! Starts the whole system (as the whole-system tests do, from the binaries built beside
-//! this one: build with `--release` to measure release), then:
+//! this one: build with `--release` to measure release), then, through the gateway:
 //!
 //! 1. idle memory: each service's RSS after start-up;
-//! 2. fixed load: `--rate` orders a second for `--seconds`, through the gateway; each
-//!    order's time from sending `POST /api/orders` to its `order.confirmed` event
-//!    appearing on the order stream (read straight from Redis, so measuring adds no
-//!    load to the services);
-//! 3. saturation: `--clients` clients placing orders back to back for `--seconds`;
-//!    confirmed orders a second;
-//! 4. memory under load: each service's peak RSS.
+//! 2. one order at a time, nothing else running: `POST /api/orders` → `order.confirmed`;
+//! 3. saturation: `--clients` clients placing orders back to back for `--seconds`,
+//!    over `--products` products (orders spread over many rows) and again over one
+//!    product (every reservation queues on one row lock); confirmed orders a second;
+//! 4. fixed loads: `--rate` orders a second, and half and 80 % of the measured
+//!    many-products saturation, each for `--seconds`: p50 / p99 / max, and the same
+//!    percentiles for each hop of the saga;
+//! 5. memory under load: each service's peak RSS.
 //!
-//! Prints a Markdown table. Needs TEST_DATABASE_URL / TEST_REDIS_URL like the tests
+//! Every time is read off the events themselves, straight from Redis (so measuring adds
+//! no load to the services): an envelope's `occurred_at` is when its producer wrote it
+//! to the outbox (just before committing), its stream entry id is when Redis appended
+//! it. So for each event, *publish* is outbox write → on the stream (commit, relay,
+//! `XADD`), and for each consumer, *handle* is the cause on the stream → its effect's
+//! event written (read, inbox, effect).
+//!
+//! Prints Markdown. Needs TEST_DATABASE_URL / TEST_REDIS_URL like the tests
 //! (`scripts/bench` sets them).
 #![allow(clippy::unwrap_used)] // a measuring tool: a failed unwrap is a failed run
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
-use contracts::events::streams;
+use contracts::events::{streams, types};
 use redis::AsyncCommands;
 use redis::streams::{StreamReadOptions, StreamReadReply};
 use reqwest::Method;
@@ -31,23 +39,28 @@ struct Options {
     rate: u64,
     seconds: u64,
     clients: usize,
+    products: usize,
 }
+
+const USAGE: &str = "usage: saga-bench [--rate N] [--seconds N] [--clients N] [--products N]";
 
 fn options() -> Options {
     let mut options = Options {
         rate: 100,
         seconds: 10,
         clients: 32,
+        products: 100,
     };
     let args: Vec<String> = std::env::args().skip(1).collect();
     for pair in args.chunks(2) {
-        let value = pair.get(1).and_then(|v| v.parse().ok());
+        let value: Option<u64> = pair.get(1).and_then(|v| v.parse().ok());
         match (pair[0].as_str(), value) {
-            ("--rate", Some(v)) => options.rate = v,
-            ("--seconds", Some(v)) => options.seconds = v,
-            ("--clients", Some(v)) => options.clients = usize::try_from(v).unwrap(),
+            ("--rate", Some(v)) if v > 0 => options.rate = v,
+            ("--seconds", Some(v)) if v > 0 => options.seconds = v,
+            ("--clients", Some(v)) if v > 0 => options.clients = usize::try_from(v).unwrap(),
+            ("--products", Some(v)) if v > 0 => options.products = usize::try_from(v).unwrap(),
             _ => {
-                eprintln!("usage: saga-bench [--rate N] [--seconds N] [--clients N]");
+                eprintln!("{USAGE}");
                 std::process::exit(2);
             }
         }
@@ -55,70 +68,240 @@ fn options() -> Options {
     options
 }
 
-/// When each order's outcome appeared on the order stream.
-type Settled = Arc<Mutex<HashMap<String, (Instant, bool)>>>;
+/// One event of an order, as seen on its stream.
+#[derive(Clone, Copy)]
+struct Seen {
+    /// The envelope's `occurred_at`: written to the outbox.
+    written: SystemTime,
+    /// The entry id's time: appended to the stream.
+    appended: SystemTime,
+}
 
-/// Follows the order stream from now on, noting each order's confirmation or cancellation.
-async fn watch(stream: String, settled: Settled) {
+/// Each order's events by type, from every saga stream.
+type Journeys = Arc<Mutex<HashMap<String, HashMap<String, Seen>>>>;
+
+/// The saga's happy path: each event and the service whose handler writes it.
+const PATH: [(&str, &str); 4] = [
+    (types::ORDER_CREATED, "order (POST)"),
+    (types::INVENTORY_RESERVED, "inventory"),
+    (types::PAYMENT_SUCCEEDED, "payment"),
+    (types::ORDER_CONFIRMED, "order"),
+];
+
+fn entry_time(id: &str) -> SystemTime {
+    let ms: u64 = id.split('-').next().unwrap().parse().unwrap();
+    SystemTime::UNIX_EPOCH + Duration::from_millis(ms)
+}
+
+/// Follows the order, inventory and payment streams from now on, noting every event of
+/// every order.
+async fn watch(prefix: String, journeys: Journeys) {
     let client = redis::Client::open(test_support::redis_url()).unwrap();
-    let mut connection = client.get_multiplexed_async_connection().await.unwrap();
-    let mut last = "$".to_owned();
+    // A blocking read may take its whole second: no shorter response timeout.
+    let config =
+        redis::AsyncConnectionConfig::new().set_response_timeout(Some(Duration::from_secs(10)));
+    let mut connection = client
+        .get_multiplexed_async_connection_with_config(&config)
+        .await
+        .unwrap();
+    let keys: Vec<String> = [streams::ORDER, streams::INVENTORY, streams::PAYMENT]
+        .iter()
+        .map(|s| format!("{prefix}{s}"))
+        .collect();
+    let mut last: Vec<String> = vec!["$".to_owned(); keys.len()];
     let options = StreamReadOptions::default().block(1000).count(1000);
     loop {
         let reply: StreamReadReply = connection
-            .xread_options(&[&stream], &[&last], &options)
+            .xread_options(&keys, &last, &options)
             .await
             .unwrap();
-        let now = Instant::now();
+        let mut journeys = journeys.lock().unwrap();
         for key in reply.keys {
+            let slot = keys.iter().position(|k| *k == key.key).unwrap();
             for entry in key.ids {
-                last.clone_from(&entry.id);
+                last[slot].clone_from(&entry.id);
                 let Some(redis::Value::BulkString(bytes)) = entry.map.get("envelope") else {
                     continue;
                 };
                 let envelope: Value = serde_json::from_slice(bytes).unwrap();
-                let confirmed = match envelope["type"].as_str() {
-                    Some("order.confirmed") => true,
-                    Some("order.cancelled") => false,
-                    _ => continue,
+                let (Some(kind), Some(order), Some(written)) = (
+                    envelope["type"].as_str(),
+                    envelope["data"]["order_id"].as_str(),
+                    envelope["occurred_at"].as_str(),
+                ) else {
+                    continue;
                 };
-                if let Some(order) = envelope["data"]["order_id"].as_str() {
-                    settled
-                        .lock()
-                        .unwrap()
-                        .insert(order.to_owned(), (now, confirmed));
-                }
+                let written =
+                    SystemTime::from(chrono::DateTime::parse_from_rfc3339(written).unwrap());
+                journeys.entry(order.to_owned()).or_default().insert(
+                    kind.to_owned(),
+                    Seen {
+                        written,
+                        appended: entry_time(&entry.id),
+                    },
+                );
             }
         }
     }
 }
 
-async fn place(system: &System, user: &User, product: &str) -> Option<String> {
-    let response = system
-        .request(Method::POST, "/orders", Some(&user.token))
-        .json(&json!({"items": [{"product_id": product, "quantity": 1}], "payment_method": "tok_visa"}))
-        .send()
-        .await
-        .ok()?;
-    if response.status() != 202 {
-        return None;
-    }
-    let order: Value = response.json().await.ok()?;
-    order["id"].as_str().map(str::to_owned)
+struct Load {
+    system: Arc<System>,
+    users: Arc<Vec<User>>,
+    journeys: Journeys,
 }
 
-/// Waits until every one of `orders` has settled, or `limit` passes.
-async fn drain(settled: &Settled, orders: &[String], limit: Duration) {
-    let deadline = Instant::now() + limit;
-    while Instant::now() < deadline {
-        let done = {
-            let settled = settled.lock().unwrap();
-            orders.iter().all(|id| settled.contains_key(id))
-        };
-        if done {
-            return;
+/// An order that was accepted, and when its POST was sent.
+struct Placed {
+    id: String,
+    sent: SystemTime,
+}
+
+impl Load {
+    async fn place(&self, user: usize, product: &str) -> Option<Placed> {
+        let user = &self.users[user % self.users.len()];
+        let sent = SystemTime::now();
+        let response = self
+            .system
+            .request(Method::POST, "/orders", Some(&user.token))
+            .json(&json!({"items": [{"product_id": product, "quantity": 1}], "payment_method": "tok_visa"}))
+            .send()
+            .await
+            .ok()?;
+        if response.status() != 202 {
+            return None;
         }
-        tokio::time::sleep(Duration::from_millis(20)).await;
+        let order: Value = response.json().await.ok()?;
+        Some(Placed {
+            id: order["id"].as_str()?.to_owned(),
+            sent,
+        })
+    }
+
+    /// When `order` settled (confirmed or cancelled), and whether it was confirmed.
+    fn settled(&self, order: &str) -> Option<(SystemTime, bool)> {
+        let journeys = self.journeys.lock().unwrap();
+        let events = journeys.get(order)?;
+        if let Some(seen) = events.get(types::ORDER_CONFIRMED) {
+            return Some((seen.appended, true));
+        }
+        events
+            .get(types::ORDER_CANCELLED)
+            .map(|seen| (seen.appended, false))
+    }
+
+    /// Waits until every one of `orders` has settled, or `limit` passes.
+    async fn drain(&self, orders: &[Placed], limit: Duration) {
+        let deadline = Instant::now() + limit;
+        while Instant::now() < deadline {
+            if orders.iter().all(|o| self.settled(&o.id).is_some()) {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// Places `rate` orders a second for `seconds` (each on its own task), over
+    /// `products` in turn; returns the accepted ones once they settled.
+    async fn fixed(self: &Arc<Self>, rate: f64, seconds: u64, products: &[String]) -> Vec<Placed> {
+        let interval = Duration::from_secs_f64(1.0 / rate);
+        let total = (rate * seconds as f64).round() as usize;
+        let mut ticker = tokio::time::interval(interval);
+        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
+        let mut tasks = tokio::task::JoinSet::new();
+        for n in 0..total {
+            ticker.tick().await;
+            let (load, product) = (self.clone(), products[n % products.len()].clone());
+            tasks.spawn(async move { load.place(n, &product).await });
+        }
+        let placed: Vec<Placed> = tasks.join_all().await.into_iter().flatten().collect();
+        self.drain(&placed, Duration::from_secs(60)).await;
+        placed
+    }
+
+    /// `clients` clients placing orders back to back for `seconds`; returns confirmed
+    /// orders a second (confirmed / time from the start to the last confirmation) and
+    /// how many were confirmed.
+    async fn saturate(
+        self: &Arc<Self>,
+        clients: usize,
+        seconds: u64,
+        products: &[String],
+    ) -> (f64, usize) {
+        let window = Duration::from_secs(seconds);
+        let started = Instant::now();
+        let started_at = SystemTime::now();
+        let mut tasks = tokio::task::JoinSet::new();
+        for c in 0..clients {
+            let (load, products) = (self.clone(), products.to_vec());
+            tasks.spawn(async move {
+                let mut placed = Vec::new();
+                let mut n = c;
+                while started.elapsed() < window {
+                    if let Some(order) = load.place(c, &products[n % products.len()]).await {
+                        placed.push(order);
+                    }
+                    n += clients;
+                }
+                placed
+            });
+        }
+        let placed: Vec<Placed> = tasks.join_all().await.into_iter().flatten().collect();
+        self.drain(&placed, Duration::from_secs(120)).await;
+        let settled: Vec<(SystemTime, bool)> =
+            placed.iter().filter_map(|o| self.settled(&o.id)).collect();
+        let confirmed = settled.iter().filter(|s| s.1).count();
+        let last = settled.iter().map(|s| s.0).max().unwrap_or(started_at);
+        let span = last.duration_since(started_at).unwrap_or_default();
+        (confirmed as f64 / span.as_secs_f64().max(0.001), confirmed)
+    }
+
+    /// POST → `order.confirmed` of each confirmed order, sorted.
+    fn latencies(&self, placed: &[Placed]) -> Vec<Duration> {
+        let mut latencies: Vec<Duration> = placed
+            .iter()
+            .filter_map(|o| match self.settled(&o.id) {
+                Some((at, true)) => Some(at.duration_since(o.sent).unwrap_or_default()),
+                _ => None,
+            })
+            .collect();
+        latencies.sort();
+        latencies
+    }
+
+    /// Each hop's durations over the confirmed orders of `placed`, sorted: for each
+    /// event of the happy path, its producer's part (cause on the stream, or the POST
+    /// sent, → written) and its publishing (written → on the stream).
+    fn hops(&self, placed: &[Placed]) -> Vec<(String, Vec<Duration>)> {
+        let mut hops: Vec<(String, Vec<Duration>)> = Vec::new();
+        for (kind, producer) in PATH {
+            hops.push((format!("{producer}: handle → `{kind}` written"), Vec::new()));
+            hops.push((format!("`{kind}`: written → on the stream"), Vec::new()));
+        }
+        let journeys = self.journeys.lock().unwrap();
+        for order in placed {
+            let Some(events) = journeys.get(&order.id) else {
+                continue;
+            };
+            let Some(seen) = PATH
+                .iter()
+                .map(|(kind, _)| events.get(*kind).copied())
+                .collect::<Option<Vec<Seen>>>()
+            else {
+                continue;
+            };
+            let mut cause = order.sent;
+            for (i, event) in seen.iter().enumerate() {
+                let since = |a: SystemTime, b: SystemTime| a.duration_since(b).unwrap_or_default();
+                hops[2 * i].1.push(since(event.written, cause));
+                hops[2 * i + 1].1.push(since(event.appended, event.written));
+                cause = event.appended;
+            }
+        }
+        for (_, durations) in &mut hops {
+            durations.sort();
+        }
+        hops
     }
 }
 
@@ -131,7 +314,16 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
 }
 
 fn ms(d: Duration) -> String {
-    format!("{:.1} ms", d.as_secs_f64() * 1000.0)
+    format!("{:.1}", d.as_secs_f64() * 1000.0)
+}
+
+fn spread(sorted: &[Duration]) -> String {
+    format!(
+        "{} / {} / {}",
+        ms(percentile(sorted, 50.0)),
+        ms(percentile(sorted, 99.0)),
+        ms(sorted.last().copied().unwrap_or_default())
+    )
 }
 
 #[tokio::main]
@@ -146,123 +338,82 @@ async fn main() {
     let idle = system.memory_kib().await;
 
     let admin = system.admin().await;
-    let product = system.product(&admin, 500, 100_000_000).await;
+    let mut products = Vec::new();
+    for _ in 0..options.products {
+        products.push(system.product(&admin, 500, 100_000_000).await);
+    }
+    let hot = vec![system.product(&admin, 500, 100_000_000).await];
     let mut users = Vec::new();
     for i in 0..8 {
         users.push(system.user(&format!("Buyer {i}")).await);
     }
-    let settled: Settled = Arc::default();
-    let stream = format!("{}{}", system.redis_prefix(), streams::ORDER);
-    tokio::spawn(watch(stream, settled.clone()));
+    let journeys: Journeys = Arc::default();
+    tokio::spawn(watch(system.redis_prefix().to_owned(), journeys.clone()));
     tokio::time::sleep(Duration::from_millis(200)).await;
+    let load = Arc::new(Load {
+        system: Arc::new(system),
+        users: Arc::new(users),
+        journeys,
+    });
 
-    // Fixed load: one order every 1/rate seconds, each on its own task.
-    let interval = Duration::from_secs_f64(1.0 / options.rate as f64);
-    let total = options.rate * options.seconds;
-    let mut ticker = tokio::time::interval(interval);
-    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
-    let sent: Arc<Mutex<Vec<(String, Instant)>>> = Arc::default();
-    let system = Arc::new(system);
-    let users = Arc::new(users);
-    let mut tasks = tokio::task::JoinSet::new();
-    let fixed_started = Instant::now();
-    for n in 0..total {
-        ticker.tick().await;
-        let (system, users, product, sent) =
-            (system.clone(), users.clone(), product.clone(), sent.clone());
-        tasks.spawn(async move {
-            let user = &users[usize::try_from(n).unwrap() % users.len()];
-            let at = Instant::now();
-            if let Some(id) = place(&system, user, &product).await {
-                sent.lock().unwrap().push((id, at));
-            }
-        });
+    // One at a time, nothing else running.
+    let mut alone = Vec::new();
+    for n in 0..10 {
+        let order = load.place(n, &products[n % products.len()]).await.unwrap();
+        load.drain(std::slice::from_ref(&order), Duration::from_secs(10))
+            .await;
+        alone.push(order);
     }
-    while tasks.join_next().await.is_some() {}
-    let offered = fixed_started.elapsed();
-    let sent = sent.lock().unwrap().clone();
-    let ids: Vec<String> = sent.iter().map(|(id, _)| id.clone()).collect();
-    drain(&settled, &ids, Duration::from_secs(60)).await;
-    let mut latencies: Vec<Duration> = {
-        let settled = settled.lock().unwrap();
-        sent.iter()
-            .filter_map(|(id, at)| settled.get(id).map(|(done, _)| done.duration_since(*at)))
-            .collect()
-    };
-    latencies.sort();
-    let fixed_confirmed = {
-        let settled = settled.lock().unwrap();
-        ids.iter()
-            .filter(|id| settled.get(*id).is_some_and(|s| s.1))
-            .count()
-    };
+    let alone_latencies = load.latencies(&alone);
 
-    // Saturation: clients back to back for the same time.
-    let window = Duration::from_secs(options.seconds);
-    let saturation_started = Instant::now();
-    let placed: Arc<Mutex<Vec<String>>> = Arc::default();
-    let mut clients = tokio::task::JoinSet::new();
-    for c in 0..options.clients {
-        let (system, users, product, placed) = (
-            system.clone(),
-            users.clone(),
-            product.clone(),
-            placed.clone(),
-        );
-        clients.spawn(async move {
-            let user = &users[c % users.len()];
-            while saturation_started.elapsed() < window {
-                if let Some(id) = place(&system, user, &product).await {
-                    placed.lock().unwrap().push(id);
-                }
-            }
-        });
+    let (saturation, saturated) = load
+        .saturate(options.clients, options.seconds, &products)
+        .await;
+    let (hot_saturation, hot_saturated) =
+        load.saturate(options.clients, options.seconds, &hot).await;
+
+    let mut fixed = Vec::new();
+    let mut rates = vec![(format!("{} orders/s", options.rate), options.rate as f64)];
+    for share in [0.5, 0.8] {
+        let rate = (saturation * share).max(1.0);
+        rates.push((
+            format!("{:.0} % of saturation ({rate:.0}/s)", share * 100.0),
+            rate,
+        ));
     }
-    while clients.join_next().await.is_some() {}
-    let placed = placed.lock().unwrap().clone();
-    drain(&settled, &placed, Duration::from_secs(120)).await;
-    let (saturated_confirmed, last_settled) = {
-        let settled = settled.lock().unwrap();
-        let done: Vec<&(Instant, bool)> = placed.iter().filter_map(|id| settled.get(id)).collect();
-        (
-            done.iter().filter(|s| s.1).count(),
-            done.iter().map(|s| s.0).max().unwrap_or(saturation_started),
-        )
-    };
-    let saturated_span = last_settled.duration_since(saturation_started);
-    let loaded = system.memory_kib().await;
+    for (name, rate) in &rates {
+        let placed = load.fixed(*rate, options.seconds, &products).await;
+        fixed.push((name.clone(), placed));
+    }
+    let loaded = load.system.memory_kib().await;
 
-    let mib = |kib: u64| format!("{:.1} MiB", kib as f64 / 1024.0);
     println!("| measure | figure |");
     println!("|---|---:|");
     println!(
-        "| fixed load: offered | {} orders/s for {} s ({} orders sent in {:.1} s, {} accepted, {} confirmed) |",
-        options.rate,
-        options.seconds,
-        total,
-        offered.as_secs_f64(),
-        sent.len(),
-        fixed_confirmed
+        "| one order at a time, nothing else running: `POST` → `order.confirmed`, p50 / max of {} | {} / {} ms |",
+        alone_latencies.len(),
+        ms(percentile(&alone_latencies, 50.0)),
+        ms(alone_latencies.last().copied().unwrap_or_default())
     );
     println!(
-        "| fixed load: `POST /api/orders` → `order.confirmed`, p50 / p99 / max | {} / {} / {} |",
-        ms(percentile(&latencies, 50.0)),
-        ms(percentile(&latencies, 99.0)),
-        ms(latencies.last().copied().unwrap_or_default())
+        "| saturation, {} clients, {} products, {} s: confirmed orders/s | {saturation:.0}/s ({saturated} orders) |",
+        options.clients, options.products, options.seconds
     );
     println!(
-        "| saturation ({} clients, {} s): orders accepted | {} ({:.0}/s) |",
-        options.clients,
-        options.seconds,
-        placed.len(),
-        placed.len() as f64 / window.as_secs_f64()
+        "| saturation, {} clients, one product, {} s: confirmed orders/s | {hot_saturation:.0}/s ({hot_saturated} orders) |",
+        options.clients, options.seconds
     );
-    println!(
-        "| saturation: orders confirmed a second (confirmed / time to the last one) | {:.0}/s ({} in {:.1} s) |",
-        saturated_confirmed as f64 / saturated_span.as_secs_f64().max(0.001),
-        saturated_confirmed,
-        saturated_span.as_secs_f64()
-    );
+    for (name, placed) in &fixed {
+        let latencies = load.latencies(placed);
+        println!(
+            "| offered {name} for {} s: confirmed / accepted; `POST` → `order.confirmed` p50 / p99 / max | {} / {}; {} ms |",
+            options.seconds,
+            latencies.len(),
+            placed.len(),
+            spread(&latencies)
+        );
+    }
+    let mib = |kib: u64| format!("{:.1} MiB", kib as f64 / 1024.0);
     let idle_total: u64 = idle.iter().map(|m| m.1).sum();
     let peak_total: u64 = loaded.iter().map(|m| m.2).sum();
     for ((name, idle_now, _), (_, _, peak)) in idle.iter().zip(&loaded) {
@@ -277,27 +428,36 @@ async fn main() {
         mib(idle_total),
         mib(peak_total)
     );
-    let verdict = |met: bool| if met { "met" } else { "**not met**" };
-    let rate = saturated_confirmed as f64 / saturated_span.as_secs_f64().max(0.001);
-    let p99 = percentile(&latencies, 99.0);
+
     println!();
-    println!("| target | result |");
-    println!("|---|---|");
+    println!("Each hop, p50 / p99 / max in ms, at each offered load:");
+    println!();
+    print!("| hop |");
+    for (name, _) in &fixed {
+        print!(" {name} |");
+    }
+    println!();
+    print!("|---|");
+    for _ in &fixed {
+        print!("---:|");
+    }
+    println!();
+    let all_hops: Vec<Vec<(String, Vec<Duration>)>> =
+        fixed.iter().map(|(_, placed)| load.hops(placed)).collect();
+    for (i, (name, _)) in all_hops[0].iter().enumerate() {
+        print!("| {name} |");
+        for hops in &all_hops {
+            print!(" {} |", spread(&hops[i].1));
+        }
+        println!();
+    }
+    // A line for scripts/bench to read the figures from.
+    println!();
     println!(
-        "| ≥ 500 confirmed orders/s at saturation | {rate:.0}/s: {} |",
-        verdict(rate >= 500.0)
-    );
-    println!(
-        "| p99 order-to-confirmed ≤ 50 ms at {} orders/s | {}: {} |",
-        options.rate,
-        ms(p99),
-        verdict(p99 <= Duration::from_millis(50))
-    );
-    println!(
-        "| the six services ≤ 60 MB RSS idle | {}: {} |",
-        mib(idle_total),
-        verdict(idle_total * 1024 <= 60 * 1000 * 1000)
+        "<!-- saga: saturation={saturation:.1} hot={hot_saturation:.1} alone_p50_ms={} idle_mib={:.1} -->",
+        ms(percentile(&alone_latencies, 50.0)),
+        idle_total as f64 / 1024.0
     );
     // Dropping the system stops the services and removes their databases and keys.
-    drop(Arc::into_inner(system));
+    drop(Arc::into_inner(load).map(|load| Arc::into_inner(load.system)));
 }
