@@ -8,7 +8,7 @@ use service_kit::server::Service;
 use sqlx::PgPool;
 use sqlx::migrate::Migrator;
 
-use crate::{Consumer, Envelope, EventsConfig, HandlerError, Relay, RelayConfig};
+use crate::{Consumer, Effect, Envelope, EventsConfig, HandlerError, Relay, RelayConfig, Wake};
 
 /// A service's database and Redis, connected, with the event settings.
 pub struct Foundation {
@@ -16,6 +16,7 @@ pub struct Foundation {
     pub redis: ConnectionManager,
     redis_client: redis::Client,
     events: EventsConfig,
+    wake: Wake,
 }
 
 /// How a service consumes: its group, the streams (names under the prefix) and event
@@ -45,6 +46,7 @@ impl Foundation {
             redis,
             redis_client,
             events: events.clone(),
+            wake: Wake::new(),
         })
     }
 
@@ -60,18 +62,26 @@ impl Foundation {
         self.events.stream(name)
     }
 
+    /// What wakes this process's relay: commit transactions that wrote to the outbox
+    /// with [`Wake::commit`].
+    pub fn wake(&self) -> Wake {
+        self.wake.clone()
+    }
+
     /// Runs the outbox relay beside `service`.
     pub fn start_relay(&self, service: &Service) {
         let relay = Relay::new(
             self.pool.clone(),
             self.events.publisher(self.redis.clone()),
             RelayConfig::default(),
+            self.wake.clone(),
         );
         service.spawn_task("outbox relay", |cancel| relay.run(cancel));
     }
 
     /// Runs a consumer for `subscription` beside `service`, handing each event to
-    /// `handler`.
+    /// `handler`, which applies it on its own (for handlers that do more than write to
+    /// the database; see [`crate::inbox`]).
     pub fn start_consumer<F, Fut>(
         &self,
         service: &Service,
@@ -81,6 +91,31 @@ impl Foundation {
         F: Fn(Envelope) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = Result<(), HandlerError>> + Send + 'static,
     {
+        let config = self.consumer_config(&subscription);
+        let consumer = Consumer::new(self.redis_client.clone(), config, handler);
+        service.spawn_task("event consumer", |cancel| consumer.run(cancel));
+    }
+
+    /// Runs a consumer for `subscription` beside `service` that applies `effect` to each
+    /// event exactly once, events ready together in one transaction.
+    pub fn start_effects(
+        &self,
+        service: &Service,
+        subscription: Subscription<'_>,
+        effect: impl Effect,
+    ) {
+        let config = self.consumer_config(&subscription);
+        let consumer = Consumer::with_effects(
+            self.redis_client.clone(),
+            config,
+            self.pool.clone(),
+            self.wake.clone(),
+            effect,
+        );
+        service.spawn_task("event consumer", |cancel| consumer.run(cancel));
+    }
+
+    fn consumer_config(&self, subscription: &Subscription<'_>) -> crate::ConsumerConfig {
         let streams: Vec<String> = subscription
             .streams
             .iter()
@@ -96,7 +131,6 @@ impl Foundation {
                 .collect(),
         );
         config.order_key = subscription.order_key;
-        let consumer = Consumer::new(self.redis_client.clone(), config, handler);
-        service.spawn_task("event consumer", |cancel| consumer.run(cancel));
+        config
     }
 }

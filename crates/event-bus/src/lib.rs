@@ -40,6 +40,8 @@ pub use config::EventsConfig;
 pub use consumer::{Consumer, ConsumerConfig, HandlerError};
 pub use envelope::Envelope;
 pub use foundation::{Foundation, Subscription};
+pub use inbox::Effect;
+pub use outbox::Wake;
 pub use publisher::Publisher;
 pub use relay::{Relay, RelayConfig};
 

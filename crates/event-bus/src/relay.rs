@@ -1,22 +1,23 @@
 //! Publishes committed outbox rows to Redis and marks them.
 //!
 //! One relay runs in every replica of a service; an advisory lock lets one of them
-//! publish at a time, which keeps each stream in commit order. The relay wakes on the
-//! outbox's NOTIFY (events flow within milliseconds of a commit), polls as a fallback,
-//! waits out Redis outages with capped backoff, and prunes rows published longer ago
-//! than the retention.
+//! publish at a time, which keeps each stream in commit order. The relay is woken in
+//! process by the commits that wrote rows ([`Wake`]), so events leave within a round
+//! trip of their commit; it sweeps every `poll_interval` for rows no wake announced
+//! (another replica's, a crash between commit and publishing), waits out Redis outages
+//! with capped backoff, and prunes rows published longer ago than the retention.
 //!
-//! Publishing is at least once: if marking fails after `XADD` succeeded, the rows are
-//! published again, and consumers' inboxes drop the duplicates.
+//! Publishing is at least once: if marking fails after `XADD` succeeded, or the mark is
+//! lost (it commits without waiting for the disk: losing it costs a republish, never an
+//! event), the rows are published again, and consumers' inboxes drop the duplicates.
 
 use std::time::Duration;
 
 use sqlx::PgPool;
-use sqlx::postgres::PgListener;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use crate::outbox::CHANNEL;
+use crate::outbox::Wake;
 use crate::publisher::Publisher;
 
 const LOCK: i64 = 0x5357_5245_4c59; // "SWRELY"
@@ -26,7 +27,7 @@ const LOCK: i64 = 0x5357_5245_4c59; // "SWRELY"
 pub struct RelayConfig {
     /// Rows published per round trip.
     pub batch_size: i64,
-    /// Poll interval when no NOTIFY arrives.
+    /// How often to sweep for rows no wake announced.
     pub poll_interval: Duration,
     /// Published rows older than this are deleted.
     pub retention: Duration,
@@ -51,6 +52,7 @@ pub struct Relay {
     pool: PgPool,
     publisher: Publisher,
     config: RelayConfig,
+    wake: Wake,
 }
 
 /// What one pass did.
@@ -63,21 +65,28 @@ pub enum Pass {
 }
 
 impl Relay {
-    pub fn new(pool: PgPool, publisher: Publisher, config: RelayConfig) -> Self {
+    /// A relay woken by `wake`'s commits.
+    pub fn new(pool: PgPool, publisher: Publisher, config: RelayConfig, wake: Wake) -> Self {
         Self {
             pool,
             publisher,
             config,
+            wake,
         }
     }
 
     /// Publishes one batch of unpublished rows, oldest first.
     pub async fn publish_pending(&self) -> anyhow::Result<Pass> {
         let mut tx = self.pool.begin().await?;
-        let locked: bool = sqlx::query_scalar("SELECT pg_try_advisory_xact_lock($1)")
-            .bind(LOCK)
-            .fetch_one(&mut *tx)
-            .await?;
+        // The lock, and a commit that does not wait for the disk: the transaction only
+        // marks rows published, and a lost mark is a harmless republish.
+        let locked: bool = sqlx::query_scalar(
+            "SELECT pg_try_advisory_xact_lock($1)
+                    AND set_config('synchronous_commit', 'off', true) = 'off'",
+        )
+        .bind(LOCK)
+        .fetch_one(&mut *tx)
+        .await?;
         if !locked {
             return Ok(Pass::Busy);
         }
@@ -120,22 +129,12 @@ impl Relay {
 
     /// Runs until `cancel`, then returns after the batch in hand.
     pub async fn run(self, cancel: CancellationToken) {
-        let mut listener = match PgListener::connect_with(&self.pool).await {
-            Ok(mut listener) => match listener.listen(CHANNEL).await {
-                Ok(()) => Some(listener),
-                Err(error) => {
-                    tracing::warn!(%error, "outbox relay cannot LISTEN; polling only");
-                    None
-                }
-            },
-            Err(error) => {
-                tracing::warn!(%error, "outbox relay cannot LISTEN; polling only");
-                None
-            }
-        };
+        let mut woken = self.wake.watch();
         let mut backoff = Duration::from_millis(50);
         let mut last_prune = Instant::now();
         while !cancel.is_cancelled() {
+            // Rows committed from here on are this pass's or wake the next one.
+            woken.mark_unchanged();
             let wait = match self.publish_pending().await {
                 Ok(Pass::Published(n)) if n as i64 >= self.config.batch_size => {
                     backoff = Duration::from_millis(50);
@@ -168,20 +167,10 @@ impl Relay {
                     tracing::warn!(%error, "outbox prune failed");
                 }
             }
-            match listener.as_mut() {
-                Some(listener) => {
-                    tokio::select! {
-                        () = cancel.cancelled() => break,
-                        _ = listener.recv() => {}
-                        () = tokio::time::sleep(wait) => {}
-                    }
-                }
-                None => {
-                    tokio::select! {
-                        () = cancel.cancelled() => break,
-                        () = tokio::time::sleep(wait) => {}
-                    }
-                }
+            tokio::select! {
+                () = cancel.cancelled() => break,
+                _ = woken.changed() => {}
+                () = tokio::time::sleep(wait) => {}
             }
         }
     }

@@ -426,3 +426,82 @@ async fn a_slow_handler_does_not_delay_the_events_of_another_key() {
         "B waited for A's handler"
     );
 }
+
+/// An effect that inserts a row per event, and always fails at every tenth event.
+struct Stubborn;
+
+fn fails(event: &event_bus::Envelope) -> bool {
+    event.data["n"].as_u64().unwrap() % 10 == 3
+}
+
+impl event_bus::Effect for Stubborn {
+    fn apply<'a>(
+        &'a self,
+        tx: &'a mut sqlx::Transaction<'static, sqlx::Postgres>,
+        event: &'a event_bus::Envelope,
+    ) -> futures::future::BoxFuture<'a, Result<(), event_bus::HandlerError>> {
+        Box::pin(async move {
+            sqlx::query("INSERT INTO effects (grp, event_id) VALUES ('batched', $1)")
+                .bind(event.id)
+                .execute(&mut **tx)
+                .await
+                .map_err(event_bus::HandlerError::retry)?;
+            if fails(event) {
+                return Err(event_bus::HandlerError::retry(anyhow::anyhow!("never")));
+            }
+            Ok(())
+        })
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn batched_effects_apply_once_and_a_failing_event_never_fails_its_neighbours() {
+    let bus = bus().await;
+    let publisher = Publisher::new(bus.redis.clone(), 10_000);
+    let events: Vec<_> = (0..300).map(envelope).collect();
+    publisher.publish_batch(&bus.stream, &events).await.unwrap();
+    // The same event twice: it takes effect once.
+    publisher.publish(&bus.stream, &events[7]).await.unwrap();
+    let cancel = CancellationToken::new();
+    let consumer = Consumer::with_effects(
+        bus.client(),
+        config("batched", &bus.stream),
+        bus.pool.clone(),
+        event_bus::Wake::new(),
+        Stubborn,
+    );
+    let task = tokio::spawn(consumer.run(cancel.clone()));
+    let dead = event_bus::dead_letter_stream(&bus.stream);
+    let settled = eventually(Duration::from_secs(30), || async {
+        let mut redis = bus.redis.clone();
+        let dead_letters: usize = redis::cmd("XLEN")
+            .arg(&dead)
+            .query_async(&mut redis)
+            .await
+            .unwrap();
+        dead_letters == 30
+            && group_info(&bus.redis, &bus.stream, "batched")
+                .await
+                .unwrap()
+                .is_some_and(|(pending, lag)| pending == 0 && lag == Some(0))
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    cancel.cancel();
+    task.await.unwrap();
+    assert!(settled, "the failing events were not all dead-lettered");
+    // Every other event took effect once, though many shared a batch with a failing one.
+    assert_eq!(effects(&bus.pool, "batched").await, (270, 270));
+    let applied: Vec<uuid::Uuid> =
+        sqlx::query_scalar("SELECT event_id FROM effects WHERE grp = 'batched'")
+            .fetch_all(&bus.pool)
+            .await
+            .unwrap();
+    assert!(
+        events
+            .iter()
+            .filter(|e| fails(e))
+            .all(|e| !applied.contains(&e.id)),
+        "a failing event's effect committed"
+    );
+}

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use common::{bus, envelope, eventually};
 use event_bus::relay::Pass;
-use event_bus::{Publisher, Relay, RelayConfig, outbox};
+use event_bus::{Publisher, Relay, RelayConfig, Wake, outbox};
 use tokio_util::sync::CancellationToken;
 
 async fn stream_len(redis: &redis::aio::ConnectionManager, stream: &str) -> usize {
@@ -37,6 +37,7 @@ async fn a_committed_event_is_published_and_a_rolled_back_one_never_is() {
         bus.pool.clone(),
         Publisher::new(bus.redis.clone(), 10_000),
         RelayConfig::default(),
+        Wake::new(),
     );
     assert_eq!(relay.publish_pending().await.unwrap(), Pass::Published(1));
     assert_eq!(relay.publish_pending().await.unwrap(), Pass::Published(0));
@@ -46,6 +47,7 @@ async fn a_committed_event_is_published_and_a_rolled_back_one_never_is() {
 #[tokio::test]
 async fn the_running_relay_publishes_within_moments_of_a_commit() {
     let bus = bus().await;
+    let wake = Wake::new();
     let relay = Relay::new(
         bus.pool.clone(),
         Publisher::new(bus.redis.clone(), 10_000),
@@ -53,6 +55,7 @@ async fn the_running_relay_publishes_within_moments_of_a_commit() {
             poll_interval: Duration::from_secs(30),
             ..RelayConfig::default()
         },
+        wake.clone(),
     );
     let cancel = CancellationToken::new();
     let task = tokio::spawn(relay.run(cancel.clone()));
@@ -61,8 +64,8 @@ async fn the_running_relay_publishes_within_moments_of_a_commit() {
     outbox::enqueue(&mut tx, &bus.stream, &envelope(1))
         .await
         .unwrap();
-    tx.commit().await.unwrap();
-    // The poll interval is 30 s: only the NOTIFY can make this quick.
+    wake.commit(tx).await.unwrap();
+    // The poll interval is 30 s: only the wake can make this quick.
     let published = eventually(Duration::from_secs(3), || async {
         stream_len(&bus.redis, &bus.stream).await == 1
     })
@@ -94,6 +97,7 @@ async fn two_relays_on_one_database_publish_every_row_once_in_order() {
                 bus.pool.clone(),
                 Publisher::new(bus.redis.clone(), 100_000),
                 config.clone(),
+                Wake::new(),
             );
             tokio::spawn(relay.run(cancel.clone()))
         })
@@ -159,6 +163,7 @@ async fn published_rows_older_than_the_retention_are_pruned_and_unpublished_ones
             retention: Duration::from_secs(3600),
             ..RelayConfig::default()
         },
+        Wake::new(),
     );
     relay.publish_pending().await.unwrap();
     let mut tx = bus.pool.begin().await.unwrap();

@@ -9,7 +9,7 @@ use std::sync::atomic::AtomicUsize;
 use std::time::Duration;
 
 use common::{bus, config, effect, effects, envelope, eventually};
-use event_bus::{Consumer, Publisher, Relay, RelayConfig, outbox};
+use event_bus::{Consumer, Publisher, Relay, RelayConfig, Wake, outbox};
 use test_support::TestRedis;
 use tokio_util::sync::CancellationToken;
 
@@ -37,6 +37,7 @@ async fn events_committed_while_redis_is_down_are_published_and_applied_once_it_
             max_backoff: Duration::from_millis(300),
             ..RelayConfig::default()
         },
+        Wake::new(),
     );
     let relay_task = tokio::spawn(relay.run(cancel.clone()));
     let applied = Arc::new(AtomicUsize::new(0));

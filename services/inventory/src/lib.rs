@@ -60,9 +60,10 @@ impl Application {
         )
         .await?;
         base.start_relay(&service);
-        let pool = base.pool.clone();
-        let outgoing = base.stream(streams::INVENTORY);
-        base.start_consumer(
+        let saga = saga::Saga {
+            stream: base.stream(streams::INVENTORY),
+        };
+        base.start_effects(
             &service,
             Subscription {
                 group: SERVICE,
@@ -70,7 +71,7 @@ impl Application {
                 event_types: saga::HANDLED,
                 order_key: Some(contracts::events::order_key),
             },
-            move |event| saga::handle(pool.clone(), outgoing.clone(), event),
+            saga,
         );
         Ok(service)
     }

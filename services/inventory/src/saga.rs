@@ -6,16 +6,18 @@
 //! | `payment.succeeded` | marks the reservation sold | |
 //! | `payment.declined`, `order.cancelled` | gives the held stock back (and remembers the cancellation, should the order's `order.created` come later) | `inventory.released` |
 //!
-//! Each handler runs in one transaction with its inbox mark and the events it emits
-//! (through the outbox), so a redelivered event changes nothing and an emitted event
-//! exists exactly when its effect does.
+//! Each effect is written in the consumer's transaction, with the event's inbox mark and
+//! the events it emits (through the outbox), so a redelivered event changes nothing and
+//! an emitted event exists exactly when its effect does. Events that arrive together
+//! share a transaction (`event_bus::inbox::Effect`).
 
 use contracts::events::{
     InventoryRejected, InventoryReleased, InventoryReserved, OrderCreated, OrderRef, types,
 };
-use event_bus::{Envelope, HandlerError, inbox, outbox};
+use event_bus::{Effect, Envelope, HandlerError, outbox};
+use futures::future::BoxFuture;
 use serde::Serialize;
-use sqlx::{PgPool, Postgres, Transaction};
+use sqlx::{Postgres, Transaction};
 
 use crate::SERVICE;
 use crate::reservations::{self, Reserved};
@@ -38,14 +40,27 @@ async fn emit(
     outbox::enqueue_caused_by(tx, stream, cause, SERVICE, event_type, payload).await
 }
 
-/// Applies one event, exactly once; emits onto `stream` (this service's stream).
-pub async fn handle(pool: PgPool, stream: String, event: Envelope) -> Result<(), HandlerError> {
-    let Some(mut tx) = inbox::begin(&pool, SERVICE, event.id)
-        .await
-        .map_err(HandlerError::retry)?
-    else {
-        return Ok(());
-    };
+/// The service's saga: emits onto `stream` (this service's stream).
+pub struct Saga {
+    pub stream: String,
+}
+
+impl Effect for Saga {
+    fn apply<'a>(
+        &'a self,
+        tx: &'a mut Transaction<'static, Postgres>,
+        event: &'a Envelope,
+    ) -> BoxFuture<'a, Result<(), HandlerError>> {
+        Box::pin(apply(tx, &self.stream, event))
+    }
+}
+
+/// Applies one event in `tx`.
+async fn apply(
+    tx: &mut Transaction<'static, Postgres>,
+    stream: &str,
+    event: &Envelope,
+) -> Result<(), HandlerError> {
     match event.event_type.as_str() {
         types::ORDER_CREATED => {
             let order: OrderCreated = event.decode().map_err(HandlerError::poison)?;
@@ -54,7 +69,7 @@ pub async fn handle(pool: PgPool, stream: String, event: Envelope) -> Result<(),
                 .iter()
                 .map(|l| (l.product_id, l.quantity))
                 .collect();
-            match reservations::reserve(&mut tx, order.order_id, &lines)
+            match reservations::reserve(tx, order.order_id, &lines)
                 .await
                 .map_err(HandlerError::retry)?
             {
@@ -66,53 +81,39 @@ pub async fn handle(pool: PgPool, stream: String, event: Envelope) -> Result<(),
                         currency: order.currency,
                         payment_method: order.payment_method,
                     };
-                    emit(
-                        &mut tx,
-                        &stream,
-                        &event,
-                        types::INVENTORY_RESERVED,
-                        &reserved,
-                    )
-                    .await?;
+                    emit(tx, stream, event, types::INVENTORY_RESERVED, &reserved).await?;
                 }
                 Reserved::OutOfStock => {
                     let rejected = InventoryRejected {
                         order_id: order.order_id,
                         reason: "out_of_stock".into(),
                     };
-                    emit(
-                        &mut tx,
-                        &stream,
-                        &event,
-                        types::INVENTORY_REJECTED,
-                        &rejected,
-                    )
-                    .await?;
+                    emit(tx, stream, event, types::INVENTORY_REJECTED, &rejected).await?;
                 }
                 Reserved::AlreadyDone | Reserved::Cancelled => {}
             }
         }
         types::PAYMENT_SUCCEEDED => {
             let order: OrderRef = event.decode().map_err(HandlerError::poison)?;
-            reservations::commit(&mut tx, order.order_id)
+            reservations::commit(tx, order.order_id)
                 .await
                 .map_err(HandlerError::retry)?;
         }
         types::PAYMENT_DECLINED | types::ORDER_CANCELLED => {
             let order: OrderRef = event.decode().map_err(HandlerError::poison)?;
             if event.event_type == types::ORDER_CANCELLED {
-                reservations::mark_cancelled(&mut tx, order.order_id)
+                reservations::mark_cancelled(tx, order.order_id)
                     .await
                     .map_err(HandlerError::retry)?;
             }
-            if reservations::release(&mut tx, order.order_id)
+            if reservations::release(tx, order.order_id)
                 .await
                 .map_err(HandlerError::retry)?
             {
                 emit(
-                    &mut tx,
-                    &stream,
-                    &event,
+                    tx,
+                    stream,
+                    event,
                     types::INVENTORY_RELEASED,
                     &InventoryReleased {
                         order_id: order.order_id,
@@ -123,5 +124,5 @@ pub async fn handle(pool: PgPool, stream: String, event: Envelope) -> Result<(),
         }
         _ => {}
     }
-    tx.commit().await.map_err(HandlerError::retry)
+    Ok(())
 }

@@ -43,6 +43,8 @@ pub struct AppState {
     pub inventory: InventoryClient,
     /// The stream this service's events go to.
     pub order_events: String,
+    /// Commits what wrote to the outbox, waking the relay.
+    pub wake: event_bus::Wake,
 }
 
 /// Builds the order service.
@@ -62,6 +64,7 @@ impl Application {
             users,
             inventory,
             order_events: order_events.clone(),
+            wake: base.wake(),
         };
         let service = Service::build(
             &config.service.http,
@@ -72,8 +75,7 @@ impl Application {
         )
         .await?;
         base.start_relay(&service);
-        let pool = base.pool.clone();
-        base.start_consumer(
+        base.start_effects(
             &service,
             Subscription {
                 group: SERVICE,
@@ -81,7 +83,9 @@ impl Application {
                 event_types: saga::HANDLED,
                 order_key: Some(contracts::events::order_key),
             },
-            move |event| saga::handle(pool.clone(), order_events.clone(), event),
+            saga::Saga {
+                stream: order_events,
+            },
         );
         Ok(service)
     }

@@ -9,11 +9,13 @@
 //! Each move is a conditional update from `pending`, so an order its user cancelled
 //! meanwhile stays cancelled (the payment service refunds a capture when it sees that
 //! order's `order.cancelled`), and a redelivered event finds nothing to move. The
-//! move, the inbox mark and the emitted event commit in one transaction.
+//! move, the inbox mark and the emitted event commit in one transaction, which events
+//! arriving together share (`event_bus::inbox::Effect`).
 
 use contracts::events::{OrderCancelled, OrderConfirmed, OrderRef, types};
-use event_bus::{Envelope, HandlerError, inbox, outbox};
-use sqlx::PgPool;
+use event_bus::{Effect, Envelope, HandlerError, outbox};
+use futures::future::BoxFuture;
+use sqlx::{Postgres, Transaction};
 
 use crate::SERVICE;
 use crate::orders::{self, Order, reasons};
@@ -36,14 +38,27 @@ pub fn cancelled(order: &Order) -> OrderCancelled {
     }
 }
 
-/// Applies one event, exactly once; emits onto `stream` (this service's stream).
-pub async fn handle(pool: PgPool, stream: String, event: Envelope) -> Result<(), HandlerError> {
-    let Some(mut tx) = inbox::begin(&pool, SERVICE, event.id)
-        .await
-        .map_err(HandlerError::retry)?
-    else {
-        return Ok(());
-    };
+/// The service's saga: emits onto `stream` (this service's stream).
+pub struct Saga {
+    pub stream: String,
+}
+
+impl Effect for Saga {
+    fn apply<'a>(
+        &'a self,
+        tx: &'a mut Transaction<'static, Postgres>,
+        event: &'a Envelope,
+    ) -> BoxFuture<'a, Result<(), HandlerError>> {
+        Box::pin(apply(tx, &self.stream, event))
+    }
+}
+
+/// Applies one event in `tx`.
+async fn apply(
+    tx: &mut Transaction<'static, Postgres>,
+    stream: &str,
+    event: &Envelope,
+) -> Result<(), HandlerError> {
     let order: OrderRef = event.decode().map_err(HandlerError::poison)?;
     let cancel_reason = match event.event_type.as_str() {
         types::INVENTORY_REJECTED => Some(reasons::OUT_OF_STOCK),
@@ -51,7 +66,7 @@ pub async fn handle(pool: PgPool, stream: String, event: Envelope) -> Result<(),
         _ => None,
     };
     if event.event_type == types::PAYMENT_SUCCEEDED {
-        if let Some(order) = orders::confirm(&mut tx, order.order_id)
+        if let Some(order) = orders::confirm(tx, order.order_id)
             .await
             .map_err(HandlerError::retry)?
         {
@@ -62,9 +77,9 @@ pub async fn handle(pool: PgPool, stream: String, event: Envelope) -> Result<(),
                 currency: order.currency.clone(),
             };
             outbox::enqueue_caused_by(
-                &mut tx,
-                &stream,
-                &event,
+                tx,
+                stream,
+                event,
                 SERVICE,
                 types::ORDER_CONFIRMED,
                 &confirmed,
@@ -73,14 +88,14 @@ pub async fn handle(pool: PgPool, stream: String, event: Envelope) -> Result<(),
             tracing::info!(order_id = %order.id, "order confirmed");
         }
     } else if let Some(reason) = cancel_reason
-        && let Some(order) = orders::cancel(&mut tx, order.order_id, reason, &["pending"])
+        && let Some(order) = orders::cancel(tx, order.order_id, reason, &["pending"])
             .await
             .map_err(HandlerError::retry)?
     {
         outbox::enqueue_caused_by(
-            &mut tx,
-            &stream,
-            &event,
+            tx,
+            stream,
+            event,
             SERVICE,
             types::ORDER_CANCELLED,
             &cancelled(&order),
@@ -88,5 +103,5 @@ pub async fn handle(pool: PgPool, stream: String, event: Envelope) -> Result<(),
         .await?;
         tracing::info!(order_id = %order.id, reason, "order cancelled");
     }
-    tx.commit().await.map_err(HandlerError::retry)
+    Ok(())
 }

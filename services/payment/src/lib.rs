@@ -72,6 +72,7 @@ impl Application {
             pool: base.pool.clone(),
             provider,
             stream: base.stream(streams::PAYMENT),
+            wake: base.wake(),
         });
         base.start_consumer(
             &service,

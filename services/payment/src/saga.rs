@@ -31,6 +31,8 @@ pub struct Saga {
     pub provider: GuardedProvider,
     /// This service's stream.
     pub stream: String,
+    /// Commits what wrote to the outbox, waking the relay.
+    pub wake: event_bus::Wake,
 }
 
 fn outcome(payment: &Payment) -> PaymentOutcome {
@@ -135,5 +137,5 @@ pub async fn handle(saga: Arc<Saga>, event: Envelope) -> Result<(), HandlerError
         }
         _ => {}
     }
-    tx.commit().await.map_err(HandlerError::retry)
+    saga.wake.commit(tx).await.map_err(HandlerError::retry)
 }

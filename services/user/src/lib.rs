@@ -55,6 +55,8 @@ pub struct AppState {
     pub user_events: String,
     pub passwords: Passwords,
     pub tokens: Arc<tokens::TokenSettings>,
+    /// Commits what wrote to the outbox, waking the relay.
+    pub wake: event_bus::Wake,
 }
 
 /// Builds the user service.
@@ -75,11 +77,13 @@ impl Application {
         }
         service_kit::metrics::handle();
 
+        let wake = event_bus::Wake::new();
         let state = AppState {
             pool: pool.clone(),
             user_events: config.events.stream(streams::USER),
             passwords,
             tokens: Arc::new(tokens::TokenSettings::from(&config)),
+            wake: wake.clone(),
         };
         let readiness = Readiness::new()
             .with_postgres(pool.clone())
@@ -92,7 +96,12 @@ impl Application {
             readiness,
         )
         .await?;
-        let relay = Relay::new(pool, config.events.publisher(redis), RelayConfig::default());
+        let relay = Relay::new(
+            pool,
+            config.events.publisher(redis),
+            RelayConfig::default(),
+            wake,
+        );
         service.spawn_task("outbox relay", |cancel| relay.run(cancel));
         Ok(service)
     }

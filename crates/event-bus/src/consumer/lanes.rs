@@ -4,7 +4,8 @@
 //! one task works through in arrival order, which is stream order, whether its entries
 //! came in one read or many. The lane ends when its queue is empty; the next entry of
 //! that key starts a new one. An entry without a key runs on its own. At most
-//! `concurrency` handlers run at once, across all lanes.
+//! `concurrency` handlers run at once, across all lanes; a consumer of effects hands
+//! them to the batcher instead, which bounds itself.
 //!
 //! A handler that fails (to be retried) holds back the entries of its key already
 //! queued behind it: they stay pending and are reclaimed after it, in stream order.
@@ -19,7 +20,8 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use super::acks::Done;
-use super::{Entry, HandlerError, Shared, run_handler, upkeep};
+use super::batch::Batcher;
+use super::{Entry, HandlerError, Handling, Shared, run_handler, upkeep};
 
 /// An entry on its way through, holding its place in the reader's in-flight bound
 /// until it is done.
@@ -39,6 +41,8 @@ struct Inner {
     running: Semaphore,
     tasks: TaskTracker,
     acks: mpsc::UnboundedSender<Done>,
+    /// Where effects go, for a consumer of effects.
+    batcher: Option<Batcher>,
     /// Stops every lane where it is (the consumer's future was dropped).
     abandoned: CancellationToken,
 }
@@ -47,6 +51,7 @@ impl Lanes {
     pub fn new(
         shared: Arc<Shared>,
         acks: mpsc::UnboundedSender<Done>,
+        batcher: Option<Batcher>,
         abandoned: CancellationToken,
     ) -> Self {
         let concurrency = shared.config.concurrency.max(1);
@@ -56,6 +61,7 @@ impl Lanes {
             running: Semaphore::new(concurrency),
             tasks: TaskTracker::new(),
             acks,
+            batcher,
             abandoned,
         }))
     }
@@ -139,11 +145,17 @@ impl Inner {
     async fn handle(&self, work: Work) -> bool {
         let shared = &self.shared;
         let group = &shared.config.group;
-        let outcome = {
-            let Ok(_running) = self.running.acquire().await else {
-                return false;
-            };
-            run_handler(&shared.handler, &work.entry, shared.config.handler_timeout).await
+        let outcome = match (&shared.handling, &self.batcher) {
+            (Handling::Effects(_), Some(batcher)) => batcher.apply(&work.entry).await,
+            (Handling::Each(handler), _) => {
+                let Ok(_running) = self.running.acquire().await else {
+                    return false;
+                };
+                run_handler(handler, &work.entry, shared.config.handler_timeout).await
+            }
+            (Handling::Effects(_), None) => Err(HandlerError::Retry(anyhow::anyhow!(
+                "no batcher is running"
+            ))),
         };
         match outcome {
             Ok(()) => {

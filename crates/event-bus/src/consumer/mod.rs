@@ -6,7 +6,9 @@
 //! - [`reader`]: keeps up to `max_in_flight` entries in flight. It reads (`XREADGROUP`,
 //!   `COUNT` = the free slots, `BLOCK`) as soon as a slot frees up, not when a batch is
 //!   done; first what this consumer had been given before, then new entries.
-//! - [`lanes`]: runs the handlers, up to `concurrency` at once. With an `order_key`,
+//! - [`lanes`]: runs the handlers, up to `concurrency` at once (a consumer of
+//!   [`Effect`]s instead hands them to [`batch`], which commits the effects of events
+//!   ready together in one transaction). With an `order_key`,
 //!   the entries of one key run one after another in stream order (a lane), however
 //!   many reads they came in; different keys, and entries without a key, never wait
 //!   for each other.
@@ -25,6 +27,7 @@
 //! is acknowledged.
 
 mod acks;
+mod batch;
 mod lanes;
 mod reader;
 mod upkeep;
@@ -45,6 +48,8 @@ use tracing::Instrument;
 
 use crate::ENVELOPE_FIELD;
 use crate::envelope::Envelope;
+use crate::inbox::Effect;
+use crate::outbox::Wake;
 
 /// Why a handler did not apply an event.
 #[derive(Debug, thiserror::Error)]
@@ -156,25 +161,56 @@ struct Shared {
     commands: OnceCell<ConnectionManager>,
     reads: OnceCell<ConnectionManager>,
     config: ConsumerConfig,
-    handler: Handler,
+    handling: Handling,
     /// The last error per entry, for the dead letter.
     errors: Mutex<HashMap<String, String>>,
 }
 
+/// How entries are applied.
+enum Handling {
+    /// Each by the handler, which does its own transaction if it has one.
+    Each(Handler),
+    /// By an effect, in transactions the consumer opens, shared by events ready together.
+    Effects(Arc<batch::Effects>),
+}
+
 impl Consumer {
+    /// A consumer whose `handler` applies each event on its own.
     pub fn new<F, Fut>(client: redis::Client, config: ConsumerConfig, handler: F) -> Self
     where
         F: Fn(Envelope) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = Result<(), HandlerError>> + Send + 'static,
     {
         let handler: Handler = Arc::new(move |envelope| Box::pin(handler(envelope)));
+        Self::build(client, config, Handling::Each(handler))
+    }
+
+    /// A consumer that applies `effect` exactly once per event (the inbox, the config's
+    /// group), in transactions on `pool` that it commits, waking the relay with `wake`:
+    /// events ready together share a transaction ([`batch`](self#)).
+    pub fn with_effects(
+        client: redis::Client,
+        config: ConsumerConfig,
+        pool: sqlx::PgPool,
+        wake: Wake,
+        effect: impl Effect,
+    ) -> Self {
+        let effects = batch::Effects {
+            pool,
+            effect: Arc::new(effect),
+            wake,
+        };
+        Self::build(client, config, Handling::Effects(Arc::new(effects)))
+    }
+
+    fn build(client: redis::Client, config: ConsumerConfig, handling: Handling) -> Self {
         Self {
             shared: Arc::new(Shared {
                 client,
                 commands: OnceCell::new(),
                 reads: OnceCell::new(),
                 config,
-                handler,
+                handling,
                 errors: Mutex::new(HashMap::new()),
             }),
         }
@@ -208,7 +244,15 @@ impl Consumer {
                 .clone()
                 .run_until_cancelled_owned(acks::run(shared.clone(), acked)),
         );
-        let lanes = lanes::Lanes::new(shared.clone(), acks, abandoned.clone());
+        let batcher = match &shared.handling {
+            Handling::Each(_) => None,
+            Handling::Effects(effects) => {
+                let (batcher, run) = batch::Batcher::start(shared.clone(), effects.clone());
+                tokio::spawn(abandoned.clone().run_until_cancelled_owned(run));
+                Some(batcher)
+            }
+        };
+        let lanes = lanes::Lanes::new(shared.clone(), acks, batcher, abandoned.clone());
         let upkeep = tokio::spawn(abandoned.clone().run_until_cancelled_owned(upkeep::run(
             shared.clone(),
             lanes.clone(),
@@ -348,47 +392,47 @@ async fn run_handler(
 ) -> Result<(), HandlerError> {
     match &entry.envelope {
         Err(reason) => Err(HandlerError::Poison(anyhow::anyhow!("{reason}"))),
-        Ok(envelope) => {
-            let started = Instant::now();
-            // The handler continues the event's trace (a new span of it), so the calls it
-            // makes and the events it emits stay in the trace that produced the event.
-            let trace = envelope
-                .trace()
-                .map_or_else(TraceParent::new_root, |t| t.child());
-            let span = tracing::info_span!(
-                "event",
-                event_id = %envelope.id,
-                event_type = %envelope.event_type,
-                trace_id = %trace.trace_id_hex(),
-            );
-            let handled = trace_context::scope(trace, handler(envelope.clone())).instrument(span);
-            let started_at = std::time::SystemTime::now();
-            let result = tokio::time::timeout(timeout, handled).await;
-            service_kit::otel::record(
-                service_kit::otel::Kind::Consumer,
-                trace,
-                envelope.trace().map(|t| t.span_id),
-                started_at,
-                || {
-                    (
-                        format!("{} process", envelope.event_type).into(),
-                        vec![
-                            opentelemetry::KeyValue::new("messaging.system", "redis"),
-                            opentelemetry::KeyValue::new(
-                                "messaging.message.id",
-                                envelope.id.to_string(),
-                            ),
-                            opentelemetry::KeyValue::new("messaging.operation.type", "process"),
-                        ],
-                    )
-                },
-            );
-            metrics::histogram!("events_handler_duration_seconds")
-                .record(started.elapsed().as_secs_f64());
-            result
-                .unwrap_or_else(|_| Err(HandlerError::Retry(anyhow::anyhow!("handler timed out"))))
-        }
+        Ok(envelope) => tokio::time::timeout(timeout, traced(envelope, handler(envelope.clone())))
+            .await
+            .unwrap_or_else(|_| Err(HandlerError::Retry(anyhow::anyhow!("handler timed out")))),
     }
+}
+
+/// Runs `handling` (the handling of `envelope`) in the event's trace, timed.
+///
+/// The handling continues the event's trace (a new span of it), so the calls it makes
+/// and the events it emits stay in the trace that produced the event.
+async fn traced<T>(envelope: &Envelope, handling: impl Future<Output = T>) -> T {
+    let started = Instant::now();
+    let trace = envelope
+        .trace()
+        .map_or_else(TraceParent::new_root, |t| t.child());
+    let span = tracing::info_span!(
+        "event",
+        event_id = %envelope.id,
+        event_type = %envelope.event_type,
+        trace_id = %trace.trace_id_hex(),
+    );
+    let started_at = std::time::SystemTime::now();
+    let result = trace_context::scope(trace, handling).instrument(span).await;
+    service_kit::otel::record(
+        service_kit::otel::Kind::Consumer,
+        trace,
+        envelope.trace().map(|t| t.span_id),
+        started_at,
+        || {
+            (
+                format!("{} process", envelope.event_type).into(),
+                vec![
+                    opentelemetry::KeyValue::new("messaging.system", "redis"),
+                    opentelemetry::KeyValue::new("messaging.message.id", envelope.id.to_string()),
+                    opentelemetry::KeyValue::new("messaging.operation.type", "process"),
+                ],
+            )
+        },
+    );
+    metrics::histogram!("events_handler_duration_seconds").record(started.elapsed().as_secs_f64());
+    result
 }
 
 fn to_entry(stream: &str, entry: StreamId) -> Entry {

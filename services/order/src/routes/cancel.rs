@@ -32,7 +32,7 @@ pub async fn cancel(
     .ok_or_else(|| Problem::conflict("This order is already cancelled."))?;
     let event = super::request_event(types::ORDER_CANCELLED, &saga::cancelled(&cancelled))?;
     event_bus::outbox::enqueue(&mut tx, &state.order_events, &event).await?;
-    tx.commit().await?;
+    state.wake.commit(tx).await?;
     tracing::info!(order_id = %cancelled.id, event = types::ORDER_CANCELLED, "order cancelled by its user");
     Ok((StatusCode::ACCEPTED, Json(cancelled)))
 }

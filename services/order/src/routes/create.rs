@@ -91,7 +91,7 @@ pub async fn create(
     };
     let event = super::request_event(types::ORDER_CREATED, &created)?;
     event_bus::outbox::enqueue(&mut tx, &state.order_events, &event).await?;
-    tx.commit().await?;
+    state.wake.commit(tx).await?;
     tracing::info!(order_id = %order.id, total_cents = order.total_cents, "order accepted");
     Ok((StatusCode::ACCEPTED, HeaderMap::new(), Json(order)))
 }

@@ -71,7 +71,7 @@ pub async fn register(
         event = event.correlated(request_id);
     }
     outbox::enqueue(&mut tx, &state.user_events, &event).await?;
-    tx.commit().await?;
+    state.wake.commit(tx).await?;
     tracing::info!(user_id = %user.id, "user registered");
     Ok((StatusCode::CREATED, Json(user)))
 }
