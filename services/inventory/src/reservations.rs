@@ -32,18 +32,16 @@ pub async fn reserve(
     order_id: Uuid,
     lines: &[(Uuid, i64)],
 ) -> sqlx::Result<Reserved> {
-    let existing: i64 = sqlx::query_scalar("SELECT count(*) FROM reservations WHERE order_id = $1")
-        .bind(order_id)
-        .fetch_one(&mut **tx)
-        .await?;
-    if existing > 0 {
+    let (reserved, cancelled): (bool, bool) = sqlx::query_as(
+        "SELECT EXISTS (SELECT 1 FROM reservations WHERE order_id = $1),
+                EXISTS (SELECT 1 FROM cancelled_orders WHERE order_id = $1)",
+    )
+    .bind(order_id)
+    .fetch_one(&mut **tx)
+    .await?;
+    if reserved {
         return Ok(Reserved::AlreadyDone);
     }
-    let cancelled: bool =
-        sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM cancelled_orders WHERE order_id = $1)")
-            .bind(order_id)
-            .fetch_one(&mut **tx)
-            .await?;
     if cancelled {
         return Ok(Reserved::Cancelled);
     }
@@ -53,39 +51,47 @@ pub async fn reserve(
     if lines.iter().any(|(_, quantity)| *quantity <= 0) {
         return Ok(Reserved::OutOfStock);
     }
-    sqlx::query("SAVEPOINT reserve_lines")
-        .execute(&mut **tx)
-        .await?;
+    // One line changes nothing when it fails; several need a savepoint to undo the
+    // lines taken before the one that failed.
+    let undoable = lines.len() > 1;
+    if undoable {
+        sqlx::query("SAVEPOINT reserve_lines")
+            .execute(&mut **tx)
+            .await?;
+    }
     for (product_id, quantity) in &lines {
+        // Take the stock and record the hold in one statement: the row is locked
+        // from here to commit, so this comes as late as it can.
         let taken = sqlx::query(
-            "UPDATE products SET available = available - $2, updated_at = now()
-             WHERE id = $1 AND available >= $2",
+            "WITH taken AS (
+                 UPDATE products SET available = available - $2, updated_at = now()
+                 WHERE id = $1 AND available >= $2
+                 RETURNING id
+             )
+             INSERT INTO reservations (order_id, product_id, quantity, status)
+             SELECT $3, id, $2, 'reserved' FROM taken",
         )
         .bind(product_id)
         .bind(quantity)
+        .bind(order_id)
         .execute(&mut **tx)
         .await?
         .rows_affected()
             == 1;
         if !taken {
-            sqlx::query("ROLLBACK TO SAVEPOINT reserve_lines")
-                .execute(&mut **tx)
-                .await?;
+            if undoable {
+                sqlx::query("ROLLBACK TO SAVEPOINT reserve_lines")
+                    .execute(&mut **tx)
+                    .await?;
+            }
             return Ok(Reserved::OutOfStock);
         }
-        sqlx::query(
-            "INSERT INTO reservations (order_id, product_id, quantity, status)
-             VALUES ($1, $2, $3, 'reserved')",
-        )
-        .bind(order_id)
-        .bind(product_id)
-        .bind(quantity)
-        .execute(&mut **tx)
-        .await?;
     }
-    sqlx::query("RELEASE SAVEPOINT reserve_lines")
-        .execute(&mut **tx)
-        .await?;
+    if undoable {
+        sqlx::query("RELEASE SAVEPOINT reserve_lines")
+            .execute(&mut **tx)
+            .await?;
+    }
     Ok(Reserved::All)
 }
 

@@ -32,6 +32,18 @@ pub struct Context {
 
 /// Applies one event, exactly once.
 pub async fn handle(context: Arc<Context>, event: Envelope) -> Result<(), HandlerError> {
+    let tells_its_user = matches!(
+        event.event_type.as_str(),
+        types::ORDER_CONFIRMED | types::ORDER_CANCELLED
+    );
+    if !tells_its_user
+        && !webhooks::subscribed(&context.pool, &event.event_type)
+            .await
+            .map_err(HandlerError::retry)?
+    {
+        // Nothing to store and no one to deliver to: one read, no transaction.
+        return Ok(());
+    }
     let Some(mut tx) = inbox::begin(&context.pool, SERVICE, event.id)
         .await
         .map_err(HandlerError::retry)?

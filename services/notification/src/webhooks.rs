@@ -94,6 +94,15 @@ pub async fn attempts(pool: &PgPool, id: Uuid, limit: i64) -> sqlx::Result<Vec<A
     .await
 }
 
+/// Whether any active webhook is subscribed to `event_type`: an event no one is
+/// subscribed to needs no transaction at all.
+pub async fn subscribed(pool: &PgPool, event_type: &str) -> sqlx::Result<bool> {
+    sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM webhooks WHERE active AND $1 = ANY(events))")
+        .bind(event_type)
+        .fetch_one(pool)
+        .await
+}
+
 /// Queues `body` (an event envelope) for every active webhook subscribed to
 /// `event_type`, once per webhook and event.
 pub async fn enqueue(

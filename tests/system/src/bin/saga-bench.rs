@@ -432,18 +432,18 @@ async fn main() {
     println!();
     println!("Each hop, p50 / p99 / max in ms, at each offered load:");
     println!();
-    print!("| hop |");
+    print!("| hop | one order at a time |");
     for (name, _) in &fixed {
         print!(" {name} |");
     }
     println!();
-    print!("|---|");
+    print!("|---|---:|");
     for _ in &fixed {
         print!("---:|");
     }
     println!();
-    let all_hops: Vec<Vec<(String, Vec<Duration>)>> =
-        fixed.iter().map(|(_, placed)| load.hops(placed)).collect();
+    let mut all_hops: Vec<Vec<(String, Vec<Duration>)>> = vec![load.hops(&alone)];
+    all_hops.extend(fixed.iter().map(|(_, placed)| load.hops(placed)));
     for (i, (name, _)) in all_hops[0].iter().enumerate() {
         print!("| {name} |");
         for hops in &all_hops {
