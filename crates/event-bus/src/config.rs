@@ -29,8 +29,9 @@ pub struct EventsConfig {
     )]
     pub event_stream_max_len: usize,
 
-    /// Event handlers this service runs at once.
-    #[arg(long, env = "EVENT_CONSUMER_CONCURRENCY", default_value_t = 16, value_parser = clap::value_parser!(u16).range(1..=1024), hide_env_values = true)]
+    /// Event handlers this service runs at once (each may hold a database connection:
+    /// the pool is sized for them unless DATABASE_MAX_CONNECTIONS is set).
+    #[arg(long, env = "EVENT_CONSUMER_CONCURRENCY", default_value_t = 8, value_parser = clap::value_parser!(u16).range(1..=1024), hide_env_values = true)]
     pub event_consumer_concurrency: u16,
 
     /// Milliseconds one event handler may run before it is abandoned and the event retried.

@@ -36,7 +36,12 @@ impl Foundation {
         events: &EventsConfig,
         migrator: &Migrator,
     ) -> anyhow::Result<Self> {
-        let pool = service_kit::database::connect_and_migrate(&service.database, migrator).await?;
+        // The relay holds one connection; the consumer's handlers one each (a consumer
+        // of effects holds one at a time, fewer than that bound).
+        let background = 1 + u32::from(events.event_consumer_concurrency);
+        let pool =
+            service_kit::database::connect_and_migrate(&service.database, background, migrator)
+                .await?;
         crate::schema::install(&pool).await?;
         let redis = service_kit::redis::connect(&service.redis).await?;
         let redis_client = service_kit::redis::client(service.redis.redis_url.0.as_str())?;

@@ -5,7 +5,8 @@
 //! - **Publishing** goes through an outbox: [`outbox::enqueue`] writes the event in the
 //!   same Postgres transaction as the state change that caused it, and the
 //!   [`relay`] publishes committed rows to their stream (`XADD`, approximate `MAXLEN`)
-//!   and marks them. Redis being down delays events; it never loses them.
+//!   and marks them, woken by the commit. Redis being down delays events; it never
+//!   loses them.
 //! - **Consuming** is a [`consumer`] per process in one consumer group per service. An
 //!   entry is acknowledged only after its handler succeeded; a handler that writes to
 //!   Postgres records the event id in the [`inbox`] in the same transaction, so a
@@ -18,9 +19,11 @@
 //! - [`envelope`]: the event envelope every stream entry carries.
 //! - [`schema`]: the `outbox` and `inbox` tables, installed into a service's database.
 //! - [`publisher`]: `XADD` to a stream, pipelined for batches.
-//! - [`outbox`] and [`relay`]: transactional publishing.
-//! - [`consumer`]: the consumer-group worker, with reclaim and dead letters.
-//! - [`inbox`]: exactly-once effects for handlers that write to Postgres.
+//! - [`outbox`] and [`relay`]: transactional publishing, the relay woken in process by
+//!   the commits ([`Wake`]).
+//! - [`consumer`]: the consumer-group worker (reader, lanes, batched effects,
+//!   acknowledgements, and reclaim with dead letters on a timer of its own).
+//! - [`inbox`]: exactly-once effects for handlers that write to Postgres ([`Effect`]).
 //! - [`dead_letters`]: list and replay what consumers gave up on.
 //! - [`foundation`]: a service's connections, relay and consumer, wired the same way
 //!   in every service.

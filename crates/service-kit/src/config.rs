@@ -58,13 +58,27 @@ pub struct DatabaseConfig {
     #[arg(long, env = "DATABASE_URL", value_parser = parse_database_url, hide_env_values = true)]
     pub database_url: sqlx::postgres::PgConnectOptions,
 
-    /// Largest number of pooled database connections.
-    #[arg(long, env = "DATABASE_MAX_CONNECTIONS", default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..=1000), hide_env_values = true)]
-    pub database_max_connections: u32,
+    /// Largest number of pooled database connections. Unset: 8 for requests, plus what
+    /// the service's background work can hold at once (one for the outbox relay, and one
+    /// per event handler running at once: EVENT_CONSUMER_CONCURRENCY).
+    #[arg(long, env = "DATABASE_MAX_CONNECTIONS", value_parser = clap::value_parser!(u32).range(1..=1000), hide_env_values = true)]
+    pub database_max_connections: Option<u32>,
 
     /// Seconds to keep retrying the first connection while the database is not up yet.
     #[arg(long, env = "DATABASE_CONNECT_TIMEOUT_SECONDS", default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..=3600), hide_env_values = true)]
     pub database_connect_timeout_seconds: u64,
+}
+
+impl DatabaseConfig {
+    /// Connections kept for requests when the pool is sized from the work it serves.
+    pub const FOR_REQUESTS: u32 = 8;
+
+    /// The pool's size: as configured, or enough for requests and `background`
+    /// connections held by background work (relay, event handlers).
+    pub fn max_connections(&self, background: u32) -> u32 {
+        self.database_max_connections
+            .unwrap_or(Self::FOR_REQUESTS + background)
+    }
 }
 
 fn parse_database_url(value: &str) -> Result<sqlx::postgres::PgConnectOptions, String> {

@@ -11,15 +11,18 @@ use sqlx::postgres::PgPoolOptions;
 use crate::config::DatabaseConfig;
 use crate::wait::wait_for;
 
-/// Connects (waiting for the server up to the configured time) and applies `migrator`.
+/// Connects (waiting for the server up to the configured time) and applies `migrator`;
+/// `background` connections are held by background work beside the requests' (see
+/// [`DatabaseConfig::max_connections`]).
 ///
 /// sqlx takes an advisory lock while migrating, so replicas starting together do not
 /// race each other.
 pub async fn connect_and_migrate(
     config: &DatabaseConfig,
+    background: u32,
     migrator: &Migrator,
 ) -> anyhow::Result<PgPool> {
-    let pool = connect(config).await?;
+    let pool = connect(config, background).await?;
     migrator
         .run(&pool)
         .await
@@ -28,9 +31,9 @@ pub async fn connect_and_migrate(
 }
 
 /// Connects, waiting for the server up to the configured time.
-pub async fn connect(config: &DatabaseConfig) -> anyhow::Result<PgPool> {
+pub async fn connect(config: &DatabaseConfig, background: u32) -> anyhow::Result<PgPool> {
     let options = PgPoolOptions::new()
-        .max_connections(config.database_max_connections)
+        .max_connections(config.max_connections(background))
         .acquire_timeout(Duration::from_secs(5));
     let timeout = Duration::from_secs(config.database_connect_timeout_seconds);
     wait_for("postgres", timeout, || {

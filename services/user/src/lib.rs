@@ -67,7 +67,8 @@ impl Application {
     /// signing key and the configured admin exist, and binds the listen address.
     pub async fn build(config: Config) -> anyhow::Result<Service> {
         let pool =
-            service_kit::database::connect_and_migrate(&config.service.database, &MIGRATOR).await?;
+            service_kit::database::connect_and_migrate(&config.service.database, 1, &MIGRATOR)
+                .await?;
         event_bus::schema::install(&pool).await?;
         let redis = service_kit::redis::connect(&config.service.redis).await?;
         signing_keys::ensure_one(&pool).await?;

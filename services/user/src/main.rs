@@ -27,6 +27,7 @@ async fn serve(config: user_service::config::Config) -> anyhow::Result<()> {
 async fn rotate(config: user_service::config::Config) -> anyhow::Result<()> {
     let pool = service_kit::database::connect_and_migrate(
         &config.service.database,
+        1,
         &user_service::MIGRATOR,
     )
     .await?;
