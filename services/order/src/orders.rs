@@ -398,18 +398,29 @@ pub async fn list(pool: &PgPool, user_id: Option<Uuid>, limit: i64) -> sqlx::Res
     Ok(assemble(rows, items))
 }
 
-/// Moves the order to `confirmed` if it is `pending`; returns it if it moved.
-pub async fn confirm(tx: &mut Transaction<'_, Postgres>, id: Uuid) -> sqlx::Result<Option<Order>> {
-    let row: Option<OrderRow> = sqlx::query_as(
+/// What the saga tells of an order it confirmed.
+#[derive(Debug, Clone, FromRow)]
+pub struct Confirmed {
+    pub id: Uuid,
+    pub user_id: Uuid,
+    pub total_cents: i64,
+    pub currency: String,
+}
+
+/// Moves the order to `confirmed` if it is `pending`; returns it if it moved (without
+/// its lines, which the confirmation does not carry: one statement).
+pub async fn confirm(
+    tx: &mut Transaction<'_, Postgres>,
+    id: Uuid,
+) -> sqlx::Result<Option<Confirmed>> {
+    sqlx::query_as(
         "UPDATE orders SET status = 'confirmed', updated_at = now()
          WHERE id = $1 AND status = 'pending'
-         RETURNING id, user_id, status, cancel_reason, total_cents, currency,
-                   payment_method, created_at, updated_at",
+         RETURNING id, user_id, total_cents, currency",
     )
     .bind(id)
     .fetch_optional(&mut **tx)
-    .await?;
-    with_items(tx, row).await
+    .await
 }
 
 /// Moves the order to `cancelled` with `reason` from any state in `from`; returns it if
