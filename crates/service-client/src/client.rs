@@ -295,8 +295,9 @@ impl Call {
             deadline = deadline.min(served);
         }
         let attempt_timeout = self.attempt_timeout.unwrap_or(peer.attempt_timeout);
+        // Methods that may be repeated without changing the outcome (RFC 9110 §9.2.2).
         let retryable_request =
-            retry::is_idempotent(&self.method) || self.headers.contains_key(IDEMPOTENCY_KEY);
+            self.method.is_idempotent() || self.headers.contains_key(IDEMPOTENCY_KEY);
         let url = self.url();
         // Read once: the same on every attempt.
         let request_id =

@@ -2,16 +2,8 @@
 
 use std::time::{Duration, SystemTime};
 
-use http::{HeaderMap, Method, StatusCode, header};
+use http::{HeaderMap, StatusCode, header};
 use rand::Rng;
-
-/// Methods that may be repeated without changing the outcome (RFC 9110 §9.2.2).
-pub fn is_idempotent(method: &Method) -> bool {
-    matches!(
-        *method,
-        Method::GET | Method::HEAD | Method::PUT | Method::DELETE | Method::OPTIONS | Method::TRACE
-    )
-}
 
 /// Statuses that say "try again": the peer is overloaded, restarting or behind a proxy
 /// that could not reach it. Any other 4xx is the request's fault and will not change.
@@ -103,15 +95,5 @@ mod tests {
         for code in [400, 401, 403, 404, 409, 422, 500, 501] {
             assert!(!is_retryable_status(StatusCode::from_u16(code).unwrap()));
         }
-    }
-
-    #[test]
-    fn post_and_patch_are_not_idempotent() {
-        assert!(
-            is_idempotent(&Method::GET)
-                && is_idempotent(&Method::PUT)
-                && is_idempotent(&Method::DELETE)
-        );
-        assert!(!is_idempotent(&Method::POST) && !is_idempotent(&Method::PATCH));
     }
 }
