@@ -13,7 +13,7 @@ const KEY: &str = "contract-test-user-key";
 async fn user_service(
     db: &TestDatabase,
     keys: &test_support::StreamKeys,
-) -> service_kit::server::RunningService {
+) -> service_kit::server::RunningServer {
     let redis = test_support::redis_url();
     let cli = user_service::config::Cli::try_parse_from([
         "user-service",

@@ -4,7 +4,7 @@
 use redis::aio::ConnectionManager;
 use service_kit::config::ServiceConfig;
 use service_kit::ops::Readiness;
-use service_kit::server::Service;
+use service_kit::server::Server;
 use sqlx::PgPool;
 use sqlx::migrate::Migrator;
 
@@ -74,7 +74,7 @@ impl Foundation {
     }
 
     /// Runs the outbox relay beside `service`.
-    pub fn start_relay(&self, service: &Service) {
+    pub fn start_relay(&self, service: &Server) {
         let relay = Relay::new(
             self.pool.clone(),
             self.events.publisher(self.redis.clone()),
@@ -89,7 +89,7 @@ impl Foundation {
     /// the database; see [`crate::inbox`]).
     pub fn start_consumer<F, Fut>(
         &self,
-        service: &Service,
+        service: &Server,
         subscription: Subscription<'_>,
         handler: F,
     ) where
@@ -105,7 +105,7 @@ impl Foundation {
     /// event exactly once, events ready together in one transaction.
     pub fn start_effects(
         &self,
-        service: &Service,
+        service: &Server,
         subscription: Subscription<'_>,
         effect: impl Effect,
     ) {

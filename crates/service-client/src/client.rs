@@ -10,7 +10,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use service_kit::internal_auth::{Caller, SERVICE_NAME_HEADER, USER_ID_HEADER, USER_ROLES_HEADER};
 use service_kit::request_id::REQUEST_ID_HEADER;
-use service_kit::trace_context::{TRACEPARENT, TraceParent};
+use service_kit::trace_context::{TRACEPARENT, TRACESTATE, TraceParent};
 use tokio::time::Instant;
 use tower::retry::budget::{Budget, TpsBudget};
 
@@ -467,6 +467,9 @@ impl Call {
         let trace =
             service_kit::trace_context::current().map_or_else(TraceParent::new_root, |t| t.child());
         headers.insert(TRACEPARENT, trace.to_header_value());
+        if let Some(state) = service_kit::trace_context::state() {
+            headers.insert(TRACESTATE, state);
+        }
         let remaining_ms = u64::try_from(remaining.as_millis())
             .unwrap_or(u64::MAX)
             .max(1);

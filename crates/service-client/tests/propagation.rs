@@ -12,14 +12,14 @@ use axum::Router;
 use axum::extract::State;
 use axum::routing::get;
 use service_client::{Client, ErrorKind};
-use service_kit::server::{RunningService, Service};
+use service_kit::server::{RunningServer, Server};
 use wiremock::matchers::method;
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
-async fn serve(router: Router) -> RunningService {
+async fn serve(router: Router) -> RunningServer {
     let router = service_kit::middleware::apply(router, Duration::from_secs(10));
-    let listener = Service::bind("127.0.0.1:0".parse().unwrap()).await.unwrap();
-    Service::new(listener, router, Duration::from_secs(5)).spawn()
+    let listener = Server::bind("127.0.0.1:0".parse().unwrap()).await.unwrap();
+    Server::new(listener, router, Duration::from_secs(5)).spawn()
 }
 
 /// A handler that calls its peer and passes nothing along by hand.
@@ -65,6 +65,51 @@ async fn the_request_id_and_trace_of_the_served_request_reach_the_peer() {
         !outgoing.contains("00f067aa0ba902b7"),
         "the peer's span must be a new child span"
     );
+}
+
+#[tokio::test]
+async fn the_callers_tracestate_goes_on_with_its_trace_and_only_with_it() {
+    let peer = MockServer::start().await;
+    Mock::given(method("GET"))
+        .respond_with(ResponseTemplate::new(200))
+        .mount(&peer)
+        .await;
+    let service = serve(
+        Router::new()
+            .route("/upstream", get(calls_peer))
+            .with_state(common::client(&peer.uri())),
+    )
+    .await;
+    let call = |traceparent: &'static str| {
+        reqwest::Client::new()
+            .get(format!("{}/upstream", service.url()))
+            .header("traceparent", traceparent)
+            .header("tracestate", "congo=t61rcWkgMzE,rojo=00f067aa0ba902b7")
+            .send()
+    };
+    // A later version's traceparent is continued, its state with it.
+    call("01-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01-later")
+        .await
+        .unwrap();
+    // A malformed one starts a new trace, and the state belongs to no trace of ours.
+    call("00-not-a-trace").await.unwrap();
+
+    let received = peer.received_requests().await.unwrap();
+    assert_eq!(received.len(), 2);
+    let continued = &received[0].headers;
+    assert!(
+        continued
+            .get("traceparent")
+            .unwrap()
+            .to_str()
+            .unwrap()
+            .starts_with("00-4bf92f3577b34da6a3ce929d0e0e4736-")
+    );
+    assert_eq!(
+        continued.get("tracestate").unwrap(),
+        "congo=t61rcWkgMzE,rojo=00f067aa0ba902b7"
+    );
+    assert!(received[1].headers.get("tracestate").is_none());
 }
 
 #[tokio::test]

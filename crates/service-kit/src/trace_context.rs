@@ -1,20 +1,21 @@
-//! W3C Trace Context (`traceparent`): the trace a request belongs to, continued from the
-//! caller when it sent one, started here otherwise.
+//! W3C Trace Context: the `traceparent` type, its parsing and encoding, and the
+//! task-local that holds the trace of the work a task is doing (with the caller's
+//! `tracestate`, carried on unchanged), so the outgoing HTTP client and the event
+//! publisher send a child `traceparent` without the handler passing anything along.
 //!
-//! The server layer keeps the context of the request being served in a task-local, so
-//! the outgoing HTTP client can send a child `traceparent` without the handler passing
-//! anything along, and the trace id lands in the request's log span.
+//! A leaf: the server side of a request's trace is [`crate::middleware::trace`].
 
-use axum::extract::Request;
 use axum::http::{HeaderName, HeaderValue};
-use axum::response::Response;
 use rand::RngCore;
 
-/// The W3C header.
+/// The W3C header naming the trace and the caller's span.
 pub const TRACEPARENT: HeaderName = HeaderName::from_static("traceparent");
 
+/// The W3C header of vendors' trace data, passed on as it came.
+pub const TRACESTATE: HeaderName = HeaderName::from_static("tracestate");
+
 tokio::task_local! {
-    static CURRENT: TraceParent;
+    static CURRENT: (TraceParent, Option<HeaderValue>);
 }
 
 /// A parsed `traceparent`: version 00, trace id, parent (span) id, flags.
@@ -57,7 +58,7 @@ fn write_hex(bytes: &[u8], out: &mut [u8]) {
     }
 }
 
-/// Length of a version-00 `traceparent`.
+/// Length of a version-00 `traceparent`, and the least of any version's.
 const LEN: usize = 55;
 
 impl TraceParent {
@@ -70,14 +71,24 @@ impl TraceParent {
         }
     }
 
-    /// Parses version-00 `traceparent`; `None` for anything malformed or all-zero.
+    /// Parses a `traceparent`; `None` for anything malformed or all-zero.
+    ///
+    /// Version 00 is exactly its four fields. A later version is read as W3C asks: its
+    /// first four fields as version 00's, followed by nothing or by `-` and whatever
+    /// that version adds (ignored); version `ff` is invalid.
     pub fn parse(value: &str) -> Option<Self> {
-        let mut parts = value.trim().split('-');
-        let (version, trace, span, flags) =
-            (parts.next()?, parts.next()?, parts.next()?, parts.next()?);
-        if version != "00" || parts.next().is_some() {
+        let value = value.trim();
+        let version = parse_hex::<1>(value.get(..2)?)?[0];
+        let known = match version {
+            0xff => return None,
+            0x00 => value.len() == LEN,
+            _ => value.len() == LEN || value.as_bytes().get(LEN) == Some(&b'-'),
+        };
+        if !known {
             return None;
         }
+        let mut parts = value[..LEN].split('-');
+        let (_, trace, span, flags) = (parts.next()?, parts.next()?, parts.next()?, parts.next()?);
         let trace_id = parse_hex::<16>(trace)?;
         let span_id = parse_hex::<8>(span)?;
         let flags = parse_hex::<1>(flags)?[0];
@@ -130,80 +141,29 @@ impl std::fmt::Display for TraceParent {
     }
 }
 
-/// The trace context of the request this task is serving, if any.
+/// The trace context of the work this task is doing, if any.
 pub fn current() -> Option<TraceParent> {
-    CURRENT.try_with(|t| *t).ok()
+    CURRENT.try_with(|(trace, _)| *trace).ok()
 }
 
-/// Runs `future` within `trace` (for work spawned off a request, and for tests).
+/// The `tracestate` the current work's caller sent, to send on with a child of
+/// [`current`].
+pub fn state() -> Option<HeaderValue> {
+    CURRENT.try_with(|(_, state)| state.clone()).ok().flatten()
+}
+
+/// Runs `future` within `trace` (an event's handling, work spawned off a request).
 pub fn scope<F: Future>(trace: TraceParent, future: F) -> impl Future<Output = F::Output> {
-    CURRENT.scope(trace, future)
+    CURRENT.scope((trace, None), future)
 }
 
-/// The server side of one request's trace: the caller's context (if it sent a valid
-/// `traceparent`), the span this service serves it in, and what an exported span needs.
-pub struct Served {
-    incoming: Option<TraceParent>,
-    /// The span serving the request: a child of the caller's, or a new root.
-    pub trace: TraceParent,
-    /// When serving began; read only when spans are exported.
-    started: Option<std::time::SystemTime>,
-    /// Method and path, kept only when spans are exported (the request moves on).
-    exported: Option<(String, String)>,
-}
-
-impl Served {
-    pub fn begin(request: &Request) -> Self {
-        let incoming = request
-            .headers()
-            .get(&TRACEPARENT)
-            .and_then(|v| v.to_str().ok())
-            .and_then(TraceParent::parse);
-        Self {
-            incoming,
-            trace: incoming.map_or_else(TraceParent::new_root, |t| t.child()),
-            started: crate::otel::enabled().then(std::time::SystemTime::now),
-            exported: crate::otel::enabled().then(|| {
-                (
-                    request.method().to_string(),
-                    request.uri().path().to_owned(),
-                )
-            }),
-        }
-    }
-
-    /// Names the serving span on the response and exports it when spans are exported.
-    pub fn finish(self, response: &mut Response) {
-        response
-            .headers_mut()
-            .insert(TRACEPARENT, self.trace.to_header_value());
-        let (Some((method, path)), Some(started)) = (self.exported, self.started) else {
-            return;
-        };
-        crate::otel::record(
-            crate::otel::Kind::Server,
-            self.trace,
-            self.incoming.map(|t| t.span_id),
-            started,
-            || {
-                // Named by route template (`GET /orders/{id}`), never by raw path, as
-                // OpenTelemetry asks: the template is on the response by now.
-                let name = match crate::middleware::access::route_of(response) {
-                    Some(route) => format!("{method} {route}"),
-                    None => method.clone(),
-                };
-                let status = i64::from(response.status().as_u16());
-                (
-                    name.into(),
-                    vec![
-                        opentelemetry::KeyValue::new("http.request.method", method),
-                        opentelemetry::KeyValue::new("url.path", path),
-                        opentelemetry::KeyValue::new("http.response.status_code", status),
-                    ],
-                )
-            },
-        );
-    }
+/// Runs `future` within `trace` and the caller's `tracestate` (a request's handling).
+pub fn scope_with_state<F: Future>(
+    trace: TraceParent,
+    state: Option<HeaderValue>,
+    future: F,
+) -> impl Future<Output = F::Output> {
+    CURRENT.scope((trace, state), future)
 }
 
 #[cfg(test)]
@@ -222,10 +182,39 @@ mod tests {
     }
 
     #[test]
+    fn a_later_version_is_read_for_its_first_four_fields() {
+        let base = "4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+        for value in [format!("01-{base}"), format!("cc-{base}-what-comes-later")] {
+            let parsed = TraceParent::parse(&value).expect("a later version");
+            // Sent on as the version this code knows.
+            assert_eq!(parsed.to_string(), format!("00-{base}"));
+        }
+        for bad in [
+            format!("ff-{base}"),
+            format!("01-{base}x"),
+            format!("00-{base}-later"),
+            format!("0g-{base}"),
+        ] {
+            assert!(TraceParent::parse(&bad).is_none(), "{bad} accepted");
+        }
+    }
+
+    #[tokio::test]
+    async fn the_callers_tracestate_is_carried_with_the_trace() {
+        let trace = TraceParent::new_root();
+        let state = HeaderValue::from_static("vendor=opaque");
+        let seen = scope_with_state(trace, Some(state.clone()), async {
+            (current(), self::state())
+        })
+        .await;
+        assert_eq!(seen, (Some(trace), Some(state)));
+        assert_eq!(scope(trace, async { self::state() }).await, None);
+    }
+
+    #[test]
     fn malformed_or_zero_traceparents_are_refused() {
         for bad in [
             "",
-            "01-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
             "00-00000000000000000000000000000000-00f067aa0ba902b7-01",
             "00-4bf92f3577b34da6a3ce929d0e0e4736-0000000000000000-01",
             "00-4BF92F3577B34DA6A3CE929D0E0E4736-00f067aa0ba902b7-01",

@@ -11,9 +11,11 @@
 //!
 //! - [`config`]: every setting, from the environment.
 //! - [`Application`]: wires Redis, the verifier, the limiter, the route table and the
-//!   dashboard's clients into a [`service_kit::server::Service`] that serves on one
-//!   worker thread per core ([`service_kit::server::workers`]), each with its own
-//!   upstream connection pool ([`Worker`]).
+//!   dashboard's clients into a [`service_kit::server::Server`] that serves on one
+//!   worker thread per core ([`serve`]), each with its own upstream connection pool
+//!   ([`Worker`]).
+//! - [`serve`]: the HTTP/1.1 server, a service per connection, worker threads, and the
+//!   kit's middleware fused into one service ([`serve::stack`]).
 //! - [`path`]: canonical paths. [`proxy`]: the handler and header hygiene.
 //! - [`auth`]: token verification and the JWKS cache. [`ratelimit`]: the limiter.
 //! - [`dashboard`]: the aggregated view.
@@ -27,6 +29,7 @@ pub mod dispatch;
 pub mod path;
 pub mod proxy;
 pub mod ratelimit;
+pub mod serve;
 
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -34,9 +37,8 @@ use std::time::Duration;
 
 use axum::http::{HeaderName, HeaderValue, Method};
 use service_client::Client;
-use service_kit::middleware::StackLayer;
 use service_kit::ops::Readiness;
-use service_kit::server::Service;
+use service_kit::server::Server;
 use tower::{Layer, ServiceBuilder};
 use tower_http::cors::{AllowOrigin, CorsLayer};
 
@@ -46,6 +48,7 @@ use crate::dashboard::Backends;
 use crate::dispatch::Dispatch;
 use crate::proxy::{Route, Upstream};
 use crate::ratelimit::RateLimiter;
+use crate::serve::stack::StackLayer;
 
 /// The port the gateway listens on unless told otherwise.
 pub const DEFAULT_PORT: u16 = 8080;
@@ -85,7 +88,7 @@ pub struct Gateway {
 pub struct Application;
 
 impl Application {
-    pub async fn build(config: Config) -> anyhow::Result<Service> {
+    pub async fn build(config: Config) -> anyhow::Result<Server> {
         let settings = &config.client;
         let user = config.user_service.peer(settings);
         let inventory = config.inventory_service.peer(settings);
@@ -192,8 +195,8 @@ impl Application {
                 )
             }
         };
-        let listener = Service::bind(config.http.listen_addr(DEFAULT_PORT)).await?;
-        let service = Service::per_connection(
+        let listener = Server::bind(config.http.listen_addr(DEFAULT_PORT)).await?;
+        let service = serve::per_connection(
             listener,
             config.workers(),
             make,

@@ -20,7 +20,6 @@ use axum::response::{IntoResponse, Response};
 use service_client::breaker::{Outcome, Permit};
 use service_client::{CircuitBreaker, PeerConfig};
 use service_kit::Problem;
-use service_kit::middleware::access::RouteLabel;
 use service_kit::otel;
 use service_kit::request_id::REQUEST_ID_HEADER;
 use service_kit::trace_context::{self, TRACEPARENT, TraceParent};
@@ -28,6 +27,7 @@ use service_kit::trace_context::{self, TRACEPARENT, TraceParent};
 use crate::auth::{self, Identity, Invalid};
 use crate::connections::{ConnectionOptions, Connections, Destination, Failure, Head};
 use crate::path;
+use crate::serve::stack::RouteLabel;
 use crate::{AppState, Gateway, dashboard};
 
 /// A service behind the gateway.

@@ -5,7 +5,7 @@
 //!
 //! - [`config`]: every setting, from the environment.
 //! - [`Application`]: wires the database, Redis, the outbox relay, the event consumer and
-//!   the routes into a [`service_kit::server::Service`].
+//!   the routes into a [`service_kit::server::Server`].
 //! - [`routes`]: one module per endpoint; the gateway maps `/api/products/*` onto them.
 //! - [`products`]: the product model, its validation and storage.
 //! - [`reservations`]: holding, committing and releasing stock for an order, all lines
@@ -21,7 +21,7 @@ pub mod saga;
 
 use contracts::events::streams;
 use event_bus::{Foundation, Subscription};
-use service_kit::server::Service;
+use service_kit::server::Server;
 use sqlx::PgPool;
 
 use crate::config::Config;
@@ -47,9 +47,9 @@ pub struct Application;
 impl Application {
     /// Connects (waiting for the database and Redis), migrates, and starts the outbox
     /// relay and the event consumer beside the HTTP server.
-    pub async fn build(config: Config) -> anyhow::Result<Service> {
+    pub async fn build(config: Config) -> anyhow::Result<Server> {
         let base = Foundation::connect(&config.service, &config.events, &MIGRATOR).await?;
-        let service = Service::build(
+        let service = Server::build(
             &config.service.http,
             DEFAULT_PORT,
             routes::router().with_state(AppState {

@@ -6,7 +6,7 @@
 //!
 //! - [`config`]: every setting, from the environment.
 //! - [`Application`]: wires the database, Redis, the event consumer and the two
-//!   delivery workers into a [`service_kit::server::Service`].
+//!   delivery workers into a [`service_kit::server::Server`].
 //! - [`routes`]: `/notifications` and `/webhooks`.
 //! - [`events`]: what each consumed event stores and queues.
 //! - [`notifications`], [`webhooks`]: the models and their storage.
@@ -30,7 +30,7 @@ use std::time::Duration;
 use contracts::events::streams;
 use contracts::users::UserClient;
 use event_bus::{Foundation, Subscription};
-use service_kit::server::Service;
+use service_kit::server::Server;
 use sqlx::PgPool;
 
 use crate::config::Config;
@@ -60,7 +60,7 @@ pub struct Application;
 impl Application {
     /// Connects (waiting for the database and Redis), migrates, and starts the event
     /// consumer and the email and webhook workers beside the HTTP server.
-    pub async fn build(config: Config) -> anyhow::Result<Service> {
+    pub async fn build(config: Config) -> anyhow::Result<Server> {
         let users = UserClient::new(config.user_service.client(SERVICE, &config.client)?);
         let mailer = Mailer::new(&config.smtp_url, &config.mail_from)?;
         let policy = TargetPolicy {
@@ -69,7 +69,7 @@ impl Application {
         let timeout = Duration::from_millis(config.webhook_timeout_ms);
         let webhook_client = targets::client(policy, timeout)?;
         let base = Foundation::connect(&config.service, &config.events, &MIGRATOR).await?;
-        let service = Service::build(
+        let service = Server::build(
             &config.service.http,
             DEFAULT_PORT,
             routes::router().with_state(AppState {

@@ -5,7 +5,7 @@
 //!
 //! - [`config`]: every setting, from the environment.
 //! - [`Application`]: wires the database, Redis, the peers' clients, the outbox relay
-//!   and the event consumer into a [`service_kit::server::Service`].
+//!   and the event consumer into a [`service_kit::server::Server`].
 //! - [`routes`]: one module per endpoint; the gateway maps `/api/orders/*` onto them.
 //! - [`orders`]: the order model, the checks on a new order, and storage.
 //! - [`saga`]: what the service does on `inventory.rejected`, `payment.succeeded` and
@@ -20,7 +20,7 @@ use contracts::events::streams;
 use contracts::inventory::InventoryClient;
 use contracts::users::UserClient;
 use event_bus::{Foundation, Subscription};
-use service_kit::server::Service;
+use service_kit::server::Server;
 use sqlx::PgPool;
 
 use crate::config::Config;
@@ -53,7 +53,7 @@ pub struct Application;
 impl Application {
     /// Connects (waiting for the database and Redis), migrates, and starts the outbox
     /// relay and the event consumer beside the HTTP server.
-    pub async fn build(config: Config) -> anyhow::Result<Service> {
+    pub async fn build(config: Config) -> anyhow::Result<Server> {
         let users = UserClient::new(config.user_service.client(SERVICE, &config.client)?);
         let inventory =
             InventoryClient::new(config.inventory_service.client(SERVICE, &config.client)?);
@@ -66,7 +66,7 @@ impl Application {
             order_events: order_events.clone(),
             wake: base.wake(),
         };
-        let service = Service::build(
+        let service = Server::build(
             &config.service.http,
             DEFAULT_PORT,
             routes::router().with_state(state),

@@ -5,7 +5,7 @@
 //!
 //! - [`config`]: every setting, from the environment.
 //! - [`Application`]: wires the database, Redis, the card provider, the outbox relay
-//!   and the event consumer into a [`service_kit::server::Service`].
+//!   and the event consumer into a [`service_kit::server::Server`].
 //! - [`routes`]: `GET /payments`.
 //! - [`payments`]: the payment model and storage.
 //! - [`provider`]: the card provider trait, the simulated provider and its guard.
@@ -22,7 +22,7 @@ use std::time::Duration;
 
 use contracts::events::streams;
 use event_bus::{Foundation, Subscription};
-use service_kit::server::Service;
+use service_kit::server::Server;
 use sqlx::PgPool;
 
 use crate::config::Config;
@@ -50,9 +50,9 @@ pub struct Application;
 impl Application {
     /// Connects (waiting for the database and Redis), migrates, and starts the outbox
     /// relay and the event consumer beside the HTTP server.
-    pub async fn build(config: Config) -> anyhow::Result<Service> {
+    pub async fn build(config: Config) -> anyhow::Result<Server> {
         let base = Foundation::connect(&config.service, &config.events, &MIGRATOR).await?;
-        let service = Service::build(
+        let service = Server::build(
             &config.service.http,
             DEFAULT_PORT,
             routes::router().with_state(AppState {

@@ -5,7 +5,7 @@
 //!
 //! - [`config`]: every setting, from the environment.
 //! - [`Application`]: wires the database, Redis, password hasher and routes into a
-//!   [`service_kit::server::Service`].
+//!   [`service_kit::server::Server`].
 //! - [`routes`]: one module per endpoint; the gateway maps `/api/auth/*` and
 //!   `/api/users/*` onto them. `/internal/*` routes are for other services only.
 //! - [`users`]: the user model and its storage; [`validation`]: what a valid email,
@@ -32,7 +32,7 @@ use std::sync::Arc;
 use contracts::events::streams;
 use event_bus::{Relay, RelayConfig};
 use service_kit::ops::Readiness;
-use service_kit::server::Service;
+use service_kit::server::Server;
 use sqlx::PgPool;
 
 use crate::config::Config;
@@ -65,7 +65,7 @@ pub struct Application;
 impl Application {
     /// Connects to the database and Redis (waiting for them), migrates, makes sure a
     /// signing key and the configured admin exist, and binds the listen address.
-    pub async fn build(config: Config) -> anyhow::Result<Service> {
+    pub async fn build(config: Config) -> anyhow::Result<Server> {
         let pool =
             service_kit::database::connect_and_migrate(&config.service.database, 1, &MIGRATOR)
                 .await?;
@@ -89,7 +89,7 @@ impl Application {
         let readiness = Readiness::new()
             .with_postgres(pool.clone())
             .with_redis(redis.clone());
-        let service = Service::build(
+        let service = Server::build(
             &config.service.http,
             DEFAULT_PORT,
             routes::router().with_state(state),

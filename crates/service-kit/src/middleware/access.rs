@@ -16,20 +16,17 @@ use metrics::{Counter, Gauge, Histogram, SharedString};
 /// Label for requests that matched no route.
 const UNMATCHED: &str = "unmatched";
 
-/// The route a response belongs to, set by a handler that routes by itself (a fallback,
-/// such as the gateway's proxy): labels its metrics and names its span as a matched
-/// route's template would. Always a fixed string, never the raw path.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct RouteLabel(pub &'static str);
+/// Names the route a response was served by (for metrics and span names): a template
+/// or a fixed label, never the raw path. [`route_of`] for a router's routes; a service
+/// routing by itself names its own.
+pub type RouteOf = for<'a> fn(&'a Response) -> Option<&'a str>;
 
-/// The route template `response` was served by, if any: the router's match, or the
-/// handler's own [`RouteLabel`].
+/// The route template `response` was served by, if a router matched one.
 pub fn route_of(response: &Response) -> Option<&str> {
-    let extensions = response.extensions();
-    extensions
+    response
+        .extensions()
         .get::<MatchedPath>()
         .map(MatchedPath::as_str)
-        .or_else(|| extensions.get::<RouteLabel>().map(|label| label.0))
 }
 
 /// Copies the matched route template onto the response, where [`Observation`] (which runs
@@ -67,11 +64,11 @@ impl Observation {
         }
     }
 
-    /// Logs and records the request's outcome.
-    pub fn finish(self, response: &Response) {
+    /// Logs and records the request's outcome, served by `route`.
+    pub fn finish(self, response: &Response, route: Option<&str>) {
         let elapsed = self.started.elapsed();
         let status = response.status();
-        let route = route_of(response).unwrap_or(UNMATCHED);
+        let route = route.unwrap_or(UNMATCHED);
         Series::record(self.method, route, status, elapsed.as_secs_f64());
 
         let latency_ms = elapsed.as_secs_f64() * 1000.0;

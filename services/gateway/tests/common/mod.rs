@@ -11,7 +11,7 @@ use ed25519_dalek::pkcs8::EncodePrivateKey;
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use reqwest::Client;
 use serde_json::{Value, json};
-use service_kit::server::RunningService;
+use service_kit::server::RunningServer;
 use sqlx::PgPool;
 use test_support::{StreamKeys, TestDatabase};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -26,8 +26,8 @@ pub const NOTIFICATION_KEY: &str = "test-notification-service-key";
 
 /// Fields drop in order: the servers stop before the database and keys go.
 pub struct TestGateway {
-    pub gateways: Vec<RunningService>,
-    pub user_service: Option<RunningService>,
+    pub gateways: Vec<RunningServer>,
+    pub user_service: Option<RunningServer>,
     pub order: MockServer,
     pub inventory: MockServer,
     pub payment: MockServer,

@@ -8,7 +8,7 @@ use inventory_service::Application;
 use inventory_service::config::Config;
 use reqwest::{Client, Method, RequestBuilder};
 use serde_json::{Value, json};
-use service_kit::server::RunningService;
+use service_kit::server::RunningServer;
 use test_support::TestDatabase;
 use uuid::Uuid;
 
@@ -16,7 +16,7 @@ pub const KEY: &str = "test-inventory-service-key";
 
 pub struct TestApp {
     pub db: TestDatabase,
-    pub service: RunningService,
+    pub service: RunningServer,
     pub client: Client,
     pub prefix: String,
     pub redis: redis::aio::ConnectionManager,

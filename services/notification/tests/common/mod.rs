@@ -11,7 +11,7 @@ use contracts::events::{OrderCancelled, OrderConfirmed, streams, types};
 use event_bus::{Envelope, Publisher};
 use reqwest::{Client, Method, RequestBuilder};
 use serde_json::{Value, json};
-use service_kit::server::RunningService;
+use service_kit::server::RunningServer;
 use sqlx::PgPool;
 use test_support::{StreamKeys, TestDatabase, TestSmtp};
 use uuid::Uuid;
@@ -23,8 +23,8 @@ pub const USER_KEY: &str = "test-user-service-key";
 
 /// Fields drop in order: the services stop before their databases and streams go.
 pub struct TestApp {
-    pub service: Option<RunningService>,
-    pub user_service: RunningService,
+    pub service: Option<RunningServer>,
+    pub user_service: RunningServer,
     pub smtp: TestSmtp,
     pub client: Client,
     pub redis: redis::aio::ConnectionManager,
@@ -115,7 +115,7 @@ pub async fn spawn_app(extra: &[&str]) -> TestApp {
     }
 }
 
-async fn start(args: &[String]) -> RunningService {
+async fn start(args: &[String]) -> RunningServer {
     let config = notification_service::config::Config::try_parse_from(args).unwrap();
     notification_service::Application::build(config)
         .await

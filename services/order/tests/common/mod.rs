@@ -18,7 +18,7 @@ use clap::Parser;
 use futures::future::BoxFuture;
 use reqwest::{Client, Method, RequestBuilder, Response};
 use serde_json::{Value, json};
-use service_kit::server::Service;
+use service_kit::server::Server;
 use test_support::{StreamKeys, TestDatabase};
 use uuid::Uuid;
 
@@ -40,7 +40,7 @@ pub struct Node {
 
 impl Node {
     /// Starts the service `build` makes.
-    pub async fn start(build: BoxFuture<'static, anyhow::Result<Service>>) -> Self {
+    pub async fn start(build: BoxFuture<'static, anyhow::Result<Server>>) -> Self {
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .enable_all()

@@ -6,7 +6,7 @@
 use clap::Parser;
 use reqwest::{Client, Response};
 use serde_json::{Value, json};
-use service_kit::server::RunningService;
+use service_kit::server::RunningServer;
 use test_support::TestDatabase;
 use user_service::Application;
 use user_service::config::Cli;
@@ -38,7 +38,7 @@ pub fn args(database_url: &str, extra: &[&str]) -> Vec<String> {
 
 /// A user service started by [`start`], with event streams of its own.
 pub struct TestService {
-    service: RunningService,
+    service: RunningServer,
     pub keys: test_support::StreamKeys,
 }
 

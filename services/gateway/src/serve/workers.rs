@@ -18,21 +18,18 @@ use std::io;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpListener;
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
-use super::{Connections, ServeConnections};
-
-/// A connection accepted on the service's runtime, on its way to a worker.
-type Handover = (std::net::TcpStream, SocketAddr);
+use super::incoming::{Handed, Handover, Incoming, ServeIncoming};
 
 /// Accepts on `listener` until `stop`, handing connections to `count` workers in turn,
 /// each serving them with `serve`; returns once every worker has drained.
-pub(super) async fn serve(
+pub(crate) async fn serve(
     listener: TcpListener,
     count: usize,
-    serve: ServeConnections,
+    serve: ServeIncoming,
     stop: CancellationToken,
 ) -> io::Result<()> {
     let addr = listener.local_addr()?;
@@ -92,7 +89,7 @@ pub(super) async fn serve(
 fn run_worker(
     addr: SocketAddr,
     handed: mpsc::UnboundedReceiver<Handover>,
-    serve: &ServeConnections,
+    serve: &ServeIncoming,
     stop: CancellationToken,
     abandon: CancellationToken,
 ) -> io::Result<()> {
@@ -101,36 +98,10 @@ fn run_worker(
         .build()?;
     runtime.block_on(async move {
         // Made here, so everything it makes belongs to this worker's runtime.
-        let serving = serve(Connections::Handed(Handed { handed, addr }), stop);
+        let serving = serve(Incoming::Handed(Handed { handed, addr }), stop);
         tokio::select! {
             result = serving => result,
             () = abandon.cancelled() => Ok(()),
         }
     })
-}
-
-/// The connections handed to one worker.
-pub(crate) struct Handed {
-    handed: mpsc::UnboundedReceiver<Handover>,
-    /// The address the service listens on.
-    pub(crate) addr: SocketAddr,
-}
-
-impl Handed {
-    /// The next connection, registered with the calling worker's runtime; pending
-    /// forever once no more come (the shutdown signal then ends the server).
-    pub(crate) async fn accept(&mut self) -> (TcpStream, SocketAddr) {
-        loop {
-            let Some((stream, peer)) = self.handed.recv().await else {
-                // No more connections come; the shutdown signal ends the server.
-                std::future::pending::<()>().await;
-                continue;
-            };
-            // Registers the socket with this worker's runtime.
-            match TcpStream::from_std(stream) {
-                Ok(stream) => return (stream, peer),
-                Err(error) => tracing::warn!(%error, "could not take over a connection"),
-            }
-        }
-    }
 }
