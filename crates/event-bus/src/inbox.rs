@@ -51,6 +51,17 @@ pub async fn begin(
     }
 }
 
+/// [`begin`] for `event`, in a handler: a failure to open is worth retrying.
+pub async fn open(
+    pool: &PgPool,
+    group: &str,
+    event: &Envelope,
+) -> Result<Option<Transaction<'static, Postgres>>, HandlerError> {
+    begin(pool, group, event.id)
+        .await
+        .map_err(HandlerError::retry)
+}
+
 /// Records `event_ids` as processed by `group` in `tx`; returns those not recorded
 /// before (one round trip for any number).
 pub(crate) async fn record(

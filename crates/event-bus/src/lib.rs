@@ -24,6 +24,8 @@
 //! - [`consumer`]: the consumer-group worker (reader, lanes, batched effects,
 //!   acknowledgements, and reclaim with dead letters on a timer of its own).
 //! - [`inbox`]: exactly-once effects for handlers that write to Postgres ([`Effect`]).
+//! - [`saga`]: the moves every service's part of a saga makes (emitting onto its
+//!   stream, remembering a cancellation that came early).
 //! - [`dead_letters`]: list and replay what consumers gave up on.
 //! - [`foundation`]: a service's connections, relay and consumer, wired the same way
 //!   in every service.
@@ -37,6 +39,7 @@ pub mod inbox;
 pub mod outbox;
 pub mod publisher;
 pub mod relay;
+pub mod saga;
 pub mod schema;
 
 pub use config::EventsConfig;

@@ -60,9 +60,7 @@ impl Application {
         )
         .await?;
         base.start_relay(&service);
-        let saga = saga::Saga {
-            stream: base.stream(streams::INVENTORY),
-        };
+        let saga = saga::participant(base.stream(streams::INVENTORY));
         base.start_effects(
             &service,
             Subscription {

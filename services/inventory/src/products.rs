@@ -1,23 +1,11 @@
 //! Products: their shape, their validation and their storage.
 
-use chrono::{DateTime, Utc};
-use serde::Serialize;
 use service_kit::problem::FieldError;
 use sqlx::PgPool;
 use uuid::Uuid;
 
-/// A product as the API shows it.
-#[derive(Debug, Clone, Serialize, sqlx::FromRow, PartialEq, Eq)]
-pub struct Product {
-    pub id: Uuid,
-    pub sku: String,
-    pub name: String,
-    pub price_cents: i64,
-    pub currency: String,
-    pub available: i64,
-    #[serde(skip)]
-    pub created_at: DateTime<Utc>,
-}
+/// A product as the API shows it: the contract's own type, read straight from its row.
+pub use contracts::inventory::Product;
 
 /// A validated new product.
 #[derive(Debug, Clone)]
@@ -101,7 +89,7 @@ pub async fn insert(pool: &PgPool, product: &NewProduct) -> sqlx::Result<Option<
         "INSERT INTO products (id, sku, name, price_cents, available)
          VALUES ($1, $2, $3, $4, $5)
          ON CONFLICT (sku) DO NOTHING
-         RETURNING id, sku, name, price_cents, currency, available, created_at",
+         RETURNING id, sku, name, price_cents, currency, available",
     )
     .bind(Uuid::now_v7())
     .bind(&product.sku)
@@ -115,7 +103,7 @@ pub async fn insert(pool: &PgPool, product: &NewProduct) -> sqlx::Result<Option<
 /// Every product, newest first.
 pub async fn list(pool: &PgPool) -> sqlx::Result<Vec<Product>> {
     sqlx::query_as(
-        "SELECT id, sku, name, price_cents, currency, available, created_at FROM products
+        "SELECT id, sku, name, price_cents, currency, available FROM products
          ORDER BY created_at DESC, id DESC",
     )
     .fetch_all(pool)
@@ -125,7 +113,7 @@ pub async fn list(pool: &PgPool) -> sqlx::Result<Vec<Product>> {
 /// The product `id`.
 pub async fn find(pool: &PgPool, id: Uuid) -> sqlx::Result<Option<Product>> {
     sqlx::query_as(
-        "SELECT id, sku, name, price_cents, currency, available, created_at FROM products
+        "SELECT id, sku, name, price_cents, currency, available FROM products
          WHERE id = $1",
     )
     .bind(id)
@@ -136,7 +124,7 @@ pub async fn find(pool: &PgPool, id: Uuid) -> sqlx::Result<Option<Product>> {
 /// The products among `ids` that exist.
 pub async fn find_many(pool: &PgPool, ids: &[Uuid]) -> sqlx::Result<Vec<Product>> {
     sqlx::query_as(
-        "SELECT id, sku, name, price_cents, currency, available, created_at FROM products
+        "SELECT id, sku, name, price_cents, currency, available FROM products
          WHERE id = ANY($1) ORDER BY created_at DESC, id DESC",
     )
     .bind(ids)
@@ -163,7 +151,7 @@ pub async fn adjust_stock(
     let updated: Option<Product> = sqlx::query_as(
         "UPDATE products SET available = available + $2, updated_at = now()
          WHERE id = $1 AND available + $2 >= 0
-         RETURNING id, sku, name, price_cents, currency, available, created_at",
+         RETURNING id, sku, name, price_cents, currency, available",
     )
     .bind(id)
     .bind(delta)

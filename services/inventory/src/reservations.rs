@@ -117,18 +117,6 @@ pub async fn release(tx: &mut Transaction<'_, Postgres>, order_id: Uuid) -> sqlx
     Ok(!released.is_empty())
 }
 
-/// Records that the order is cancelled, so a reservation asked for later holds nothing.
-pub async fn mark_cancelled(
-    tx: &mut Transaction<'_, Postgres>,
-    order_id: Uuid,
-) -> sqlx::Result<()> {
-    sqlx::query("INSERT INTO cancelled_orders (order_id) VALUES ($1) ON CONFLICT DO NOTHING")
-        .bind(order_id)
-        .execute(&mut **tx)
-        .await
-        .map(drop)
-}
-
 /// Marks the order's held stock as sold (its payment succeeded).
 pub async fn commit(tx: &mut Transaction<'_, Postgres>, order_id: Uuid) -> sqlx::Result<()> {
     sqlx::query(

@@ -14,9 +14,8 @@
 use contracts::events::{
     InventoryRejected, InventoryReleased, InventoryReserved, OrderCreated, OrderRef, types,
 };
-use event_bus::{Effect, Envelope, HandlerError, outbox};
-use futures::future::BoxFuture;
-use serde::Serialize;
+use event_bus::saga::{self, Emitter, Participant};
+use event_bus::{Effect, Envelope, HandlerError};
 use sqlx::{Postgres, Transaction};
 
 use crate::SERVICE;
@@ -30,36 +29,18 @@ pub const HANDLED: &[&str] = &[
     types::ORDER_CANCELLED,
 ];
 
-async fn emit(
-    tx: &mut Transaction<'_, Postgres>,
-    stream: &str,
-    cause: &Envelope,
-    event_type: &str,
-    payload: &impl Serialize,
-) -> Result<(), HandlerError> {
-    outbox::enqueue_caused_by(tx, stream, cause, SERVICE, event_type, payload).await
-}
-
-/// The service's saga: emits onto `stream` (this service's stream).
-pub struct Saga {
-    pub stream: String,
-}
-
-impl Effect for Saga {
-    fn apply<'a>(
-        &'a self,
-        tx: &'a mut Transaction<'static, Postgres>,
-        event: &'a Envelope,
-    ) -> BoxFuture<'a, Result<(), HandlerError>> {
-        Box::pin(apply(tx, &self.stream, event))
-    }
+/// The service's saga, emitting onto `stream` (this service's stream).
+pub fn participant(stream: String) -> impl Effect {
+    Participant::new(Emitter::new(SERVICE, stream), |tx, event, emitter| {
+        Box::pin(apply(tx, event, emitter))
+    })
 }
 
 /// Applies one event in `tx`.
 async fn apply(
     tx: &mut Transaction<'static, Postgres>,
-    stream: &str,
     event: &Envelope,
+    emitter: &Emitter,
 ) -> Result<(), HandlerError> {
     match event.event_type.as_str() {
         types::ORDER_CREATED => {
@@ -81,14 +62,18 @@ async fn apply(
                         currency: order.currency,
                         payment_method: order.payment_method,
                     };
-                    emit(tx, stream, event, types::INVENTORY_RESERVED, &reserved).await?;
+                    emitter
+                        .emit(tx, event, types::INVENTORY_RESERVED, &reserved)
+                        .await?;
                 }
                 Reserved::OutOfStock => {
                     let rejected = InventoryRejected {
                         order_id: order.order_id,
                         reason: "out_of_stock".into(),
                     };
-                    emit(tx, stream, event, types::INVENTORY_REJECTED, &rejected).await?;
+                    emitter
+                        .emit(tx, event, types::INVENTORY_REJECTED, &rejected)
+                        .await?;
                 }
                 Reserved::AlreadyDone | Reserved::Cancelled => {}
             }
@@ -102,24 +87,22 @@ async fn apply(
         types::PAYMENT_DECLINED | types::ORDER_CANCELLED => {
             let order: OrderRef = event.decode().map_err(HandlerError::poison)?;
             if event.event_type == types::ORDER_CANCELLED {
-                reservations::mark_cancelled(tx, order.order_id)
-                    .await
-                    .map_err(HandlerError::retry)?;
+                saga::remember_cancelled(tx, order.order_id).await?;
             }
             if reservations::release(tx, order.order_id)
                 .await
                 .map_err(HandlerError::retry)?
             {
-                emit(
-                    tx,
-                    stream,
-                    event,
-                    types::INVENTORY_RELEASED,
-                    &InventoryReleased {
-                        order_id: order.order_id,
-                    },
-                )
-                .await?;
+                emitter
+                    .emit(
+                        tx,
+                        event,
+                        types::INVENTORY_RELEASED,
+                        &InventoryReleased {
+                            order_id: order.order_id,
+                        },
+                    )
+                    .await?;
             }
         }
         _ => {}

@@ -44,10 +44,7 @@ pub async fn handle(context: Arc<Context>, event: Envelope) -> Result<(), Handle
         // Nothing to store and no one to deliver to: one read, no transaction.
         return Ok(());
     }
-    let Some(mut tx) = inbox::begin(&context.pool, SERVICE, event.id)
-        .await
-        .map_err(HandlerError::retry)?
-    else {
+    let Some(mut tx) = inbox::open(&context.pool, SERVICE, &event).await? else {
         return Ok(());
     };
     let message = match event.event_type.as_str() {

@@ -83,9 +83,7 @@ impl Application {
                 event_types: saga::HANDLED,
                 order_key: Some(contracts::events::order_key),
             },
-            saga::Saga {
-                stream: order_events,
-            },
+            saga::participant(order_events),
         );
         Ok(service)
     }

@@ -24,12 +24,23 @@ pub mod reasons {
     pub const CANCELLED_BY_USER: &str = "cancelled_by_user";
 }
 
+/// Where an order stands: `pending` until the saga confirms or cancels it (or its user
+/// cancels it); stored as the text the API shows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, sqlx::Type)]
+#[serde(rename_all = "snake_case")]
+#[sqlx(type_name = "text", rename_all = "snake_case")]
+pub enum Status {
+    Pending,
+    Confirmed,
+    Cancelled,
+}
+
 /// An order as the API shows it.
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
 pub struct Order {
     pub id: Uuid,
     pub user_id: Uuid,
-    pub status: String,
+    pub status: Status,
     pub items: Vec<Item>,
     pub total_cents: i64,
     pub currency: String,
@@ -231,7 +242,7 @@ pub struct KeyUse {
 struct OrderRow {
     id: Uuid,
     user_id: Uuid,
-    status: String,
+    status: Status,
     cancel_reason: Option<String>,
     total_cents: i64,
     currency: String,
@@ -429,9 +440,8 @@ pub async fn cancel(
     tx: &mut Transaction<'_, Postgres>,
     id: Uuid,
     reason: &str,
-    from: &[&str],
+    from: &[Status],
 ) -> sqlx::Result<Option<Order>> {
-    let from: Vec<String> = from.iter().map(|s| (*s).to_owned()).collect();
     let row: Option<OrderRow> = sqlx::query_as(
         "UPDATE orders SET status = 'cancelled', cancel_reason = $2, updated_at = now()
          WHERE id = $1 AND status = ANY($3)
@@ -440,7 +450,7 @@ pub async fn cancel(
     )
     .bind(id)
     .bind(reason)
-    .bind(&from)
+    .bind(from)
     .fetch_optional(&mut **tx)
     .await?;
     with_items(tx, row).await

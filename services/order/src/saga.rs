@@ -13,8 +13,8 @@
 //! arriving together share (`event_bus::inbox::Effect`).
 
 use contracts::events::{OrderCancelled, OrderConfirmed, OrderRef, types};
-use event_bus::{Effect, Envelope, HandlerError, outbox};
-use futures::future::BoxFuture;
+use event_bus::saga::{Emitter, Participant};
+use event_bus::{Effect, Envelope, HandlerError};
 use sqlx::{Postgres, Transaction};
 
 use crate::SERVICE;
@@ -38,26 +38,18 @@ pub fn cancelled(order: &Order) -> OrderCancelled {
     }
 }
 
-/// The service's saga: emits onto `stream` (this service's stream).
-pub struct Saga {
-    pub stream: String,
-}
-
-impl Effect for Saga {
-    fn apply<'a>(
-        &'a self,
-        tx: &'a mut Transaction<'static, Postgres>,
-        event: &'a Envelope,
-    ) -> BoxFuture<'a, Result<(), HandlerError>> {
-        Box::pin(apply(tx, &self.stream, event))
-    }
+/// The service's saga, emitting onto `stream` (this service's stream).
+pub fn participant(stream: String) -> impl Effect {
+    Participant::new(Emitter::new(SERVICE, stream), |tx, event, emitter| {
+        Box::pin(apply(tx, event, emitter))
+    })
 }
 
 /// Applies one event in `tx`.
 async fn apply(
     tx: &mut Transaction<'static, Postgres>,
-    stream: &str,
     event: &Envelope,
+    emitter: &Emitter,
 ) -> Result<(), HandlerError> {
     let order: OrderRef = event.decode().map_err(HandlerError::poison)?;
     let cancel_reason = match event.event_type.as_str() {
@@ -76,31 +68,19 @@ async fn apply(
                 total_cents: order.total_cents,
                 currency: order.currency.clone(),
             };
-            outbox::enqueue_caused_by(
-                tx,
-                stream,
-                event,
-                SERVICE,
-                types::ORDER_CONFIRMED,
-                &confirmed,
-            )
-            .await?;
+            emitter
+                .emit(tx, event, types::ORDER_CONFIRMED, &confirmed)
+                .await?;
             tracing::info!(order_id = %order.id, "order confirmed");
         }
     } else if let Some(reason) = cancel_reason
-        && let Some(order) = orders::cancel(tx, order.order_id, reason, &["pending"])
+        && let Some(order) = orders::cancel(tx, order.order_id, reason, &[orders::Status::Pending])
             .await
             .map_err(HandlerError::retry)?
     {
-        outbox::enqueue_caused_by(
-            tx,
-            stream,
-            event,
-            SERVICE,
-            types::ORDER_CANCELLED,
-            &cancelled(&order),
-        )
-        .await?;
+        emitter
+            .emit(tx, event, types::ORDER_CANCELLED, &cancelled(&order))
+            .await?;
         tracing::info!(order_id = %order.id, reason, "order cancelled");
     }
     Ok(())

@@ -5,6 +5,26 @@ use serde::Serialize;
 use sqlx::{FromRow, PgPool, Postgres, Transaction};
 use uuid::Uuid;
 
+/// How a payment ended: stored as the text the API shows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, sqlx::Type)]
+#[serde(rename_all = "snake_case")]
+#[sqlx(type_name = "text", rename_all = "snake_case")]
+pub enum Status {
+    Succeeded,
+    Declined,
+    Refunded,
+}
+
+impl Status {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Succeeded => "succeeded",
+            Self::Declined => "declined",
+            Self::Refunded => "refunded",
+        }
+    }
+}
+
 /// A payment as the API shows it.
 #[derive(Debug, Clone, Serialize, FromRow, PartialEq, Eq)]
 pub struct Payment {
@@ -12,8 +32,7 @@ pub struct Payment {
     pub order_id: Uuid,
     pub amount_cents: i64,
     pub currency: String,
-    /// `succeeded`, `declined` or `refunded`.
-    pub status: String,
+    pub status: Status,
     pub created_at: DateTime<Utc>,
     #[serde(skip)]
     pub user_id: Uuid,
@@ -28,7 +47,7 @@ pub struct NewPayment {
     pub user_id: Uuid,
     pub amount_cents: i64,
     pub currency: String,
-    pub status: &'static str,
+    pub status: Status,
     pub provider_ref: String,
 }
 
@@ -87,29 +106,6 @@ pub async fn mark_refunded(tx: &mut Transaction<'_, Postgres>, id: Uuid) -> sqlx
     .execute(&mut **tx)
     .await
     .map(drop)
-}
-
-/// Records that the order is cancelled, so it is never charged after this.
-pub async fn mark_cancelled(
-    tx: &mut Transaction<'_, Postgres>,
-    order_id: Uuid,
-) -> sqlx::Result<()> {
-    sqlx::query("INSERT INTO cancelled_orders (order_id) VALUES ($1) ON CONFLICT DO NOTHING")
-        .bind(order_id)
-        .execute(&mut **tx)
-        .await
-        .map(drop)
-}
-
-/// Whether the order was cancelled.
-pub async fn is_cancelled(
-    tx: &mut Transaction<'_, Postgres>,
-    order_id: Uuid,
-) -> sqlx::Result<bool> {
-    sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM cancelled_orders WHERE order_id = $1)")
-        .bind(order_id)
-        .fetch_one(&mut **tx)
-        .await
 }
 
 /// The newest `limit` payments: `user_id`'s, or everyone's for `None`.

@@ -15,11 +15,12 @@
 use std::sync::Arc;
 
 use contracts::events::{InventoryReserved, OrderRef, PaymentOutcome, types};
+use event_bus::saga::{remember_cancelled, was_cancelled};
 use event_bus::{Envelope, HandlerError, inbox, outbox};
 use sqlx::PgPool;
 
 use crate::SERVICE;
-use crate::payments::{self, NewPayment, Payment};
+use crate::payments::{self, NewPayment, Payment, Status};
 use crate::provider::{ChargeOutcome, ChargeRequest, GuardedProvider};
 
 /// The event types this service consumes.
@@ -47,10 +48,7 @@ fn outcome(payment: &Payment) -> PaymentOutcome {
 
 /// Applies one event, exactly once.
 pub async fn handle(saga: Arc<Saga>, event: Envelope) -> Result<(), HandlerError> {
-    let Some(mut tx) = inbox::begin(&saga.pool, SERVICE, event.id)
-        .await
-        .map_err(HandlerError::retry)?
-    else {
+    let Some(mut tx) = inbox::open(&saga.pool, SERVICE, &event).await? else {
         return Ok(());
     };
     let order: OrderRef = event.decode().map_err(HandlerError::poison)?;
@@ -62,9 +60,7 @@ pub async fn handle(saga: Arc<Saga>, event: Envelope) -> Result<(), HandlerError
         .map_err(HandlerError::retry)?;
     match event.event_type.as_str() {
         types::INVENTORY_RESERVED => {
-            let cancelled = payments::is_cancelled(&mut tx, order.order_id)
-                .await
-                .map_err(HandlerError::retry)?;
+            let cancelled = was_cancelled(&mut tx, order.order_id).await?;
             if existing.is_none() && !cancelled {
                 let reserved: InventoryReserved = event.decode().map_err(HandlerError::poison)?;
                 let request = ChargeRequest {
@@ -80,10 +76,10 @@ pub async fn handle(saga: Arc<Saga>, event: Envelope) -> Result<(), HandlerError
                     .map_err(HandlerError::retry)?
                 {
                     ChargeOutcome::Approved { reference } => {
-                        ("succeeded", reference, types::PAYMENT_SUCCEEDED)
+                        (Status::Succeeded, reference, types::PAYMENT_SUCCEEDED)
                     }
                     ChargeOutcome::Declined { reference } => {
-                        ("declined", reference, types::PAYMENT_DECLINED)
+                        (Status::Declined, reference, types::PAYMENT_DECLINED)
                     }
                 };
                 let payment = payments::insert(
@@ -108,14 +104,12 @@ pub async fn handle(saga: Arc<Saga>, event: Envelope) -> Result<(), HandlerError
                     &outcome(&payment),
                 )
                 .await?;
-                tracing::info!(order_id = %payment.order_id, status, "payment made");
+                tracing::info!(order_id = %payment.order_id, status = status.as_str(), "payment made");
             }
         }
         types::ORDER_CANCELLED => {
-            payments::mark_cancelled(&mut tx, order.order_id)
-                .await
-                .map_err(HandlerError::retry)?;
-            if let Some(payment) = existing.filter(|p| p.status == "succeeded") {
+            remember_cancelled(&mut tx, order.order_id).await?;
+            if let Some(payment) = existing.filter(|p| p.status == Status::Succeeded) {
                 saga.provider
                     .refund(&payment.provider_ref)
                     .await

@@ -1,19 +1,11 @@
 //! The user model and its storage.
 
-use chrono::{DateTime, Utc};
-use serde::Serialize;
 use sqlx::PgPool;
 use uuid::Uuid;
 
-/// A user as the API shows it: never with a password hash.
-#[derive(Debug, Clone, Serialize, sqlx::FromRow, PartialEq, Eq)]
-pub struct User {
-    pub id: Uuid,
-    pub email: String,
-    pub name: String,
-    pub roles: Vec<String>,
-    pub created_at: DateTime<Utc>,
-}
+/// A user as the API shows it (never with a password hash): the contract's own type,
+/// read straight from its row.
+pub use contracts::users::User;
 
 /// A validated registration.
 pub struct NewUser {

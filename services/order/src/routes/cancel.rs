@@ -12,7 +12,7 @@ use service_kit::{Json, Problem};
 
 use super::visible_order;
 use crate::AppState;
-use crate::orders::{self, Order, reasons};
+use crate::orders::{self, Order, Status, reasons};
 use crate::saga;
 
 pub async fn cancel(
@@ -26,7 +26,7 @@ pub async fn cancel(
         &mut tx,
         order.id,
         reasons::CANCELLED_BY_USER,
-        &["pending", "confirmed"],
+        &[Status::Pending, Status::Confirmed],
     )
     .await?
     .ok_or_else(|| Problem::conflict("This order is already cancelled."))?;
