@@ -1,7 +1,6 @@
 //! The typed user client against the real user service.
 #![allow(clippy::unwrap_used)] // in a test, a failed unwrap is a failed test
 
-use clap::Parser;
 use contracts::users::{NewUser, UserClient};
 use service_client::{Client, ClientSettings, PeerConfig};
 use service_kit::config::Secret;
@@ -14,22 +13,7 @@ async fn user_service(
     db: &TestDatabase,
     keys: &test_support::StreamKeys,
 ) -> service_kit::server::RunningServer {
-    let redis = test_support::redis_url();
-    let cli = user_service::config::Cli::try_parse_from([
-        "user-service",
-        "--listen-addr",
-        "127.0.0.1:0",
-        "--database-url",
-        db.url(),
-        "--redis-url",
-        &redis,
-        "--user-service-key",
-        KEY,
-        "--event-stream-prefix",
-        keys.prefix(),
-    ])
-    .unwrap();
-    user_service::Application::build(cli.config)
+    test_support::user_service::build(db, keys, KEY)
         .await
         .unwrap()
         .spawn()

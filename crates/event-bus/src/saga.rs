@@ -38,40 +38,42 @@ impl Emitter {
     }
 }
 
+/// One event's effect, written in `tx`, emitting through the service's [`Emitter`].
+type Apply = dyn for<'a> Fn(
+        &'a mut Transaction<'static, Postgres>,
+        &'a Envelope,
+        &'a Emitter,
+    ) -> BoxFuture<'a, Result<(), HandlerError>>
+    + Send
+    + Sync;
+
 /// A service's part of a saga as an [`Effect`]: `apply` writes one event's effect in
 /// the consumer's transaction and emits through the service's [`Emitter`].
-pub struct Participant<F> {
+pub struct Participant {
     emitter: Emitter,
-    apply: F,
+    apply: Box<Apply>,
 }
 
-impl<F> Participant<F>
-where
-    F: for<'a> Fn(
-            &'a mut Transaction<'static, Postgres>,
-            &'a Envelope,
-            &'a Emitter,
-        ) -> BoxFuture<'a, Result<(), HandlerError>>
-        + Send
-        + Sync
-        + 'static,
-{
-    pub fn new(emitter: Emitter, apply: F) -> Self {
-        Self { emitter, apply }
+impl Participant {
+    pub fn new<F>(emitter: Emitter, apply: F) -> Self
+    where
+        F: for<'a> Fn(
+                &'a mut Transaction<'static, Postgres>,
+                &'a Envelope,
+                &'a Emitter,
+            ) -> BoxFuture<'a, Result<(), HandlerError>>
+            + Send
+            + Sync
+            + 'static,
+    {
+        Self {
+            emitter,
+            apply: Box::new(apply),
+        }
     }
 }
 
-impl<F> Effect for Participant<F>
-where
-    F: for<'a> Fn(
-            &'a mut Transaction<'static, Postgres>,
-            &'a Envelope,
-            &'a Emitter,
-        ) -> BoxFuture<'a, Result<(), HandlerError>>
-        + Send
-        + Sync
-        + 'static,
-{
+impl Effect for Participant {
     fn apply<'a>(
         &'a self,
         tx: &'a mut Transaction<'static, Postgres>,

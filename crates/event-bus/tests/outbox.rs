@@ -118,16 +118,8 @@ async fn two_relays_on_one_database_publish_every_row_once_in_order() {
         "a row was published twice"
     );
 
-    let mut redis = bus.redis.clone();
-    let entries: redis::streams::StreamRangeReply = redis::cmd("XRANGE")
-        .arg(&bus.stream)
-        .arg("-")
-        .arg("+")
-        .query_async(&mut redis)
-        .await
-        .unwrap();
+    let entries = test_support::streams::entries(&bus.stream).await;
     let published: Vec<uuid::Uuid> = entries
-        .ids
         .iter()
         .map(|entry| {
             let json: String = entry.get("envelope").unwrap();

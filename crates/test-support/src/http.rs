@@ -19,3 +19,22 @@ pub async fn assert_problem(response: reqwest::Response, status: u16) -> Value {
     assert!(body["request_id"].is_string(), "{body}");
     body
 }
+
+/// Sends `request` and returns its body as JSON, whatever its status.
+pub async fn json(request: reqwest::RequestBuilder) -> Value {
+    let response = request.send().await.expect("the service answers");
+    response.json().await.expect("a JSON body")
+}
+
+/// Sends `request`, asserts the answer's `status` and returns its body as JSON.
+pub async fn json_with_status(request: reqwest::RequestBuilder, status: u16) -> Value {
+    let response = request.send().await.expect("the service answers");
+    assert_eq!(response.status(), status);
+    response.json().await.expect("a JSON body")
+}
+
+/// Sends `request` and returns its body as text, whatever its status.
+pub async fn text(request: reqwest::RequestBuilder) -> String {
+    let response = request.send().await.expect("the service answers");
+    response.text().await.expect("a text body")
+}

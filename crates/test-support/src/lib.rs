@@ -16,11 +16,15 @@
 //! Tests never share a database, so they run in parallel and leave nothing behind.
 
 mod database;
-mod http;
+pub mod http;
+pub mod keys;
 mod process;
 mod redis_server;
 mod smtp;
 mod stream_keys;
+pub mod streams;
+#[cfg(feature = "user-service")]
+pub mod user_service;
 mod wait;
 
 pub use database::{TestDatabase, server_url as database_server_url};

@@ -297,14 +297,7 @@ async fn webhooks_are_for_admins_and_never_show_their_secret() {
             SECRET,
         )
         .await;
-    let list = app
-        .admin(Method::GET, "/webhooks")
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let list = test_support::http::text(app.admin(Method::GET, "/webhooks")).await;
     assert!(!list.contains(SECRET), "{list}");
     let list: Value = serde_json::from_str(&list).unwrap();
     assert_eq!(list["data"][0]["id"], id.as_str());

@@ -38,14 +38,8 @@ pub fn cancelled(order: &Order) -> OrderCancelled {
     }
 }
 
-/// The service's saga, emitting onto `stream` (this service's stream).
-pub fn participant(stream: String) -> impl Effect {
-    Participant::new(Emitter::new(SERVICE, stream), |tx, event, emitter| {
-        Box::pin(apply(tx, event, emitter))
-    })
-}
-
-/// Applies one event in `tx`.
+/// Moves the event's order, if it can move, and emits what it became; in `tx`, with
+/// the event's inbox mark.
 async fn apply(
     tx: &mut Transaction<'static, Postgres>,
     event: &Envelope,
@@ -84,4 +78,11 @@ async fn apply(
         tracing::info!(order_id = %order.id, reason, "order cancelled");
     }
     Ok(())
+}
+
+/// The service's saga, emitting onto `stream` (this service's stream).
+pub fn participant(stream: String) -> impl Effect {
+    Participant::new(Emitter::new(SERVICE, stream), |tx, event, emitter| {
+        Box::pin(apply(tx, event, emitter))
+    })
 }

@@ -313,15 +313,9 @@ async fn with_the_user_service_down_an_order_is_a_503_and_nothing_is_stored() {
         assert_eq!(problem["detail"], "The user service is unavailable.");
     }
     // After repeated failures the breaker is open: calls fail at once, without trying.
-    let metrics = system
-        .client
-        .get(format!("{}/metrics", system.order.url()))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics =
+        test_support::http::text(system.client.get(format!("{}/metrics", system.order.url())))
+            .await;
     assert!(
         metrics
             .lines()

@@ -476,25 +476,7 @@ async fn a_registration_publishes_user_registered_through_the_outbox() {
     let user: Value = response.json().await.unwrap();
 
     let stream = format!("{}events:user", app.prefix);
-    let redis = redis::Client::open(test_support::redis_url()).unwrap();
-    let redis = redis.get_multiplexed_async_connection().await.unwrap();
-    let read = || {
-        let (stream, mut redis) = (stream.clone(), redis.clone());
-        async move {
-            let reply: redis::streams::StreamRangeReply = redis::cmd("XRANGE")
-                .arg(&stream)
-                .arg("-")
-                .arg("+")
-                .query_async(&mut redis)
-                .await
-                .unwrap();
-            reply
-                .ids
-                .iter()
-                .map(|e| e.get::<String>("envelope").unwrap())
-                .collect::<Vec<_>>()
-        }
-    };
+    let read = || test_support::streams::envelopes(&stream);
     let published = test_support::eventually(std::time::Duration::from_secs(5), || async {
         !read().await.is_empty()
     })
@@ -502,7 +484,7 @@ async fn a_registration_publishes_user_registered_through_the_outbox() {
     let events = read().await;
     assert!(published, "no user.registered on {stream}");
     assert_eq!(events.len(), 1);
-    let event: Value = serde_json::from_str(&events[0]).unwrap();
+    let event = &events[0];
     assert_eq!(event["type"], "user.registered");
     assert_eq!(event["source"], "user");
     assert_eq!(event["correlation_id"], "register-7");

@@ -16,13 +16,9 @@ use sqlx::PgPool;
 use test_support::{StreamKeys, TestDatabase};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use uuid::Uuid;
-use wiremock::MockServer;
 
-pub const USER_KEY: &str = "test-user-service-key";
-pub const ORDER_KEY: &str = "test-order-service-key";
-pub const INVENTORY_KEY: &str = "test-inventory-service-key";
-pub const PAYMENT_KEY: &str = "test-payment-service-key";
-pub const NOTIFICATION_KEY: &str = "test-notification-service-key";
+pub use test_support::keys::{INVENTORY_KEY, NOTIFICATION_KEY, ORDER_KEY, PAYMENT_KEY, USER_KEY};
+use wiremock::MockServer;
 
 /// Fields drop in order: the servers stop before the database and keys go.
 pub struct TestGateway {
@@ -49,21 +45,7 @@ pub async fn spawn(replicas: usize, extra: &[&str]) -> TestGateway {
     let keys = StreamKeys::new();
     let user_db = TestDatabase::create().await;
     let redis_url = test_support::redis_url();
-    let cli = user_service::config::Cli::try_parse_from([
-        "user-service",
-        "--listen-addr",
-        "127.0.0.1:0",
-        "--database-url",
-        user_db.url(),
-        "--redis-url",
-        &redis_url,
-        "--user-service-key",
-        USER_KEY,
-        "--event-stream-prefix",
-        keys.prefix(),
-    ])
-    .unwrap();
-    let user_service = user_service::Application::build(cli.config)
+    let user_service = test_support::user_service::build(&user_db, &keys, USER_KEY)
         .await
         .unwrap()
         .spawn();

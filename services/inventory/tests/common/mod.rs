@@ -9,7 +9,7 @@ use inventory_service::config::Config;
 use reqwest::{Client, Method, RequestBuilder};
 use serde_json::{Value, json};
 use service_kit::server::RunningServer;
-use test_support::TestDatabase;
+use test_support::{StreamKeys, TestDatabase};
 use uuid::Uuid;
 
 pub const KEY: &str = "test-inventory-service-key";
@@ -18,26 +18,10 @@ pub struct TestApp {
     pub db: TestDatabase,
     pub service: RunningServer,
     pub client: Client,
-    pub prefix: String,
+    pub keys: StreamKeys,
     pub redis: redis::aio::ConnectionManager,
     pub admin: Uuid,
     pub user: Uuid,
-}
-
-impl Drop for TestApp {
-    fn drop(&mut self) {
-        if let Ok(client) = redis::Client::open(test_support::redis_url())
-            && let Ok(mut connection) = client.get_connection()
-        {
-            let keys: Vec<String> = redis::cmd("KEYS")
-                .arg(format!("{}*", self.prefix))
-                .query(&mut connection)
-                .unwrap_or_default();
-            if !keys.is_empty() {
-                let _: redis::RedisResult<()> = redis::cmd("DEL").arg(keys).query(&mut connection);
-            }
-        }
-    }
 }
 
 pub async fn spawn_app() -> TestApp {
@@ -46,7 +30,7 @@ pub async fn spawn_app() -> TestApp {
         .with_test_writer()
         .try_init();
     let db = TestDatabase::create().await;
-    let prefix = format!("test:{}:", Uuid::new_v4().simple());
+    let keys = StreamKeys::new();
     let redis_url = test_support::redis_url();
     let config = Config::try_parse_from([
         "inventory-service",
@@ -61,7 +45,7 @@ pub async fn spawn_app() -> TestApp {
         "--inventory-service-key",
         KEY,
         "--event-stream-prefix",
-        &prefix,
+        keys.prefix(),
     ])
     .unwrap();
     let service = Application::build(config).await.unwrap().spawn();
@@ -72,7 +56,7 @@ pub async fn spawn_app() -> TestApp {
         db,
         service,
         client: Client::new(),
-        prefix,
+        keys,
         redis,
         admin: Uuid::new_v4(),
         user: Uuid::new_v4(),
@@ -95,49 +79,34 @@ impl TestApp {
 
     /// Creates a product as admin; returns it.
     pub async fn product(&self, sku: &str, price_cents: i64, stock: i64) -> Value {
-        let response = self
+        test_support::http::json_with_status(
+            self
             .request(Method::POST, "/products", true)
-            .json(&json!({"sku": sku, "name": format!("Product {sku}"), "price_cents": price_cents, "stock": stock}))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(response.status(), 201);
-        response.json().await.unwrap()
+            .json(&json!({"sku": sku, "name": format!("Product {sku}"), "price_cents": price_cents, "stock": stock})),
+            201,
+        )
+        .await
     }
 
     pub async fn available(&self, id: &str) -> i64 {
-        let product: Value = self
-            .request(Method::GET, &format!("/products/{id}"), false)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let product =
+            test_support::http::json(self.request(Method::GET, &format!("/products/{id}"), false))
+                .await;
         product["available"].as_i64().unwrap()
     }
 
     pub fn stream(&self, name: &str) -> String {
-        format!("{}{}", self.prefix, name)
+        format!("{}{}", self.keys.prefix(), name)
     }
 
     /// The events on one of this test's streams, as `(type, data)`.
     pub async fn events(&self, name: &str) -> Vec<(String, Value)> {
-        let mut redis = self.redis.clone();
-        let reply: redis::streams::StreamRangeReply = redis::cmd("XRANGE")
-            .arg(self.stream(name))
-            .arg("-")
-            .arg("+")
-            .query_async(&mut redis)
+        test_support::streams::envelopes(&self.stream(name))
             .await
-            .unwrap();
-        reply
-            .ids
-            .iter()
-            .map(|entry| {
-                let json: String = entry.get("envelope").unwrap();
-                let envelope: event_bus::Envelope = serde_json::from_str(&json).unwrap();
-                (envelope.event_type, envelope.data)
+            .into_iter()
+            .map(|mut envelope| {
+                let event_type = envelope["type"].as_str().unwrap().to_owned();
+                (event_type, envelope["data"].take())
             })
             .collect()
     }

@@ -16,10 +16,11 @@ use sqlx::PgPool;
 use test_support::{StreamKeys, TestDatabase, TestSmtp};
 use uuid::Uuid;
 
+pub use test_support::keys::USER_KEY;
+
 pub use test_support::eventually;
 
 pub const KEY: &str = "test-notification-service-key";
-pub const USER_KEY: &str = "test-user-service-key";
 
 /// Fields drop in order: the services stop before their databases and streams go.
 pub struct TestApp {
@@ -52,21 +53,7 @@ pub async fn spawn_app(extra: &[&str]) -> TestApp {
     let keys = StreamKeys::new();
     let (db, user_db) = tokio::join!(TestDatabase::create(), TestDatabase::create());
     let redis_url = test_support::redis_url();
-    let user_cli = user_service::config::Cli::try_parse_from([
-        "user-service",
-        "--listen-addr",
-        "127.0.0.1:0",
-        "--database-url",
-        user_db.url(),
-        "--redis-url",
-        &redis_url,
-        "--user-service-key",
-        USER_KEY,
-        "--event-stream-prefix",
-        keys.prefix(),
-    ])
-    .unwrap();
-    let user_service = user_service::Application::build(user_cli.config)
+    let user_service = test_support::user_service::build(&user_db, &keys, USER_KEY)
         .await
         .unwrap()
         .spawn();
@@ -156,21 +143,9 @@ impl TestApp {
 
     /// Registers a user with the user service.
     pub async fn user(&self, name: &str) -> TestUser {
-        let email = format!("{}@example.com", Uuid::new_v4().simple());
-        let response = self
-            .client
-            .post(format!("{}/auth/register", self.user_service.url()))
-            .bearer_auth(USER_KEY)
-            .json(&json!({"email": email, "password": "correct horse battery", "name": name}))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(response.status(), 201);
-        let user: Value = response.json().await.unwrap();
-        TestUser {
-            id: user["id"].as_str().unwrap().parse().unwrap(),
-            email,
-        }
+        let (id, email) =
+            test_support::user_service::register(&self.user_service.url(), USER_KEY, name).await;
+        TestUser { id, email }
     }
 
     /// Publishes `envelope` onto one of this test's streams.
@@ -267,14 +242,10 @@ impl TestApp {
 
     /// The deliveries log of webhook `id`.
     pub async fn deliveries(&self, id: &str) -> Vec<Value> {
-        let list: Value = self
-            .admin(Method::GET, &format!("/webhooks/{id}/deliveries"))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let list = test_support::http::json(
+            self.admin(Method::GET, &format!("/webhooks/{id}/deliveries")),
+        )
+        .await;
         list["data"].as_array().unwrap().clone()
     }
 }

@@ -22,12 +22,9 @@ use service_kit::server::Server;
 use test_support::{StreamKeys, TestDatabase};
 use uuid::Uuid;
 
-pub use test_support::eventually;
+pub use test_support::keys::{INVENTORY_KEY, ORDER_KEY, PAYMENT_KEY, USER_KEY};
 
-pub const ORDER_KEY: &str = "test-order-service-key";
-pub const USER_KEY: &str = "test-user-service-key";
-pub const INVENTORY_KEY: &str = "test-inventory-service-key";
-pub const PAYMENT_KEY: &str = "test-payment-service-key";
+pub use test_support::eventually;
 
 /// How long a test waits for the saga to settle.
 pub const SETTLE: Duration = Duration::from_secs(30);
@@ -159,14 +156,9 @@ pub async fn start_with(options: Options) -> System {
         TestDatabase::create(),
         TestDatabase::create()
     );
-    let user_args = with(
-        common_args("user-service", &user_db, "127.0.0.1:0", &keys),
-        &["--user-service-key", USER_KEY],
-    );
-    let user = Node::start(Box::pin(async move {
-        let cli = user_service::config::Cli::try_parse_from(user_args)?;
-        user_service::Application::build(cli.config).await
-    }))
+    let user = Node::start(Box::pin(test_support::user_service::build(
+        &user_db, &keys, USER_KEY,
+    )))
     .await;
     let inventory = start_inventory(&inventory_db, "127.0.0.1:0", &keys).await;
     let payment = start_payment(&payment_db, "127.0.0.1:0", &keys, &options.payment_args).await;
@@ -271,21 +263,9 @@ impl System {
 
     /// Registers a user with the user service.
     pub async fn user(&self) -> TestUser {
-        let email = format!("{}@example.com", Uuid::new_v4().simple());
-        let response = self
-            .client
-            .post(format!("{}/auth/register", self.user.url()))
-            .bearer_auth(USER_KEY)
-            .json(&json!({"email": email, "password": "correct horse battery", "name": "Buyer"}))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(response.status(), 201);
-        let user: Value = response.json().await.unwrap();
-        TestUser {
-            id: user["id"].as_str().unwrap().parse().unwrap(),
-            roles: "user",
-        }
+        let (id, _) =
+            test_support::user_service::register(&self.user.url(), USER_KEY, "Buyer").await;
+        TestUser { id, roles: "user" }
     }
 
     /// `n` users, registered at once.
@@ -319,20 +299,14 @@ impl System {
 
     /// The product's `available` stock.
     pub async fn available(&self, product_id: &str) -> i64 {
-        let product: Value = self
-            .call(
-                &self.inventory,
-                INVENTORY_KEY,
-                &self.admin,
-                Method::GET,
-                &format!("/products/{product_id}"),
-            )
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let product = test_support::http::json(self.call(
+            &self.inventory,
+            INVENTORY_KEY,
+            &self.admin,
+            Method::GET,
+            &format!("/products/{product_id}"),
+        ))
+        .await;
         product["available"].as_i64().unwrap()
     }
 
@@ -360,13 +334,11 @@ impl System {
 
     /// The order as `user` sees it.
     pub async fn get_order(&self, user: &TestUser, id: &str) -> Value {
-        let response = self
-            .orders(user, Method::GET, &format!("/orders/{id}"))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(response.status(), 200);
-        response.json().await.unwrap()
+        test_support::http::json_with_status(
+            self.orders(user, Method::GET, &format!("/orders/{id}")),
+            200,
+        )
+        .await
     }
 
     /// Waits until the order is no longer `pending`; returns it.
@@ -412,14 +384,14 @@ impl System {
 
     /// `user`'s payments.
     pub async fn payments_of(&self, user: &TestUser) -> Vec<Value> {
-        let list: Value = self
-            .call(&self.payment, PAYMENT_KEY, user, Method::GET, "/payments")
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let list = test_support::http::json(self.call(
+            &self.payment,
+            PAYMENT_KEY,
+            user,
+            Method::GET,
+            "/payments",
+        ))
+        .await;
         list["data"].as_array().unwrap().clone()
     }
 
@@ -519,17 +491,8 @@ pub fn deliver_every_event_twice(system: &System) -> tokio::task::JoinHandle<()>
 
 /// The events on one of the saga's streams, as `(type, is_copy)`.
 pub async fn events(system: &System, stream: &str) -> Vec<(String, bool)> {
-    let client = redis::Client::open(test_support::redis_url()).unwrap();
-    let mut redis = client.get_multiplexed_async_connection().await.unwrap();
-    let reply: redis::streams::StreamRangeReply = redis::cmd("XRANGE")
-        .arg(system.stream(stream))
-        .arg("-")
-        .arg("+")
-        .query_async(&mut redis)
+    test_support::streams::entries(&system.stream(stream))
         .await
-        .unwrap();
-    reply
-        .ids
         .iter()
         .map(|entry| {
             let json: String = entry.get(event_bus::ENVELOPE_FIELD).unwrap();

@@ -1,0 +1,32 @@
+//! Reading a test's event streams back.
+
+use redis::streams::{StreamId, StreamRangeReply};
+
+/// Every entry of `stream`, oldest first.
+pub async fn entries(stream: &str) -> Vec<StreamId> {
+    let client = redis::Client::open(crate::redis_url()).expect("the test Redis URL is valid");
+    let mut redis = client
+        .get_multiplexed_async_connection()
+        .await
+        .expect("the test Redis answers");
+    let reply: StreamRangeReply = redis::cmd("XRANGE")
+        .arg(stream)
+        .arg("-")
+        .arg("+")
+        .query_async(&mut redis)
+        .await
+        .expect("XRANGE of a test stream");
+    reply.ids
+}
+
+/// The `envelope` field (the event as JSON) of every entry of `stream`, oldest first.
+pub async fn envelopes(stream: &str) -> Vec<serde_json::Value> {
+    entries(stream)
+        .await
+        .iter()
+        .map(|entry| {
+            let json: String = entry.get("envelope").expect("an entry carries an envelope");
+            serde_json::from_str(&json).expect("an envelope is JSON")
+        })
+        .collect()
+}
