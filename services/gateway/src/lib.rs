@@ -20,7 +20,6 @@
 //! - [`auth`]: token verification and the JWKS cache. [`ratelimit`]: the limiter.
 //! - [`dashboard`]: the aggregated view.
 
-pub mod answer;
 pub mod auth;
 pub mod config;
 pub mod connections;
