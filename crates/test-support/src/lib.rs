@@ -30,12 +30,7 @@ mod wait;
 pub use database::{TestDatabase, server_url as database_server_url};
 pub use http::assert_problem;
 pub use process::{ServiceProcess, workspace_binary};
-pub use redis_server::TestRedis;
+pub use redis_server::{TestRedis, redis_url};
 pub use smtp::{ReceivedMail, TestSmtp};
 pub use stream_keys::StreamKeys;
 pub use wait::eventually;
-
-/// The Redis server tests use: `TEST_REDIS_URL`, else the local default.
-pub fn redis_url() -> String {
-    std::env::var("TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".to_owned())
-}

@@ -28,7 +28,7 @@ impl Default for StreamKeys {
 
 impl Drop for StreamKeys {
     fn drop(&mut self) {
-        let Ok(client) = redis::Client::open(crate::redis_url()) else {
+        let Ok(client) = redis::Client::open(crate::redis_server::redis_url()) else {
             return;
         };
         let Ok(mut connection) = client.get_connection() else {

@@ -4,7 +4,8 @@ use redis::streams::{StreamId, StreamRangeReply};
 
 /// Every entry of `stream`, oldest first.
 pub async fn entries(stream: &str) -> Vec<StreamId> {
-    let client = redis::Client::open(crate::redis_url()).expect("the test Redis URL is valid");
+    let client =
+        redis::Client::open(crate::redis_server::redis_url()).expect("the test Redis URL is valid");
     let mut redis = client
         .get_multiplexed_async_connection()
         .await

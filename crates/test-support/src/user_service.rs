@@ -6,7 +6,8 @@ use serde_json::{Value, json};
 use service_kit::server::Server;
 use uuid::Uuid;
 
-use crate::{StreamKeys, TestDatabase};
+use crate::database::TestDatabase;
+use crate::stream_keys::StreamKeys;
 
 /// Builds the user service on a free loopback port, with database `db`, event streams
 /// under `keys` and the internal key `key`; spawn or run it.
@@ -22,7 +23,7 @@ pub fn build(
         "--database-url",
         db.url(),
         "--redis-url",
-        &crate::redis_url(),
+        &crate::redis_server::redis_url(),
         "--user-service-key",
         key,
         "--event-stream-prefix",

@@ -17,8 +17,6 @@ use service_client::Client;
 use service_kit::Problem;
 use service_kit::internal_auth::Caller;
 
-use crate::Gateway;
-
 /// The dashboard's clients, one per backend.
 #[derive(Clone)]
 pub struct Backends {
@@ -58,8 +56,7 @@ fn list(value: Option<Value>) -> Option<Vec<Value>> {
     value.and_then(|v| v.get("data").and_then(Value::as_array).cloned())
 }
 
-pub async fn dashboard(state: &Gateway, caller: &Caller) -> Response {
-    let b = &state.backends;
+pub async fn dashboard(b: &Backends, caller: &Caller) -> Response {
     let profile_path = format!("/users/{}", caller.user_id);
     let (profile, orders, payments, notifications) = tokio::join!(
         fetch::<Value>(&b.user, &profile_path, caller, b.timeout),

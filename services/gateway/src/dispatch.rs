@@ -19,7 +19,8 @@ use futures::future::{BoxFuture, Either};
 use tower::Service;
 use tower::util::{Oneshot, ServiceExt};
 
-use crate::{AppState, proxy};
+use crate::proxy;
+use crate::state::AppState;
 
 /// Serves one connection's requests.
 #[derive(Clone)]

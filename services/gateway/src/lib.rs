@@ -29,8 +29,9 @@ pub mod path;
 pub mod proxy;
 pub mod ratelimit;
 pub mod serve;
+pub mod state;
+pub mod upstream;
 
-use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -45,43 +46,17 @@ use crate::auth::Verifier;
 use crate::config::Config;
 use crate::dashboard::Backends;
 use crate::dispatch::Dispatch;
-use crate::proxy::{Route, Upstream};
 use crate::ratelimit::RateLimiter;
 use crate::serve::stack::StackLayer;
+use crate::upstream::{Route, Upstream};
+
+pub use crate::state::{AppState, Gateway, Worker};
 
 /// The port the gateway listens on unless told otherwise.
 pub const DEFAULT_PORT: u16 = 8080;
 
 /// How often the JWKS is fetched again even without an unknown `kid`.
 pub const JWKS_REFRESH: Duration = Duration::from_secs(300);
-
-/// What the handler can reach, behind one `Arc`: axum clones the state for every
-/// request, and one reference count is cheaper than one per field.
-pub type AppState = Arc<Worker>;
-
-/// One HTTP worker's state: the gateway's shared parts and the worker's own upstream
-/// and Redis connections. An upstream connection is used by the request on it, and
-/// the Redis connection is driven by a task on the worker's runtime, so with
-/// connections per worker a request never leaves its thread.
-pub struct Worker {
-    pub gateway: Arc<Gateway>,
-    /// The shared key set with this worker's own memory of verified tokens.
-    pub verifier: Verifier,
-    pub connections: connections::Connections,
-    /// The shared limit with this worker's own Redis connection.
-    pub limiter: RateLimiter,
-}
-
-/// The gateway's parts every worker shares.
-pub struct Gateway {
-    pub routes: Vec<Route>,
-    pub verifier: Verifier,
-    pub limiter: RateLimiter,
-    pub trusted_proxies: Vec<IpAddr>,
-    pub backends: Backends,
-    /// How long the proxy waits for a service, and how many connections it opens.
-    pub limits: connections::Limits,
-}
 
 /// Builds the gateway.
 pub struct Application;

@@ -10,94 +10,25 @@
 //! the gateway sets.
 
 use std::net::{IpAddr, SocketAddr};
-use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Instant, SystemTime};
 
 use axum::body::Body;
 use axum::extract::Request;
-use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, Uri, header};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use service_client::breaker::{Outcome, Permit};
-use service_client::{CircuitBreaker, PeerConfig};
 use service_kit::Problem;
 use service_kit::otel;
 use service_kit::request_id::REQUEST_ID_HEADER;
 use service_kit::trace_context::{self, TRACEPARENT, TraceParent};
 
 use crate::auth::{self, Identity, Invalid};
-use crate::connections::{ConnectionOptions, Connections, Destination, Failure, Head};
+use crate::connections::{ConnectionOptions, Connections, Failure, Head};
+use crate::dashboard;
 use crate::path;
 use crate::serve::stack::RouteLabel;
-use crate::{AppState, Gateway, dashboard};
-
-/// A service behind the gateway.
-pub struct Upstream {
-    pub name: &'static str,
-    /// Where it listens, and its place in each worker's [`Connections`].
-    pub destination: Destination,
-    /// The `Host` its requests carry: the authority of its URL.
-    host: HeaderValue,
-    /// The path of its URL, without a trailing slash: what every forwarded path
-    /// starts with (usually empty).
-    base_path: String,
-    /// `Bearer <the service's key>`, made once and marked sensitive so no log shows it.
-    authorization: HeaderValue,
-    pub breaker: CircuitBreaker,
-    /// The breaker's slow-call time: a call abandoned after waiting this long counts
-    /// as the service's failure.
-    slow_call: Duration,
-}
-
-impl Upstream {
-    /// The service `peer`, the `index`-th of the route table's.
-    pub fn new(peer: &PeerConfig, index: usize) -> anyhow::Result<Self> {
-        let invalid = |why: &str| {
-            anyhow::anyhow!("the {} service's URL {:?} {why}", peer.name, peer.base_url)
-        };
-        let url: Uri = peer.base_url.parse().map_err(|_| invalid("is not a URL"))?;
-        if url.scheme_str() != Some("http") {
-            return Err(invalid("is not an http:// URL"));
-        }
-        let authority = url
-            .authority()
-            .filter(|a| !a.as_str().contains('@'))
-            .ok_or_else(|| invalid("needs a host and no user"))?;
-        if url.query().is_some() {
-            return Err(invalid("has a query"));
-        }
-        let address = match authority.port() {
-            Some(_) => authority.as_str().to_owned(),
-            None => format!("{}:80", authority.as_str()),
-        };
-        let host = HeaderValue::from_str(authority.as_str())
-            .map_err(|_| invalid("has a host that is no header value"))?;
-        let mut authorization = HeaderValue::from_str(&format!("Bearer {}", peer.key.expose()))
-            .map_err(|_| {
-                anyhow::anyhow!(
-                    "the {} service's key is not a valid header value",
-                    peer.name
-                )
-            })?;
-        authorization.set_sensitive(true);
-        Ok(Self {
-            name: peer.name,
-            destination: Destination { index, address },
-            host,
-            base_path: url.path().trim_end_matches('/').to_owned(),
-            authorization,
-            breaker: CircuitBreaker::new(peer.breaker.clone()),
-            slow_call: peer.breaker.slow_call,
-        })
-    }
-}
-
-/// One line of the route table: requests under `prefix` go to `upstream`, with
-/// `prefix` replaced by `target`.
-pub struct Route {
-    pub prefix: &'static str,
-    pub target: &'static str,
-    pub upstream: Arc<Upstream>,
-}
+use crate::state::{AppState, Gateway};
+use crate::upstream::{Route, Upstream};
 
 /// Routes anyone may call without a token.
 const PUBLIC: &[(Method, &str)] = &[
@@ -219,7 +150,7 @@ pub async fn handle(worker: AppState, peer: SocketAddr, request: Request) -> Res
                 // Boxed: the dashboard's four concurrent calls make a large future, and
                 // unboxed it would size (and be copied with) every proxied request's.
                 Some(caller) if method == Method::GET => {
-                    Box::pin(dashboard::dashboard(state, &caller.caller)).await
+                    Box::pin(dashboard::dashboard(&state.backends, &caller.caller)).await
                 }
                 Some(_) => method_not_allowed("GET"),
                 None => unauthorized(&Invalid::Missing),

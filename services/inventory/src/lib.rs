@@ -18,28 +18,20 @@ pub mod products;
 pub mod reservations;
 pub mod routes;
 pub mod saga;
+pub mod state;
 
 use contracts::events::streams;
 use event_bus::{Foundation, Subscription};
 use service_kit::server::Server;
-use sqlx::PgPool;
 
 use crate::config::Config;
+pub use crate::state::{AppState, SERVICE};
 
 /// The inventory database's migrations, embedded in the binary.
 pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../../migrations/inventory");
 
 /// The port the inventory service listens on unless told otherwise.
 pub const DEFAULT_PORT: u16 = 8005;
-
-/// This service's name: its consumer group and the `source` of its events.
-pub const SERVICE: &str = "inventory";
-
-/// What every handler can reach.
-#[derive(Clone)]
-pub struct AppState {
-    pub pool: PgPool,
-}
 
 /// Builds the inventory service.
 pub struct Application;

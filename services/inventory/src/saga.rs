@@ -18,8 +18,8 @@ use event_bus::saga::{self, Emitter, Participant};
 use event_bus::{Effect, Envelope, HandlerError};
 use sqlx::{Postgres, Transaction};
 
-use crate::SERVICE;
 use crate::reservations::{self, Reserved};
+use crate::state::SERVICE;
 
 /// The event types this service consumes.
 pub const HANDLED: &[&str] = &[

@@ -17,8 +17,8 @@ use event_bus::{Envelope, HandlerError, inbox};
 use sqlx::PgPool;
 use uuid::Uuid;
 
-use crate::SERVICE;
 use crate::notifications::{self, NewNotification};
+use crate::state::SERVICE;
 use crate::webhooks;
 
 /// The event types this service consumes.

@@ -21,6 +21,7 @@ pub mod events;
 pub mod notifications;
 pub mod queue;
 pub mod routes;
+pub mod state;
 pub mod targets;
 pub mod webhooks;
 
@@ -31,11 +32,11 @@ use contracts::events::streams;
 use contracts::users::UserClient;
 use event_bus::{Foundation, Subscription};
 use service_kit::server::Server;
-use sqlx::PgPool;
 
 use crate::config::Config;
 use crate::delivery::Sender;
 use crate::email::Mailer;
+pub use crate::state::{AppState, SERVICE};
 use crate::targets::TargetPolicy;
 
 /// The notification database's migrations, embedded in the binary.
@@ -43,16 +44,6 @@ pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../../migrations/
 
 /// The port the notification service listens on unless told otherwise.
 pub const DEFAULT_PORT: u16 = 8003;
-
-/// This service's name: its consumer group.
-pub const SERVICE: &str = "notification";
-
-/// What every handler can reach.
-#[derive(Clone)]
-pub struct AppState {
-    pub pool: PgPool,
-    pub policy: TargetPolicy,
-}
 
 /// Builds the notification service.
 pub struct Application;

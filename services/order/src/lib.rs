@@ -15,37 +15,22 @@ pub mod config;
 pub mod orders;
 pub mod routes;
 pub mod saga;
+pub mod state;
 
 use contracts::events::streams;
 use contracts::inventory::InventoryClient;
 use contracts::users::UserClient;
 use event_bus::{Foundation, Subscription};
 use service_kit::server::Server;
-use sqlx::PgPool;
 
 use crate::config::Config;
+pub use crate::state::{AppState, SERVICE};
 
 /// The order database's migrations, embedded in the binary.
 pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../../migrations/order");
 
 /// The port the order service listens on unless told otherwise.
 pub const DEFAULT_PORT: u16 = 8004;
-
-/// This service's name: its consumer group, its name to peers and the `source` of its
-/// events.
-pub const SERVICE: &str = "order";
-
-/// What every handler can reach.
-#[derive(Clone)]
-pub struct AppState {
-    pub pool: PgPool,
-    pub users: UserClient,
-    pub inventory: InventoryClient,
-    /// The stream this service's events go to.
-    pub order_events: String,
-    /// Commits what wrote to the outbox, waking the relay.
-    pub wake: event_bus::Wake,
-}
 
 /// Builds the order service.
 pub struct Application;

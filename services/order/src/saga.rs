@@ -17,8 +17,8 @@ use event_bus::saga::{Emitter, Participant};
 use event_bus::{Effect, Envelope, HandlerError};
 use sqlx::{Postgres, Transaction};
 
-use crate::SERVICE;
 use crate::orders::{self, Order, reasons};
+use crate::state::SERVICE;
 
 /// The event types this service consumes.
 pub const HANDLED: &[&str] = &[

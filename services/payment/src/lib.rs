@@ -16,6 +16,7 @@ pub mod payments;
 pub mod provider;
 pub mod routes;
 pub mod saga;
+pub mod state;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -23,26 +24,17 @@ use std::time::Duration;
 use contracts::events::streams;
 use event_bus::{Foundation, Subscription};
 use service_kit::server::Server;
-use sqlx::PgPool;
 
 use crate::config::Config;
 use crate::provider::{GuardedProvider, SimulatedProvider};
 use crate::saga::Saga;
+pub use crate::state::{AppState, SERVICE};
 
 /// The payment database's migrations, embedded in the binary.
 pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../../migrations/payment");
 
 /// The port the payment service listens on unless told otherwise.
 pub const DEFAULT_PORT: u16 = 8002;
-
-/// This service's name: its consumer group and the `source` of its events.
-pub const SERVICE: &str = "payment";
-
-/// What every handler can reach.
-#[derive(Clone)]
-pub struct AppState {
-    pub pool: PgPool,
-}
 
 /// Builds the payment service.
 pub struct Application;

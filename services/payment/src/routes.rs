@@ -12,8 +12,8 @@ use service_kit::internal_auth::Caller;
 use service_kit::limit::Limit;
 use service_kit::{Json, Problem};
 
-use crate::AppState;
 use crate::payments::{self, Payment};
+use crate::state::AppState;
 
 pub fn router() -> Router<AppState> {
     Router::new().route("/payments", get(list))

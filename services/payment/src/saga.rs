@@ -19,9 +19,9 @@ use event_bus::saga::{remember_cancelled, was_cancelled};
 use event_bus::{Envelope, HandlerError, inbox, outbox};
 use sqlx::PgPool;
 
-use crate::SERVICE;
 use crate::payments::{self, NewPayment, Payment, Status};
 use crate::provider::{ChargeOutcome, ChargeRequest, GuardedProvider};
+use crate::state::SERVICE;
 
 /// The event types this service consumes.
 pub const HANDLED: &[&str] = &[types::INVENTORY_RESERVED, types::ORDER_CANCELLED];

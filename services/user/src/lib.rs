@@ -23,6 +23,7 @@ pub mod config;
 pub mod passwords;
 pub mod routes;
 pub mod signing_keys;
+pub mod state;
 pub mod tokens;
 pub mod users;
 pub mod validation;
@@ -33,31 +34,16 @@ use contracts::events::streams;
 use event_bus::{Relay, RelayConfig};
 use service_kit::ops::Readiness;
 use service_kit::server::Server;
-use sqlx::PgPool;
 
 use crate::config::Config;
 use crate::passwords::Passwords;
+pub use crate::state::{AppState, SERVICE};
 
 /// The user database's migrations, embedded in the binary.
 pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../../migrations/user");
 
 /// The port the user service listens on unless told otherwise.
 pub const DEFAULT_PORT: u16 = 8001;
-
-/// This service's name: the `source` of its events.
-pub const SERVICE: &str = "user";
-
-/// What every handler can reach.
-#[derive(Clone)]
-pub struct AppState {
-    pub pool: PgPool,
-    /// The stream this service publishes on (`events:user`, with the configured prefix).
-    pub user_events: String,
-    pub passwords: Passwords,
-    pub tokens: Arc<tokens::TokenSettings>,
-    /// Commits what wrote to the outbox, waking the relay.
-    pub wake: event_bus::Wake,
-}
 
 /// Builds the user service.
 pub struct Application;

@@ -8,8 +8,8 @@ use service_kit::problem::FieldError;
 use service_kit::{Json, Problem};
 use uuid::Uuid;
 
-use crate::AppState;
 use crate::products::{self, Product};
+use crate::state::AppState;
 
 /// Most ids one call may ask for (an order has at most 50 lines).
 const MAX_IDS: usize = 100;

@@ -6,9 +6,9 @@ use serde::Deserialize;
 use service_kit::internal_auth::Caller;
 use service_kit::{Json, Problem};
 
-use super::require_admin;
-use crate::AppState;
+use super::shared::require_admin;
 use crate::products::{self, NewProduct, Product};
+use crate::state::AppState;
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -9,15 +9,13 @@
 mod batch;
 mod create;
 mod read;
+mod shared;
 mod stock;
 
 use axum::Router;
 use axum::routing::{get, post};
-use service_kit::Problem;
-use service_kit::internal_auth::Caller;
-use uuid::Uuid;
 
-use crate::AppState;
+use crate::state::AppState;
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -25,22 +23,4 @@ pub fn router() -> Router<AppState> {
         .route("/products/{id}", get(read::get))
         .route("/products/{id}/stock", post(stock::adjust))
         .route("/internal/products/batch", post(batch::batch))
-}
-
-fn not_found() -> Problem {
-    Problem::not_found("No such product.")
-}
-
-/// The id in the path, or the 404 an unknown product would get.
-fn product_id(id: &str) -> Result<Uuid, Problem> {
-    Uuid::parse_str(id).map_err(|_| not_found())
-}
-
-/// Only admins change the catalogue.
-fn require_admin(caller: &Caller) -> Result<(), Problem> {
-    if caller.is_admin() {
-        Ok(())
-    } else {
-        Err(Problem::forbidden("Only an admin may change products."))
-    }
 }

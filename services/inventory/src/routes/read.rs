@@ -7,9 +7,9 @@ use axum::extract::{Path, State};
 use contracts::List;
 use service_kit::{Json, Problem};
 
-use super::{not_found, product_id};
-use crate::AppState;
+use super::shared::{not_found, product_id};
 use crate::products::{self, Product};
+use crate::state::AppState;
 
 pub async fn list(State(state): State<AppState>) -> Result<Json<List<Product>>, Problem> {
     Ok(Json(List {

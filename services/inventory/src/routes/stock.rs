@@ -7,9 +7,9 @@ use service_kit::internal_auth::Caller;
 use service_kit::problem::FieldError;
 use service_kit::{Json, Problem};
 
-use super::{not_found, product_id, require_admin};
-use crate::AppState;
+use super::shared::{not_found, product_id, require_admin};
 use crate::products::{self, AdjustError, Product};
+use crate::state::AppState;
 
 /// Largest single adjustment: keeps `available` far from integer overflow.
 const MAX_DELTA: i64 = 1_000_000_000;

@@ -12,7 +12,7 @@ mod webhooks;
 use axum::Router;
 use axum::routing::{delete, get};
 
-use crate::AppState;
+use crate::state::AppState;
 
 pub fn router() -> Router<AppState> {
     Router::new()

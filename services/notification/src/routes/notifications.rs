@@ -7,8 +7,8 @@ use service_kit::internal_auth::Caller;
 use service_kit::limit::Limit;
 use service_kit::{Json, Problem};
 
-use crate::AppState;
 use crate::notifications::{self, Notification};
+use crate::state::AppState;
 
 pub async fn list(
     State(state): State<AppState>,

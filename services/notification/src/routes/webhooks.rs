@@ -15,7 +15,7 @@ use service_kit::problem::FieldError;
 use service_kit::{Json, Problem};
 use uuid::Uuid;
 
-use crate::AppState;
+use crate::state::AppState;
 use crate::webhooks::{self, Attempt, EVENTS, Webhook};
 
 #[derive(Deserialize)]

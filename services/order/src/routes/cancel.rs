@@ -10,10 +10,10 @@ use contracts::events::types;
 use service_kit::internal_auth::Caller;
 use service_kit::{Json, Problem};
 
-use super::visible_order;
-use crate::AppState;
+use super::shared::visible_order;
 use crate::orders::{self, Order, Status, reasons};
 use crate::saga;
+use crate::state::AppState;
 
 pub async fn cancel(
     State(state): State<AppState>,
@@ -30,7 +30,7 @@ pub async fn cancel(
     )
     .await?
     .ok_or_else(|| Problem::conflict("This order is already cancelled."))?;
-    let event = super::request_event(types::ORDER_CANCELLED, &saga::cancelled(&cancelled))?;
+    let event = super::shared::request_event(types::ORDER_CANCELLED, &saga::cancelled(&cancelled))?;
     event_bus::outbox::enqueue(&mut tx, &state.order_events, &event).await?;
     state.wake.commit(tx).await?;
     tracing::info!(order_id = %cancelled.id, event = types::ORDER_CANCELLED, "order cancelled by its user");

@@ -19,8 +19,8 @@ use service_kit::internal_auth::Caller;
 use service_kit::problem::FieldError;
 use service_kit::{Json, Problem};
 
-use crate::AppState;
 use crate::orders::{self, IdempotencyKey, Inserted, KeyUse, Order, OrderInput, OrderRequest};
+use crate::state::AppState;
 
 /// The request header that makes a POST safe to retry.
 pub static IDEMPOTENCY_KEY: HeaderName = HeaderName::from_static("idempotency-key");
@@ -89,7 +89,7 @@ pub async fn create(
         currency: order.currency.clone(),
         payment_method: order.payment_method.clone(),
     };
-    let event = super::request_event(types::ORDER_CREATED, &created)?;
+    let event = super::shared::request_event(types::ORDER_CREATED, &created)?;
     event_bus::outbox::enqueue(&mut tx, &state.order_events, &event).await?;
     state.wake.commit(tx).await?;
     tracing::info!(order_id = %order.id, total_cents = order.total_cents, "order accepted");

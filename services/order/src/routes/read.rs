@@ -7,9 +7,9 @@ use service_kit::internal_auth::Caller;
 use service_kit::limit::Limit;
 use service_kit::{Json, Problem};
 
-use super::visible_order;
-use crate::AppState;
+use super::shared::visible_order;
 use crate::orders::{self, Order};
+use crate::state::AppState;
 
 pub async fn list(
     State(state): State<AppState>,

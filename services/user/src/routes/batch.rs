@@ -8,7 +8,7 @@ use service_kit::problem::FieldError;
 use service_kit::{Json, Problem};
 use uuid::Uuid;
 
-use crate::AppState;
+use crate::state::AppState;
 use crate::users::{self, User};
 
 /// Most ids one call may ask for.

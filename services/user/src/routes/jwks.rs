@@ -5,8 +5,8 @@ use axum::http::header;
 use axum::response::IntoResponse;
 use service_kit::{Json, Problem};
 
-use crate::AppState;
 use crate::signing_keys;
+use crate::state::AppState;
 
 pub async fn jwks(State(state): State<AppState>) -> Result<impl IntoResponse, Problem> {
     let jwks = signing_keys::jwks(&state.pool, state.tokens.ttl_seconds).await?;

@@ -7,7 +7,7 @@ use axum::extract::State;
 use serde::Deserialize;
 use service_kit::{Json, Problem};
 
-use crate::AppState;
+use crate::state::AppState;
 use crate::tokens::{self, AccessToken};
 use crate::users;
 

@@ -4,7 +4,7 @@ use axum::extract::State;
 use service_kit::internal_auth::Caller;
 use service_kit::{Json, Problem};
 
-use crate::AppState;
+use crate::state::AppState;
 use crate::users::{self, User};
 
 pub async fn me(State(state): State<AppState>, caller: Caller) -> Result<Json<User>, Problem> {

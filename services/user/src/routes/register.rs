@@ -8,7 +8,7 @@ use service_kit::{Json, Problem};
 use contracts::events::{UserRegistered, types};
 use event_bus::{Envelope, outbox};
 
-use crate::AppState;
+use crate::state::AppState;
 use crate::users::{self, InsertError, NewUser, User};
 use crate::validation::{self, Errors};
 
@@ -65,7 +65,7 @@ pub async fn register(
         email: user.email.clone(),
         name: user.name.clone(),
     };
-    let mut event = Envelope::new(types::USER_REGISTERED, crate::SERVICE, &registered)
+    let mut event = Envelope::new(types::USER_REGISTERED, crate::state::SERVICE, &registered)
         .map_err(Problem::internal)?;
     if let Some(request_id) = service_kit::request_id::current() {
         event = event.correlated(request_id);

@@ -7,7 +7,7 @@ use service_kit::internal_auth::Caller;
 use service_kit::{Json, Problem};
 use uuid::Uuid;
 
-use crate::AppState;
+use crate::state::AppState;
 use crate::users::{self, User};
 use crate::validation::{self, Errors};
 

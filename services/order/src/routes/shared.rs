@@ -1,0 +1,39 @@
+//! What several routes do the same way: find an order the caller may see, and make
+//! the event a request causes.
+
+use event_bus::Envelope;
+use service_kit::Problem;
+use service_kit::internal_auth::Caller;
+use uuid::Uuid;
+
+use crate::orders::{self, Order};
+use crate::state::AppState;
+
+/// The order `id` if `caller` may see it; 404 alike for a missing order and another
+/// user's, so no one learns which orders exist.
+pub(super) async fn visible_order(
+    state: &AppState,
+    id: &str,
+    caller: &Caller,
+) -> Result<Order, Problem> {
+    let not_found = || Problem::not_found("No such order.");
+    let id = Uuid::parse_str(id).map_err(|_| not_found())?;
+    orders::find(&state.pool, id)
+        .await?
+        .filter(|order| caller.may_access(order.user_id))
+        .ok_or_else(not_found)
+}
+
+/// A new event caused by the current request: it carries the request id as its
+/// correlation id.
+pub(super) fn request_event(
+    event_type: &str,
+    payload: &impl serde::Serialize,
+) -> Result<Envelope, Problem> {
+    let event =
+        Envelope::new(event_type, crate::state::SERVICE, payload).map_err(Problem::internal)?;
+    Ok(match service_kit::request_id::current() {
+        Some(request_id) => event.correlated(request_id),
+        None => event,
+    })
+}
