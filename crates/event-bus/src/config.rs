@@ -4,7 +4,8 @@ use std::time::Duration;
 
 use redis::aio::ConnectionManager;
 
-use crate::{ConsumerConfig, Publisher};
+use crate::consumer::ConsumerConfig;
+use crate::publisher::Publisher;
 
 /// Stream naming and capping, and how this service's consumer reads; a service's
 /// config flattens it.

@@ -11,7 +11,7 @@ use redis::Value;
 use redis::aio::ConnectionManager;
 use redis::streams::StreamRangeReply;
 
-use crate::{ENVELOPE_FIELD, dead_letter_stream};
+use crate::envelope::ENVELOPE_FIELD;
 
 /// One dead-lettered entry.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -26,7 +26,7 @@ pub struct DeadLetter {
 }
 
 fn field(map: &HashMap<String, Value>, name: &str) -> String {
-    crate::consumer::text(map.get(name))
+    crate::reply::text(map.get(name))
 }
 
 /// The dead letters of `stream`, oldest first.
@@ -73,4 +73,9 @@ pub async fn replay(redis: &ConnectionManager, stream: &str) -> redis::RedisResu
         pipe.query_async::<()>(&mut connection).await?;
     }
     Ok(letters.len())
+}
+
+/// The dead-letter stream for `stream`.
+pub fn dead_letter_stream(stream: &str) -> String {
+    format!("{stream}:dead")
 }

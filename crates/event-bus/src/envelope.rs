@@ -6,6 +6,9 @@ use serde::{Deserialize, Serialize};
 use service_kit::trace_context::{self, TraceParent};
 use uuid::Uuid;
 
+/// The stream field that holds the JSON envelope.
+pub const ENVELOPE_FIELD: &str = "envelope";
+
 /// `{id, type, version, source, occurred_at, correlation_id, causation_id, traceparent,
 /// data}`.
 ///

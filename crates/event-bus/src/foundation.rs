@@ -8,7 +8,13 @@ use service_kit::server::Server;
 use sqlx::PgPool;
 use sqlx::migrate::Migrator;
 
-use crate::{Consumer, Effect, Envelope, EventsConfig, HandlerError, Relay, RelayConfig, Wake};
+use crate::config::EventsConfig;
+use crate::consumer::{Consumer, ConsumerConfig};
+use crate::envelope::Envelope;
+use crate::error::HandlerError;
+use crate::inbox::Effect;
+use crate::outbox::Wake;
+use crate::relay::{Relay, RelayConfig};
 
 /// A service's database and Redis, connected, with the event settings.
 pub struct Foundation {
@@ -120,7 +126,7 @@ impl Foundation {
         service.spawn_task("event consumer", |cancel| consumer.run(cancel));
     }
 
-    fn consumer_config(&self, subscription: &Subscription<'_>) -> crate::ConsumerConfig {
+    fn consumer_config(&self, subscription: &Subscription<'_>) -> ConsumerConfig {
         let streams: Vec<String> = subscription
             .streams
             .iter()

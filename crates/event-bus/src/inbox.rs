@@ -14,7 +14,8 @@ use futures::future::BoxFuture;
 use sqlx::{PgPool, Postgres, Transaction};
 use uuid::Uuid;
 
-use crate::{Envelope, HandlerError};
+use crate::envelope::Envelope;
+use crate::error::HandlerError;
 
 /// What a service does with an event, written in a transaction the consumer owns. The
 /// effect neither begins nor commits: the consumer does, with the event's inbox mark,

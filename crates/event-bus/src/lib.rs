@@ -34,27 +34,23 @@ pub mod config;
 pub mod consumer;
 pub mod dead_letters;
 pub mod envelope;
+pub mod error;
 pub mod foundation;
 pub mod inbox;
 pub mod outbox;
 pub mod publisher;
 pub mod relay;
+mod reply;
 pub mod saga;
 pub mod schema;
 
 pub use config::EventsConfig;
-pub use consumer::{Consumer, ConsumerConfig, HandlerError};
-pub use envelope::Envelope;
+pub use consumer::{Consumer, ConsumerConfig};
+pub use dead_letters::dead_letter_stream;
+pub use envelope::{ENVELOPE_FIELD, Envelope};
+pub use error::HandlerError;
 pub use foundation::{Foundation, Subscription};
 pub use inbox::Effect;
 pub use outbox::Wake;
 pub use publisher::Publisher;
 pub use relay::{Relay, RelayConfig};
-
-/// The stream field that holds the JSON envelope.
-pub const ENVELOPE_FIELD: &str = "envelope";
-
-/// The dead-letter stream for `stream`.
-pub fn dead_letter_stream(stream: &str) -> String {
-    format!("{stream}:dead")
-}

@@ -32,13 +32,13 @@ pub async fn enqueue_caused_by(
     source: &str,
     event_type: &str,
     payload: &impl serde::Serialize,
-) -> Result<(), crate::HandlerError> {
+) -> Result<(), crate::error::HandlerError> {
     let event = Envelope::new(event_type, source, payload)
-        .map_err(crate::HandlerError::poison)?
+        .map_err(crate::error::HandlerError::poison)?
         .caused_by(cause);
     enqueue(tx, stream, &event)
         .await
-        .map_err(crate::HandlerError::retry)
+        .map_err(crate::error::HandlerError::retry)
 }
 
 /// Tells this process's relay that outbox rows were committed, so they are published

@@ -2,7 +2,7 @@
 
 use redis::aio::ConnectionManager;
 
-use crate::ENVELOPE_FIELD;
+use crate::envelope::ENVELOPE_FIELD;
 use crate::envelope::Envelope;
 
 /// `XADD`s envelopes with an approximate `MAXLEN` cap.

@@ -8,8 +8,8 @@ use serde::Serialize;
 use sqlx::{Postgres, Transaction};
 use uuid::Uuid;
 
-use crate::consumer::HandlerError;
 use crate::envelope::Envelope;
+use crate::error::HandlerError;
 use crate::inbox::Effect;
 use crate::outbox;
 

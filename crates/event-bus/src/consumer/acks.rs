@@ -13,7 +13,7 @@ use std::sync::Arc;
 
 use tokio::sync::mpsc;
 
-use super::Shared;
+use super::shared::Shared;
 
 /// An entry to acknowledge: (stream, id).
 pub(super) type Done = (String, String);

@@ -15,24 +15,18 @@
 use std::collections::HashSet;
 use std::sync::Arc;
 
-use sqlx::PgPool;
 use tokio::sync::{mpsc, oneshot};
 use uuid::Uuid;
 
-use super::{Entry, HandlerError, Shared, traced};
-use crate::Envelope;
-use crate::inbox::{self, Effect};
-use crate::outbox::Wake;
+use super::entry::Entry;
+use super::handler::{Effects, traced};
+use super::shared::Shared;
+use crate::envelope::Envelope;
+use crate::error::HandlerError;
+use crate::inbox;
 
 /// Most events in one transaction: bounds how long its row locks are held.
 pub(super) const MOST_AT_ONCE: usize = 64;
-
-/// What the batcher applies, and where.
-pub(super) struct Effects {
-    pub pool: PgPool,
-    pub effect: Arc<dyn Effect>,
-    pub wake: Wake,
-}
 
 struct Job {
     envelope: Envelope,

@@ -21,7 +21,11 @@ use tokio_util::task::TaskTracker;
 
 use super::acks::Done;
 use super::batch::Batcher;
-use super::{Entry, HandlerError, Handling, Shared, run_handler, upkeep};
+use super::dead::dead_letter;
+use super::entry::Entry;
+use super::handler::{Handling, run_handler};
+use super::shared::Shared;
+use crate::error::HandlerError;
 
 /// An entry on its way through, holding its place in the reader's in-flight bound
 /// until it is done.
@@ -172,7 +176,7 @@ impl Inner {
             }
             Err(HandlerError::Poison(error)) => {
                 if let Err(failed) =
-                    upkeep::dead_letter(shared, &work.entry, &format!("{error:#}"), 1).await
+                    dead_letter(shared, &work.entry, &format!("{error:#}"), 1).await
                 {
                     tracing::warn!(%group, entry = %work.entry.id, error = %failed, "cannot dead-letter; will retry");
                     shared.remember_error(&work.entry.id, format!("{error:#}"));

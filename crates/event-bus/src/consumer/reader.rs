@@ -14,8 +14,9 @@ use redis::streams::StreamReadReply;
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 
+use super::entry::{Entry, to_entry};
 use super::lanes::{Lanes, Work};
-use super::{Backoff, Entry, Shared, to_entry};
+use super::shared::{Backoff, Shared};
 
 /// Where the next read starts.
 enum Position {

@@ -14,9 +14,11 @@ use redis::Value;
 use redis::streams::{StreamAutoClaimReply, StreamId};
 use tokio_util::sync::CancellationToken;
 
+use super::dead::dead_letter;
+use super::entry::to_entry;
 use super::lanes::{Lanes, Work};
-use super::{Entry, Shared, group_info, integer, text, to_entry};
-use crate::{ENVELOPE_FIELD, dead_letter_stream};
+use super::shared::{Shared, group_info};
+use crate::reply::{integer, text};
 
 /// Runs every `reclaim_interval` until `cancel`.
 pub(super) async fn run(shared: Arc<Shared>, lanes: Lanes, cancel: CancellationToken) {
@@ -79,50 +81,6 @@ async fn reclaim(shared: &Shared, lanes: &Lanes, stream: &str) -> redis::RedisRe
             });
         }
     }
-    Ok(())
-}
-
-/// Copies `entry` to its stream's dead-letter stream with why, then acknowledges it.
-pub(super) async fn dead_letter(
-    shared: &Shared,
-    entry: &Entry,
-    error: &str,
-    deliveries: u64,
-) -> redis::RedisResult<()> {
-    let config = &shared.config;
-    let raw = match &entry.envelope {
-        Ok(envelope) => serde_json::to_string(envelope).unwrap_or_default(),
-        Err(reason) => reason.clone(),
-    };
-    let mut redis = shared.commands().await?;
-    redis::pipe()
-        .atomic()
-        .cmd("XADD")
-        .arg(dead_letter_stream(&entry.stream))
-        .arg("*")
-        .arg(ENVELOPE_FIELD)
-        .arg(raw)
-        .arg("error")
-        .arg(error)
-        .arg("group")
-        .arg(&config.group)
-        .arg("stream")
-        .arg(&entry.stream)
-        .arg("original_id")
-        .arg(&entry.id)
-        .arg("deliveries")
-        .arg(deliveries)
-        .ignore()
-        .cmd("XACK")
-        .arg(&entry.stream)
-        .arg(&config.group)
-        .arg(&entry.id)
-        .ignore()
-        .query_async::<()>(&mut redis)
-        .await?;
-    shared.forget_errors([entry.id.as_str()]);
-    metrics::counter!("events_dead_lettered_total", "group" => config.group.clone()).increment(1);
-    tracing::error!(group = %config.group, stream = %entry.stream, entry = %entry.id, error, "event dead-lettered");
     Ok(())
 }
 
