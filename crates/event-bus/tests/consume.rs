@@ -1,4 +1,7 @@
 //! Consumer groups with the inbox: every event applied exactly once per group.
+//!
+//! One file: the consumer's delivery guarantees, each test a guarantee over the same
+//! harness; split by part they would repeat it.
 #![allow(clippy::unwrap_used)] // in a test, a failed unwrap is a failed test
 
 mod common;

@@ -1,4 +1,7 @@
 //! [`Client`]: one per peer. [`Call`]: one request, built like a `reqwest` request.
+//!
+//! One file: a client and the call it makes share their private state (the peer, its
+//! breaker, its budget); apart, each would reach into the other.
 
 use std::sync::Arc;
 use std::time::Duration;

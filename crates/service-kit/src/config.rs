@@ -1,5 +1,8 @@
 //! Configuration from the environment.
 //!
+//! One file: every setting the services share and the parsers they use, so one place
+//! says what any variable accepts.
+//!
 //! Each setting is a clap argument that reads an environment variable, so `--help`
 //! documents every variable with its default, and the same struct can be built from
 //! arguments in tests. Env values are never shown in `--help` or in errors: some of them

@@ -1,5 +1,8 @@
 //! Verifying access tokens against the user service's JWKS.
 //!
+//! One file: the key set and the verification that reads it are one cache and its
+//! one reader.
+//!
 //! The key set is fetched once, kept, and fetched again when a token names a `kid` it
 //! does not hold (a rotation), at most once per [`REFRESH_COOLDOWN`], so a flood of
 //! made-up `kid`s cannot hammer the user service. Only `EdDSA` is accepted, whatever

@@ -1,6 +1,9 @@
 //! The gateway's one handler for `/api/*`: canonical path, route, auth, rate limit,
 //! then the request streamed to its service and the answer streamed back.
 //!
+//! One file: one request's way through the gateway, in the order it happens; the
+//! upstreams are [`crate::upstream`], the wire exchange [`crate::connections`].
+//!
 //! Headers are cleaned, not passed through: as the service's request is written,
 //! hop-by-hop headers, any named in `Connection` and everything the gateway vouches for
 //! (`Authorization`, `X-User-Id`, `X-User-Roles`, `X-Service-Name`, `X-Forwarded-*`,

@@ -1,4 +1,6 @@
 //! Routing, canonical paths, tokens and header hygiene.
+//!
+//! One file: the route table and header hygiene, checked over one gateway harness.
 #![allow(clippy::unwrap_used)] // in a test, a failed unwrap is a failed test
 
 mod common;

@@ -1,4 +1,6 @@
 //! The user API over real HTTP against a real database.
+//!
+//! One file: the user API's routes, one test group a route, over one harness.
 #![allow(clippy::unwrap_used)] // in a test, a failed unwrap is a failed test
 
 mod common;

@@ -1,6 +1,8 @@
 //! The workspace's layout, read from its sources: no module imports another that
 //! imports it back, and no source file grows past what one reader takes in.
 //!
+//! One file: reading the module tree and judging it are one check.
+//!
 //! Modules and their imports are read from the text (no compiler): each `.rs` file
 //! under a crate's `src/` is a module (`a/b.rs` and `a/b/mod.rs` are `a::b`), and it
 //! imports every module that a `crate::`, `super::` or `self::` path in it names, or a

@@ -1,5 +1,7 @@
 //! The public API of API.md, end to end: six real binaries, real PostgreSQL, Redis and
 //! SMTP, everything through the gateway over HTTP.
+//!
+//! One file: the public API end to end, over one set of running binaries.
 #![allow(clippy::unwrap_used)] // in a test, a failed unwrap is a failed test
 
 use std::collections::HashMap;

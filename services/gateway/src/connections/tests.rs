@@ -1,3 +1,5 @@
+//! One file: the exchange's tests against real servers, sharing the servers they
+//! start.
 #![allow(clippy::unwrap_used)] // in a test, a failed unwrap is a failed test
 
 use std::sync::atomic::{AtomicUsize, Ordering};

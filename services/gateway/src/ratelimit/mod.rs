@@ -1,5 +1,8 @@
 //! Exact sliding-window rate limits shared by every gateway replica.
 //!
+//! One file: the limiter, its batches and its fallback are one algorithm; its
+//! decision and headers are `decision`, its script `window.lua`.
+//!
 //! Each key (a user, or a client IP) is a list in Redis holding the time of every
 //! request admitted in the last window, oldest first. One Lua script, run atomically,
 //! drops what left the window, counts, and admits the request only if the count is

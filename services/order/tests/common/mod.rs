@@ -2,6 +2,9 @@
 //! on its own fresh database and its own Tokio runtime, sharing one Redis under event
 //! streams of this test's own, talked to over real HTTP as the gateway would.
 //!
+//! One file: the saga's harness (four services, their runtimes, and what the tests
+//! ask of them) is one system.
+//!
 //! A service on its own runtime can be killed: [`Node::kill`] shuts the runtime down
 //! without a drain, so every task stops at its next await, open transactions roll back
 //! as their connections drop and unacknowledged events stay pending in Redis, as after

@@ -1,5 +1,7 @@
 //! `saga-bench`: the order saga end to end, measured on the real binaries.
 //!
+//! One file: one benchmark program, its phases in the order they run.
+//!
 //! Starts the whole system (as the whole-system tests do, from the binaries built beside
 //! this one: build with `--release` to measure release), then, through the gateway:
 //!
