@@ -22,3 +22,33 @@ impl HandlerError {
         Self::Poison(error.into())
     }
 }
+
+/// What a failure worth retrying was doing: `.or_retry(|| format!("reserving order
+/// {id}"))`, as `anyhow`'s `with_context`, so the log says what failed for which event.
+pub trait OrRetry<T> {
+    fn or_retry<C>(self, doing: impl FnOnce() -> C) -> Result<T, HandlerError>
+    where
+        C: std::fmt::Display + Send + Sync + 'static;
+}
+
+impl<T, E: Into<anyhow::Error>> OrRetry<T> for Result<T, E> {
+    fn or_retry<C>(self, doing: impl FnOnce() -> C) -> Result<T, HandlerError>
+    where
+        C: std::fmt::Display + Send + Sync + 'static,
+    {
+        self.map_err(|error| HandlerError::Retry(error.into().context(doing())))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_retried_failure_says_what_it_was_doing_before_why() {
+        let failed: Result<(), std::io::Error> = Err(std::io::Error::other("connection reset"));
+        let error = failed.or_retry(|| "reserving order 7").unwrap_err();
+        assert!(matches!(error, HandlerError::Retry(_)));
+        assert_eq!(error.to_string(), "reserving order 7: connection reset");
+    }
+}

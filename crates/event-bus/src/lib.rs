@@ -48,7 +48,7 @@ pub use config::EventsConfig;
 pub use consumer::{Consumer, ConsumerConfig};
 pub use dead_letters::dead_letter_stream;
 pub use envelope::{ENVELOPE_FIELD, Envelope};
-pub use error::HandlerError;
+pub use error::{HandlerError, OrRetry};
 pub use foundation::{Foundation, Subscription};
 pub use inbox::Effect;
 pub use outbox::Wake;

@@ -158,12 +158,6 @@ impl IntoResponse for Problem {
     }
 }
 
-impl From<sqlx::Error> for Problem {
-    fn from(error: sqlx::Error) -> Self {
-        Problem::internal(error)
-    }
-}
-
 impl From<anyhow::Error> for Problem {
     fn from(error: anyhow::Error) -> Self {
         Problem::internal(error)

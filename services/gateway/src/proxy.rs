@@ -404,8 +404,8 @@ async fn forward(
 /// limit passed, or the client went), it counts against the service if it had waited
 /// past the breaker's slow-call time: a service that has not begun to answer by then
 /// is failing, as one that answers that slowly is. Sooner, the client simply left.
-/// (The wait has no timer of its own: one per request cost 2.5 % of a proxied
-/// request's instructions; the request's time limit ends it.)
+/// (The wait has no timer of its own, a cost per request docs/bench-gateway.md
+/// measures; the request's time limit ends it.)
 struct Waiting<'a> {
     upstream: &'a Upstream,
     permit: Option<Permit>,

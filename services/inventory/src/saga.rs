@@ -15,7 +15,7 @@ use contracts::events::{
     InventoryRejected, InventoryReleased, InventoryReserved, OrderCreated, OrderRef, types,
 };
 use event_bus::saga::{self, Emitter, Participant};
-use event_bus::{Effect, Envelope, HandlerError};
+use event_bus::{Effect, Envelope, HandlerError, OrRetry};
 use sqlx::{Postgres, Transaction};
 
 use crate::reservations::{self, Reserved};
@@ -52,7 +52,7 @@ async fn apply(
                 .collect();
             match reservations::reserve(tx, order.order_id, &lines)
                 .await
-                .map_err(HandlerError::retry)?
+                .or_retry(|| format!("reserving the stock of order {}", order.order_id))?
             {
                 Reserved::All => {
                     let reserved = InventoryReserved {
@@ -82,7 +82,7 @@ async fn apply(
             let order: OrderRef = event.decode().map_err(HandlerError::poison)?;
             reservations::commit(tx, order.order_id)
                 .await
-                .map_err(HandlerError::retry)?;
+                .or_retry(|| format!("committing the stock of order {}", order.order_id))?;
         }
         types::PAYMENT_DECLINED | types::ORDER_CANCELLED => {
             let order: OrderRef = event.decode().map_err(HandlerError::poison)?;
@@ -91,7 +91,7 @@ async fn apply(
             }
             if reservations::release(tx, order.order_id)
                 .await
-                .map_err(HandlerError::retry)?
+                .or_retry(|| format!("releasing the stock of order {}", order.order_id))?
             {
                 emitter
                     .emit(

@@ -13,7 +13,7 @@ use std::sync::Arc;
 
 use contracts::events::{OrderCancelled, OrderConfirmed, types};
 use contracts::users::UserClient;
-use event_bus::{Envelope, HandlerError, inbox};
+use event_bus::{Envelope, HandlerError, OrRetry, inbox};
 use sqlx::PgPool;
 use uuid::Uuid;
 
@@ -39,7 +39,7 @@ pub async fn handle(context: Arc<Context>, event: Envelope) -> Result<(), Handle
     if !tells_its_user
         && !webhooks::subscribed(&context.pool, &event.event_type)
             .await
-            .map_err(HandlerError::retry)?
+            .or_retry(|| "reading the webhooks subscribed")?
     {
         // Nothing to store and no one to deliver to: one read, no transaction.
         return Ok(());
@@ -63,7 +63,7 @@ pub async fn handle(context: Arc<Context>, event: Envelope) -> Result<(), Handle
             .users
             .get_users_by_ids(&[message.user_id])
             .await
-            .map_err(HandlerError::retry)?
+            .or_retry(|| format!("reading user {}", message.user_id))?
             .into_iter()
             .next();
         if user.is_none() {
@@ -86,13 +86,15 @@ pub async fn handle(context: Arc<Context>, event: Envelope) -> Result<(), Handle
         };
         notifications::insert(&mut tx, &notification)
             .await
-            .map_err(HandlerError::retry)?;
+            .or_retry(|| format!("storing the notification of event {}", event.id))?;
     }
     let body = serde_json::to_string(&event).map_err(HandlerError::poison)?;
     webhooks::enqueue(&mut tx, event.id, &event.event_type, &body)
         .await
-        .map_err(HandlerError::retry)?;
-    tx.commit().await.map_err(HandlerError::retry)
+        .or_retry(|| format!("enqueueing the webhook deliveries of event {}", event.id))?;
+    tx.commit()
+        .await
+        .or_retry(|| format!("committing the handling of event {}", event.id))
 }
 
 /// What an order event tells its user.

@@ -14,7 +14,7 @@
 
 use contracts::events::{OrderCancelled, OrderConfirmed, OrderRef, types};
 use event_bus::saga::{Emitter, Participant};
-use event_bus::{Effect, Envelope, HandlerError};
+use event_bus::{Effect, Envelope, HandlerError, OrRetry};
 use sqlx::{Postgres, Transaction};
 
 use crate::orders::{self, Order, reasons};
@@ -54,7 +54,7 @@ async fn apply(
     if event.event_type == types::PAYMENT_SUCCEEDED {
         if let Some(order) = orders::confirm(tx, order.order_id)
             .await
-            .map_err(HandlerError::retry)?
+            .or_retry(|| format!("confirming order {}", order.order_id))?
         {
             let confirmed = OrderConfirmed {
                 order_id: order.id,
@@ -70,7 +70,7 @@ async fn apply(
     } else if let Some(reason) = cancel_reason
         && let Some(order) = orders::cancel(tx, order.order_id, reason, &[orders::Status::Pending])
             .await
-            .map_err(HandlerError::retry)?
+            .or_retry(|| format!("cancelling order {}", order.order_id))?
     {
         emitter
             .emit(tx, event, types::ORDER_CANCELLED, &cancelled(&order))

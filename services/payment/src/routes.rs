@@ -4,6 +4,7 @@
 //! |---|---|
 //! | `GET /payments` | the same under `/api` (owner; admin: all) |
 
+use anyhow::Context;
 use axum::Router;
 use axum::extract::State;
 use axum::routing::get;
@@ -27,6 +28,8 @@ async fn list(
 ) -> Result<Json<List<Payment>>, Problem> {
     let owner = (!caller.is_admin()).then_some(caller.user_id);
     Ok(Json(List {
-        data: payments::list(&state.pool, owner, limit).await?,
+        data: payments::list(&state.pool, owner, limit)
+            .await
+            .context("listing payments")?,
     }))
 }

@@ -16,7 +16,7 @@ use std::sync::Arc;
 
 use contracts::events::{InventoryReserved, OrderRef, PaymentOutcome, types};
 use event_bus::saga::{remember_cancelled, was_cancelled};
-use event_bus::{Envelope, HandlerError, inbox, outbox};
+use event_bus::{Envelope, HandlerError, OrRetry, inbox, outbox};
 use sqlx::PgPool;
 
 use crate::payments::{self, NewPayment, Payment, Status};
@@ -54,10 +54,10 @@ pub async fn handle(saga: Arc<Saga>, event: Envelope) -> Result<(), HandlerError
     let order: OrderRef = event.decode().map_err(HandlerError::poison)?;
     payments::lock_order(&mut tx, order.order_id)
         .await
-        .map_err(HandlerError::retry)?;
+        .or_retry(|| format!("locking order {}", order.order_id))?;
     let existing = payments::for_order(&mut tx, order.order_id)
         .await
-        .map_err(HandlerError::retry)?;
+        .or_retry(|| format!("reading the payment of order {}", order.order_id))?;
     match event.event_type.as_str() {
         types::INVENTORY_RESERVED => {
             let cancelled = was_cancelled(&mut tx, order.order_id).await?;
@@ -73,7 +73,7 @@ pub async fn handle(saga: Arc<Saga>, event: Envelope) -> Result<(), HandlerError
                     .provider
                     .charge(&request)
                     .await
-                    .map_err(HandlerError::retry)?
+                    .or_retry(|| format!("charging order {}", order.order_id))?
                 {
                     ChargeOutcome::Approved { reference } => {
                         (Status::Succeeded, reference, types::PAYMENT_SUCCEEDED)
@@ -94,7 +94,7 @@ pub async fn handle(saga: Arc<Saga>, event: Envelope) -> Result<(), HandlerError
                     },
                 )
                 .await
-                .map_err(HandlerError::retry)?;
+                .or_retry(|| format!("recording the payment of order {}", order.order_id))?;
                 outbox::enqueue_caused_by(
                     &mut tx,
                     &saga.stream,
@@ -113,10 +113,10 @@ pub async fn handle(saga: Arc<Saga>, event: Envelope) -> Result<(), HandlerError
                 saga.provider
                     .refund(&payment.provider_ref)
                     .await
-                    .map_err(HandlerError::retry)?;
+                    .or_retry(|| format!("refunding order {}", order.order_id))?;
                 payments::mark_refunded(&mut tx, payment.id)
                     .await
-                    .map_err(HandlerError::retry)?;
+                    .or_retry(|| format!("recording the refund of order {}", order.order_id))?;
                 outbox::enqueue_caused_by(
                     &mut tx,
                     &saga.stream,
@@ -131,5 +131,8 @@ pub async fn handle(saga: Arc<Saga>, event: Envelope) -> Result<(), HandlerError
         }
         _ => {}
     }
-    saga.wake.commit(tx).await.map_err(HandlerError::retry)
+    saga.wake
+        .commit(tx)
+        .await
+        .or_retry(|| format!("committing what was done for order {}", order.order_id))
 }

@@ -9,8 +9,8 @@
 //! wrong password and response times do not reveal which emails have accounts. The
 //! dummy is a constant with the same parameters (no password has it: its digest is
 //! random bytes), not a hash made at start-up: each hash takes 19 MiB, and the C
-//! allocator keeps the second such block resident for good, so a service that hashed
-//! twice while starting idled at 31 MiB instead of 12.
+//! allocator keeps the second such block resident for good (the idle memory this saves:
+//! docs/bench-saga.md).
 
 use std::sync::Arc;
 

@@ -6,7 +6,7 @@
 //! connection goes back on its list. Nothing else runs: no task per connection, no
 //! channel between a request and its connection. (hyper's connection-level client
 //! drives each connection from a task of its own and passes requests and answers to it
-//! through channels: a third of the proxy's instructions per request.)
+//! through channels, which cost more than the exchange itself: docs/bench-gateway.md.)
 //!
 //! A worker's requests never leave its thread ([`crate::serve::workers`]), so
 //! its connections need no shared pool: a service's list is found by its index, and its
@@ -85,7 +85,7 @@ pub struct Destination {
 
 /// How long a service may take to accept a connection, and how many it gets. (How long
 /// it may take to answer is the request's time limit, the server's: a timer of the
-/// exchange's own cost 2.5 % of a proxied request's instructions.)
+/// exchange's own is a cost docs/bench-gateway.md measures.)
 #[derive(Debug, Clone, Copy)]
 pub struct Limits {
     /// To accept a connection.

@@ -6,8 +6,7 @@
 //! log and metrics, time limit, problem+json), the body limited, a panic made a 500.
 //! One service rather than a layer per concern because each layer wraps the request's
 //! future in one of its own, and axum's `from_fn` layers also box it and clone the
-//! stack below per request: a third of the gateway's proxy time when it was measured
-//! (docs/bench-gateway.md).
+//! stack below per request (what that cost: docs/bench-gateway.md).
 
 use std::convert::Infallible;
 use std::panic::AssertUnwindSafe;
@@ -139,8 +138,9 @@ mod tests {
     use axum::routing::get;
 
     /// Every request's future is moved into a box whole, so its size is paid per request:
-    /// wrapping the handler in `async` layers instead of plain futures once made it 49 KB
-    /// (docs/bench-gateway.md). One scope written as an `async fn` again passes the bound.
+    /// wrapping the handler in `async` layers instead of plain futures made it many times
+    /// larger (docs/bench-gateway.md). One scope written as an `async fn` again passes
+    /// the bound.
     #[tokio::test]
     async fn the_stacks_future_stays_small() {
         let router: Router = Router::new().route("/", get(|| async { "ok" }));

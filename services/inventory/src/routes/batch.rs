@@ -1,6 +1,7 @@
 //! `POST /internal/products/batch {ids}` → `{data: [Product]}`: the products among `ids`
 //! that exist, for the order service to price an order in one call.
 
+use anyhow::Context;
 use axum::extract::State;
 use contracts::List;
 use serde::Deserialize;
@@ -30,6 +31,8 @@ pub async fn batch(
         )]));
     }
     Ok(Json(List {
-        data: products::find_many(&state.pool, &body.ids).await?,
+        data: products::find_many(&state.pool, &body.ids)
+            .await
+            .context("reading a batch of products")?,
     }))
 }

@@ -1,5 +1,6 @@
 //! `POST /products {sku, name, price_cents, stock}` (admin) → 201 Product.
 
+use anyhow::Context;
 use axum::extract::State;
 use axum::http::StatusCode;
 use serde::Deserialize;
@@ -30,7 +31,8 @@ pub async fn create(
     let product = NewProduct::parse(body.sku, body.name, body.price_cents, body.stock)
         .map_err(Problem::validation)?;
     let created = products::insert(&state.pool, &product)
-        .await?
+        .await
+        .context("storing a new product")?
         .ok_or_else(|| Problem::conflict("A product with this SKU already exists."))?;
     tracing::info!(product_id = %created.id, "product created");
     Ok((StatusCode::CREATED, Json(created)))

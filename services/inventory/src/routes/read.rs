@@ -3,6 +3,7 @@
 //! Reads need the service key only: the gateway has already required a signed-in user,
 //! and other services (the order service) read products on no user's behalf.
 
+use anyhow::Context;
 use axum::extract::{Path, State};
 use contracts::List;
 use service_kit::{Json, Problem};
@@ -13,7 +14,9 @@ use crate::state::AppState;
 
 pub async fn list(State(state): State<AppState>) -> Result<Json<List<Product>>, Problem> {
     Ok(Json(List {
-        data: products::list(&state.pool).await?,
+        data: products::list(&state.pool)
+            .await
+            .context("listing products")?,
     }))
 }
 
@@ -23,7 +26,8 @@ pub async fn get(
 ) -> Result<Json<Product>, Problem> {
     let id = product_id(&id)?;
     products::find(&state.pool, id)
-        .await?
+        .await
+        .with_context(|| format!("reading product {id}"))?
         .map(Json)
         .ok_or_else(not_found)
 }

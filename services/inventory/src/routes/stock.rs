@@ -1,6 +1,7 @@
 //! `POST /products/{id}/stock {delta}` (admin) → 200 Product; 409 if it would take
 //! `available` below zero.
 
+use anyhow::Context;
 use axum::extract::{Path, State};
 use serde::Deserialize;
 use service_kit::internal_auth::Caller;
@@ -44,7 +45,10 @@ pub async fn adjust(
         }
         Some(delta) => delta,
     };
-    match products::adjust_stock(&state.pool, id, delta).await? {
+    match products::adjust_stock(&state.pool, id, delta)
+        .await
+        .with_context(|| format!("adjusting the stock of product {id}"))?
+    {
         Ok(product) => Ok(Json(product)),
         Err(AdjustError::NotFound) => Err(not_found()),
         Err(AdjustError::WouldGoNegative) => Err(Problem::conflict(

@@ -5,6 +5,7 @@
 //! resolve yet is accepted and checked at each delivery; its `events` are some of [`crate::webhooks::EVENTS`]; its
 //! `secret` (16–512 characters) signs every delivery and is never shown again.
 
+use anyhow::Context;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use contracts::List;
@@ -85,7 +86,9 @@ pub async fn create(
     let Some(url) = url.filter(|_| errors.is_empty()) else {
         return Err(Problem::validation(errors));
     };
-    let webhook = webhooks::insert(&state.pool, &url, &events, &secret).await?;
+    let webhook = webhooks::insert(&state.pool, &url, &events, &secret)
+        .await
+        .context("storing a new webhook")?;
     tracing::info!(webhook_id = %webhook.id, "webhook created");
     Ok((StatusCode::CREATED, Json(webhook)))
 }
@@ -96,7 +99,9 @@ pub async fn list(
 ) -> Result<Json<List<Webhook>>, Problem> {
     require_admin(&caller)?;
     Ok(Json(List {
-        data: webhooks::list(&state.pool).await?,
+        data: webhooks::list(&state.pool)
+            .await
+            .context("listing webhooks")?,
     }))
 }
 
@@ -106,7 +111,10 @@ pub async fn remove(
     Path(id): Path<String>,
 ) -> Result<StatusCode, Problem> {
     require_admin(&caller)?;
-    if webhooks::delete(&state.pool, webhook_id(&id)?).await? {
+    if webhooks::delete(&state.pool, webhook_id(&id)?)
+        .await
+        .context("deleting a webhook")?
+    {
         tracing::info!(webhook_id = %id, "webhook deleted");
         Ok(StatusCode::NO_CONTENT)
     } else {
@@ -122,10 +130,15 @@ pub async fn deliveries(
 ) -> Result<Json<List<Attempt>>, Problem> {
     require_admin(&caller)?;
     let id = webhook_id(&id)?;
-    if !webhooks::exists(&state.pool, id).await? {
+    if !webhooks::exists(&state.pool, id)
+        .await
+        .with_context(|| format!("finding webhook {id}"))?
+    {
         return Err(Problem::not_found("No such webhook."));
     }
     Ok(Json(List {
-        data: webhooks::attempts(&state.pool, id, limit).await?,
+        data: webhooks::attempts(&state.pool, id, limit)
+            .await
+            .with_context(|| format!("listing the deliveries of webhook {id}"))?,
     }))
 }

@@ -4,6 +4,7 @@
 //! The order and its `order.cancelled` commit together; the inventory service then
 //! gives the stock back and the payment service refunds a capture.
 
+use anyhow::Context;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use contracts::events::types;
@@ -21,18 +22,29 @@ pub async fn cancel(
     Path(id): Path<String>,
 ) -> Result<(StatusCode, Json<Order>), Problem> {
     let order = visible_order(&state, &id, &caller).await?;
-    let mut tx = state.pool.begin().await?;
+    let mut tx = state
+        .pool
+        .begin()
+        .await
+        .with_context(|| format!("cancelling order {}", order.id))?;
     let cancelled = orders::cancel(
         &mut tx,
         order.id,
         reasons::CANCELLED_BY_USER,
         &[Status::Pending, Status::Confirmed],
     )
-    .await?
+    .await
+    .with_context(|| format!("cancelling order {}", order.id))?
     .ok_or_else(|| Problem::conflict("This order is already cancelled."))?;
     let event = super::shared::request_event(types::ORDER_CANCELLED, &saga::cancelled(&cancelled))?;
-    event_bus::outbox::enqueue(&mut tx, &state.order_events, &event).await?;
-    state.wake.commit(tx).await?;
+    event_bus::outbox::enqueue(&mut tx, &state.order_events, &event)
+        .await
+        .with_context(|| format!("enqueueing the cancellation of order {}", cancelled.id))?;
+    state
+        .wake
+        .commit(tx)
+        .await
+        .with_context(|| format!("committing the cancellation of order {}", cancelled.id))?;
     tracing::info!(order_id = %cancelled.id, event = types::ORDER_CANCELLED, "order cancelled by its user");
     Ok((StatusCode::ACCEPTED, Json(cancelled)))
 }

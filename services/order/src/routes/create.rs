@@ -12,6 +12,7 @@
 //! order back (with `Idempotent-Replayed: true`), one with another body gets 422.
 //! Keys are kept with their orders, so they never expire.
 
+use anyhow::Context;
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
 use contracts::events::{OrderCreated, OrderLine, types};
@@ -50,7 +51,9 @@ pub async fn create(
         digest: request.digest(),
     });
     if let Some(key) = &key
-        && let Some(used) = orders::find_key(&state.pool, caller.user_id, key).await?
+        && let Some(used) = orders::find_key(&state.pool, caller.user_id, key)
+            .await
+            .context("looking up an idempotency key")?
     {
         return replay(&state, used).await;
     }
@@ -65,11 +68,20 @@ pub async fn create(
     }
     let priced = request.price(&products?).map_err(Problem::validation)?;
 
-    let mut tx = state.pool.begin().await?;
-    let order = match orders::insert(&mut tx, caller.user_id, &priced, key.as_ref()).await? {
+    let mut tx = state
+        .pool
+        .begin()
+        .await
+        .context("opening the transaction of a new order")?;
+    let order = match orders::insert(&mut tx, caller.user_id, &priced, key.as_ref())
+        .await
+        .context("storing a new order")?
+    {
         Inserted::New(order) => order,
         Inserted::Existing(used) => {
-            tx.rollback().await?;
+            tx.rollback()
+                .await
+                .context("rolling back a repeated order")?;
             return replay(&state, used).await;
         }
     };
@@ -90,8 +102,14 @@ pub async fn create(
         payment_method: order.payment_method.clone(),
     };
     let event = super::shared::request_event(types::ORDER_CREATED, &created)?;
-    event_bus::outbox::enqueue(&mut tx, &state.order_events, &event).await?;
-    state.wake.commit(tx).await?;
+    event_bus::outbox::enqueue(&mut tx, &state.order_events, &event)
+        .await
+        .with_context(|| format!("enqueueing the creation of order {}", created.order_id))?;
+    state
+        .wake
+        .commit(tx)
+        .await
+        .with_context(|| format!("committing new order {}", created.order_id))?;
     tracing::info!(order_id = %order.id, total_cents = order.total_cents, "order accepted");
     Ok((StatusCode::ACCEPTED, HeaderMap::new(), Json(order)))
 }
@@ -122,7 +140,13 @@ async fn replay(state: &AppState, used: KeyUse) -> Result<Accepted, Problem> {
         ));
     }
     let order = orders::find(&state.pool, used.order_id)
-        .await?
+        .await
+        .with_context(|| {
+            format!(
+                "reading order {}, taken earlier with the same key",
+                used.order_id
+            )
+        })?
         .ok_or_else(|| {
             Problem::internal(anyhow::anyhow!("an idempotency key names a missing order"))
         })?;

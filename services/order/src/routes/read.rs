@@ -1,6 +1,7 @@
 //! `GET /orders[?limit=N]` → `{data: [Order]}`, the newest 100 (or N ≤ 1000) first (the caller's; an admin's: all);
 //! `GET /orders/{id}` → Order (owner or admin).
 
+use anyhow::Context;
 use axum::extract::{Path, State};
 use contracts::List;
 use service_kit::internal_auth::Caller;
@@ -18,7 +19,9 @@ pub async fn list(
 ) -> Result<Json<List<Order>>, Problem> {
     let owner = (!caller.is_admin()).then_some(caller.user_id);
     Ok(Json(List {
-        data: orders::list(&state.pool, owner, limit).await?,
+        data: orders::list(&state.pool, owner, limit)
+            .await
+            .context("listing orders")?,
     }))
 }
 

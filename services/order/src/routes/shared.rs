@@ -1,6 +1,7 @@
 //! What several routes do the same way: find an order the caller may see, and make
 //! the event a request causes.
 
+use anyhow::Context;
 use event_bus::Envelope;
 use service_kit::Problem;
 use service_kit::internal_auth::Caller;
@@ -19,7 +20,8 @@ pub(super) async fn visible_order(
     let not_found = || Problem::not_found("No such order.");
     let id = Uuid::parse_str(id).map_err(|_| not_found())?;
     orders::find(&state.pool, id)
-        .await?
+        .await
+        .with_context(|| format!("reading order {id}"))?
         .filter(|order| caller.may_access(order.user_id))
         .ok_or_else(not_found)
 }

@@ -2,6 +2,7 @@
 //! exist. For other services (the notification service looks up email addresses); the
 //! gateway never routes to `/internal`.
 
+use anyhow::Context;
 use axum::extract::State;
 use serde::{Deserialize, Serialize};
 use service_kit::problem::FieldError;
@@ -34,6 +35,8 @@ pub async fn batch(
             format!("must list at most {MAX_IDS} ids"),
         )]));
     }
-    let data = users::find_many(&state.pool, &body.ids).await?;
+    let data = users::find_many(&state.pool, &body.ids)
+        .await
+        .context("reading a batch of users")?;
     Ok(Json(UserList { data }))
 }

@@ -3,6 +3,7 @@
 //! An unknown email and a wrong password get the same 401 body after the same Argon2
 //! work, so the endpoint does not tell which addresses have accounts.
 
+use anyhow::Context;
 use axum::extract::State;
 use serde::Deserialize;
 use service_kit::{Json, Problem};
@@ -21,7 +22,9 @@ pub async fn login(
     State(state): State<AppState>,
     Json(body): Json<Credentials>,
 ) -> Result<Json<AccessToken>, Problem> {
-    let found = users::find_with_hash(&state.pool, &body.email).await?;
+    let found = users::find_with_hash(&state.pool, &body.email)
+        .await
+        .context("finding the account signing in")?;
     let (user, hash) = found.map_or((None, None), |(user, hash)| (Some(user), Some(hash)));
     let verified = state.passwords.verify(body.password, hash).await?;
     let Some(user) = user.filter(|_| verified) else {

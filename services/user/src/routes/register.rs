@@ -1,5 +1,6 @@
 //! `POST /auth/register {email, password, name}` → 201 User.
 
+use anyhow::Context;
 use axum::extract::State;
 use axum::http::StatusCode;
 use serde::Deserialize;
@@ -45,7 +46,11 @@ pub async fn register(
 
     let password_hash = state.passwords.hash(password).await?;
     // The account and its `user.registered` event commit together.
-    let mut tx = state.pool.begin().await?;
+    let mut tx = state
+        .pool
+        .begin()
+        .await
+        .context("opening the transaction of a registration")?;
     let user = users::insert(
         &mut *tx,
         NewUser {
@@ -70,8 +75,14 @@ pub async fn register(
     if let Some(request_id) = service_kit::request_id::current() {
         event = event.correlated(request_id);
     }
-    outbox::enqueue(&mut tx, &state.user_events, &event).await?;
-    state.wake.commit(tx).await?;
+    outbox::enqueue(&mut tx, &state.user_events, &event)
+        .await
+        .context("enqueueing a registration's event")?;
+    state
+        .wake
+        .commit(tx)
+        .await
+        .context("committing a registration")?;
     tracing::info!(user_id = %user.id, "user registered");
     Ok((StatusCode::CREATED, Json(user)))
 }

@@ -1,6 +1,7 @@
 //! `GET /users/{id}` and `PATCH /users/{id} {name}`: the user themselves or an admin.
 //! Anyone else gets the same 404 as for a user that does not exist.
 
+use anyhow::Context;
 use axum::extract::{Path, State};
 use serde::Deserialize;
 use service_kit::internal_auth::Caller;
@@ -30,7 +31,8 @@ pub async fn get_user(
         return Err(not_found());
     }
     users::find(&state.pool, id)
-        .await?
+        .await
+        .with_context(|| format!("reading user {id}"))?
         .map(Json)
         .ok_or_else(not_found)
 }
@@ -62,7 +64,8 @@ pub async fn update_user(
         return Err(Problem::internal(anyhow::anyhow!("validated name missing")));
     };
     users::rename(&state.pool, id, &name)
-        .await?
+        .await
+        .with_context(|| format!("renaming user {id}"))?
         .map(Json)
         .ok_or_else(not_found)
 }
