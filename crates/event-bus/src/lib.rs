@@ -22,13 +22,18 @@
 //! - [`outbox`] and [`relay`]: transactional publishing, the relay woken in process by
 //!   the commits ([`Wake`]).
 //! - [`consumer`]: the consumer-group worker (reader, lanes, batched effects,
-//!   acknowledgements, and reclaim with dead letters on a timer of its own).
+//!   acknowledgements, and reclaim with dead letters on a timer of its own); [`error`]:
+//!   how a handler says it did not apply an event ([`OrRetry`] to say what it was
+//!   doing).
 //! - [`inbox`]: exactly-once effects for handlers that write to Postgres ([`Effect`]).
 //! - [`saga`]: the moves every service's part of a saga makes (emitting onto its
 //!   stream, remembering a cancellation that came early).
 //! - [`dead_letters`]: list and replay what consumers gave up on.
 //! - [`foundation`]: a service's connections, relay and consumer, wired the same way
 //!   in every service.
+//!
+//! This root only declares and re-exports: the modules import from each other, never
+//! from here, so no module imports one that imports it back.
 
 pub mod config;
 pub mod consumer;

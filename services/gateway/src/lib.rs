@@ -16,6 +16,11 @@
 //!   ([`Worker`]).
 //! - [`serve`]: the HTTP/1.1 server, a service per connection, worker threads, and the
 //!   kit's middleware fused into one service ([`serve::stack`]).
+//! - [`state`]: what the handlers reach, shared and per worker; [`upstream`]: the
+//!   services and the route table's lines; [`dispatch`]: ops paths to their router,
+//!   everything else to the proxy.
+//! - [`connections`]: each worker's HTTP/1.1 connections to the services and the
+//!   exchanges on them.
 //! - [`path`]: canonical paths. [`proxy`]: the handler and header hygiene.
 //! - [`auth`]: token verification and the JWKS cache. [`ratelimit`]: the limiter.
 //! - [`dashboard`]: the aggregated view.

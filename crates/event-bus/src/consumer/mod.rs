@@ -19,6 +19,11 @@
 //!   lanes again, dead-letters those delivered more than `max_deliveries` times,
 //!   exports pending and lag, and removes consumers of processes that are gone.
 //!
+//! What the parts share is in modules of its own, so none imports this one back:
+//! [`config`] (how a consumer reads), [`entry`] (an entry and its decoded envelope),
+//! [`handler`] (a handler or the batched effects, and one call in the event's trace),
+//! [`shared`] (connections, group creation, backoff) and [`dead`] (dead-lettering).
+//!
 //! The group is created at start (from the start of the stream, so events published
 //! before the group existed are not skipped), and again only when Redis answers
 //! `NOGROUP` (it restarted empty, or was flushed).
