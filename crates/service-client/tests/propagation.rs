@@ -22,14 +22,8 @@ async fn serve(router: Router) -> RunningServer {
     Server::new(listener, router, Duration::from_secs(5)).spawn()
 }
 
-/// A handler that calls its peer and passes nothing along by hand.
-async fn calls_peer(State(peer): State<Client>) -> Result<String, service_kit::Problem> {
-    let response = peer.get("/downstream").send().await?;
-    Ok(response.status.to_string())
-}
-
-#[tokio::test]
-async fn the_request_id_and_trace_of_the_served_request_reach_the_peer() {
+/// A peer answering 200 to everything, and a service whose `/upstream` calls it.
+async fn serving_a_peer() -> (MockServer, RunningServer) {
     let peer = MockServer::start().await;
     Mock::given(method("GET"))
         .respond_with(ResponseTemplate::new(200))
@@ -41,6 +35,18 @@ async fn the_request_id_and_trace_of_the_served_request_reach_the_peer() {
             .with_state(common::client(&peer.uri())),
     )
     .await;
+    (peer, service)
+}
+
+/// A handler that calls its peer and passes nothing along by hand.
+async fn calls_peer(State(peer): State<Client>) -> Result<String, service_kit::Problem> {
+    let response = peer.get("/downstream").send().await?;
+    Ok(response.status.to_string())
+}
+
+#[tokio::test]
+async fn the_request_id_and_trace_of_the_served_request_reach_the_peer() {
+    let (peer, service) = serving_a_peer().await;
 
     let incoming_trace = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
     let response = reqwest::Client::new()
@@ -69,17 +75,7 @@ async fn the_request_id_and_trace_of_the_served_request_reach_the_peer() {
 
 #[tokio::test]
 async fn the_callers_tracestate_goes_on_with_its_trace_and_only_with_it() {
-    let peer = MockServer::start().await;
-    Mock::given(method("GET"))
-        .respond_with(ResponseTemplate::new(200))
-        .mount(&peer)
-        .await;
-    let service = serve(
-        Router::new()
-            .route("/upstream", get(calls_peer))
-            .with_state(common::client(&peer.uri())),
-    )
-    .await;
+    let (peer, service) = serving_a_peer().await;
     let call = |traceparent: &'static str| {
         reqwest::Client::new()
             .get(format!("{}/upstream", service.url()))

@@ -11,7 +11,7 @@ use contracts::events::types;
 use service_kit::internal_auth::Caller;
 use service_kit::{Json, Problem};
 
-use super::shared::visible_order;
+use super::shared::{commit_with_event, visible_order};
 use crate::orders::{self, Order, Status, reasons};
 use crate::saga;
 use crate::state::AppState;
@@ -36,15 +36,8 @@ pub async fn cancel(
     .await
     .with_context(|| format!("cancelling order {}", order.id))?
     .ok_or_else(|| Problem::conflict("This order is already cancelled."))?;
-    let event = super::shared::request_event(types::ORDER_CANCELLED, &saga::cancelled(&cancelled))?;
-    event_bus::outbox::enqueue(&mut tx, &state.order_events, &event)
-        .await
-        .with_context(|| format!("enqueueing the cancellation of order {}", cancelled.id))?;
-    state
-        .wake
-        .commit(tx)
-        .await
-        .with_context(|| format!("committing the cancellation of order {}", cancelled.id))?;
+    let event = saga::cancelled(&cancelled);
+    commit_with_event(&state, tx, cancelled.id, types::ORDER_CANCELLED, &event).await?;
     tracing::info!(order_id = %cancelled.id, event = types::ORDER_CANCELLED, "order cancelled by its user");
     Ok((StatusCode::ACCEPTED, Json(cancelled)))
 }

@@ -101,15 +101,7 @@ pub async fn create(
         currency: order.currency.clone(),
         payment_method: order.payment_method.clone(),
     };
-    let event = super::shared::request_event(types::ORDER_CREATED, &created)?;
-    event_bus::outbox::enqueue(&mut tx, &state.order_events, &event)
-        .await
-        .with_context(|| format!("enqueueing the creation of order {}", created.order_id))?;
-    state
-        .wake
-        .commit(tx)
-        .await
-        .with_context(|| format!("committing new order {}", created.order_id))?;
+    super::shared::commit_with_event(&state, tx, order.id, types::ORDER_CREATED, &created).await?;
     tracing::info!(order_id = %order.id, total_cents = order.total_cents, "order accepted");
     Ok((StatusCode::ACCEPTED, HeaderMap::new(), Json(order)))
 }

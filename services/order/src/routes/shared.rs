@@ -5,6 +5,7 @@ use anyhow::Context;
 use event_bus::Envelope;
 use service_kit::Problem;
 use service_kit::internal_auth::Caller;
+use sqlx::{Postgres, Transaction};
 use uuid::Uuid;
 
 use crate::orders::{self, Order};
@@ -26,12 +27,30 @@ pub(super) async fn visible_order(
         .ok_or_else(not_found)
 }
 
-/// A new event caused by the current request: it carries the request id as its
-/// correlation id.
-pub(super) fn request_event(
+/// Commits `tx` with the event of `event_type` it caused (`payload`), on this service's
+/// stream, waking the relay; `order` names the order in what a failure logs.
+pub(super) async fn commit_with_event(
+    state: &AppState,
+    mut tx: Transaction<'static, Postgres>,
+    order: Uuid,
     event_type: &str,
     payload: &impl serde::Serialize,
-) -> Result<Envelope, Problem> {
+) -> Result<(), Problem> {
+    let event = request_event(event_type, payload)?;
+    event_bus::outbox::enqueue(&mut tx, &state.order_events, &event)
+        .await
+        .with_context(|| format!("enqueueing {event_type} for order {order}"))?;
+    state
+        .wake
+        .commit(tx)
+        .await
+        .with_context(|| format!("committing {event_type} for order {order}"))?;
+    Ok(())
+}
+
+/// A new event caused by the current request: it carries the request id as its
+/// correlation id.
+fn request_event(event_type: &str, payload: &impl serde::Serialize) -> Result<Envelope, Problem> {
     let event =
         Envelope::new(event_type, crate::state::SERVICE, payload).map_err(Problem::internal)?;
     Ok(match service_kit::request_id::current() {
