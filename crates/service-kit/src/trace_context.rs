@@ -15,7 +15,9 @@ pub const TRACEPARENT: HeaderName = HeaderName::from_static("traceparent");
 pub const TRACESTATE: HeaderName = HeaderName::from_static("tracestate");
 
 tokio::task_local! {
-    static CURRENT: (TraceParent, Option<HeaderValue>);
+    // The state boxed: it is rare, and the task-local is part of every request's
+    // future, which is moved whole.
+    static CURRENT: (TraceParent, Option<Box<HeaderValue>>);
 }
 
 /// A parsed `traceparent`: version 00, trace id, parent (span) id, flags.
@@ -149,7 +151,10 @@ pub fn current() -> Option<TraceParent> {
 /// The `tracestate` the current work's caller sent, to send on with a child of
 /// [`current`].
 pub fn state() -> Option<HeaderValue> {
-    CURRENT.try_with(|(_, state)| state.clone()).ok().flatten()
+    CURRENT
+        .try_with(|(_, state)| state.as_deref().cloned())
+        .ok()
+        .flatten()
 }
 
 /// Runs `future` within `trace` (an event's handling, work spawned off a request).
@@ -160,7 +165,7 @@ pub fn scope<F: Future>(trace: TraceParent, future: F) -> impl Future<Output = F
 /// Runs `future` within `trace` and the caller's `tracestate` (a request's handling).
 pub fn scope_with_state<F: Future>(
     trace: TraceParent,
-    state: Option<HeaderValue>,
+    state: Option<Box<HeaderValue>>,
     future: F,
 ) -> impl Future<Output = F::Output> {
     CURRENT.scope((trace, state), future)
@@ -203,7 +208,7 @@ mod tests {
     async fn the_callers_tracestate_is_carried_with_the_trace() {
         let trace = TraceParent::new_root();
         let state = HeaderValue::from_static("vendor=opaque");
-        let seen = scope_with_state(trace, Some(state.clone()), async {
+        let seen = scope_with_state(trace, Some(Box::new(state.clone())), async {
             (current(), self::state())
         })
         .await;

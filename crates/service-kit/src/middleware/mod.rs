@@ -104,7 +104,7 @@ where
     F: Future<Output = Response>,
 {
     let id = request_id::adopt(&mut request);
-    let served = trace::Served::begin(&request);
+    let mut served = trace::Served::begin(&request);
     let span = request_id::span(&id, &request, &served.trace);
     let now = Instant::now();
     let observation = access::Observation::begin(&request, now);

@@ -20,8 +20,9 @@ pub struct Served {
     started: Option<std::time::SystemTime>,
     /// Method and path, kept only when spans are exported (the request moves on).
     exported: Option<(String, String)>,
-    /// The caller's `tracestate`, passed on to whom this service calls.
-    state: Option<HeaderValue>,
+    /// The caller's `tracestate`, passed on to whom this service calls (boxed: it is
+    /// rare, and this is part of every request's future).
+    state: Option<Box<HeaderValue>>,
 }
 
 impl Served {
@@ -32,7 +33,9 @@ impl Served {
             .and_then(|v| v.to_str().ok())
             .and_then(TraceParent::parse);
         // Without a valid parent, a `tracestate` belongs to no trace of ours.
-        let state = incoming.and_then(|_| request.headers().get(&TRACESTATE).cloned());
+        let state = incoming
+            .and_then(|_| request.headers().get(&TRACESTATE))
+            .map(|state| Box::new(state.clone()));
         Self {
             incoming,
             trace: incoming.map_or_else(TraceParent::new_root, |t| t.child()),
@@ -47,10 +50,10 @@ impl Served {
         }
     }
 
-    /// Runs the request's handling within its trace (the task-local that the outgoing
-    /// client reads).
-    pub fn scope<F: Future>(&self, handling: F) -> impl Future<Output = F::Output> {
-        trace_context::scope_with_state(self.trace, self.state.clone(), handling)
+    /// Runs the request's handling within its trace and the caller's `tracestate` (the
+    /// task-local that the outgoing client reads).
+    pub fn scope<F: Future>(&mut self, handling: F) -> impl Future<Output = F::Output> {
+        trace_context::scope_with_state(self.trace, self.state.take(), handling)
     }
 
     /// Names the serving span on the response and exports it when spans are exported.
