@@ -296,6 +296,22 @@ pub fn undocumented_settings(command: &clap::Command) -> Vec<String> {
     missing
 }
 
+/// The test every service's settings have: each has a variable, a help text, and a line
+/// in the workspace's `.env.example` ([`assert_documented`]). `$settings` is the clap
+/// struct the service parses.
+#[macro_export]
+macro_rules! settings_documented_test {
+    ($settings:ty) => {
+        #[test]
+        fn every_setting_has_a_variable_a_help_text_and_an_example_value() {
+            $crate::config::assert_documented(
+                &<$settings as ::clap::CommandFactory>::command(),
+                include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/../../.env.example")),
+            );
+        }
+    };
+}
+
 /// Panics (for a test) naming every setting of `command` that lacks a variable or a
 /// help text, or that `example` (an `.env.example`'s text) does not list.
 pub fn assert_documented(command: &clap::Command, example: &str) {

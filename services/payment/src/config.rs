@@ -67,13 +67,5 @@ fn parse_rate(value: &str) -> Result<f64, String> {
 
 #[cfg(test)]
 mod tests {
-    use clap::CommandFactory;
-
-    #[test]
-    fn every_setting_has_a_variable_a_help_text_and_an_example_value() {
-        service_kit::config::assert_documented(
-            &super::Config::command(),
-            include_str!("../../../.env.example"),
-        );
-    }
+    service_kit::settings_documented_test!(super::Config);
 }
