@@ -72,6 +72,7 @@ pub fn prepare(router: Router) -> Router {
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
 }
 
+/// [`observe`] as an axum middleware, naming routes by the router's templates.
 async fn observed(
     State(request_timeout): State<Duration>,
     request: Request,
