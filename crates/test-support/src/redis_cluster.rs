@@ -1,0 +1,205 @@
+//! A Redis Cluster of the test's own: masters with a replica each, from the installed
+//! `redis-server`, formed with `redis-cli --cluster create`, in a temporary directory.
+//! For what the event bus and the limiter must do on a cluster, and when a master
+//! dies.
+
+use std::process::Stdio;
+use std::time::Duration;
+
+use tokio::process::{Child, Command};
+
+/// How long a node may be unreachable before its replica takes over (the cluster's
+/// `cluster-node-timeout`): short, so a failover test does not wait long.
+pub const NODE_TIMEOUT: Duration = Duration::from_millis(2000);
+
+/// One `redis-server` of the cluster.
+struct Node {
+    port: u16,
+    child: Option<Child>,
+}
+
+/// A running cluster; every node is killed when it is dropped.
+pub struct TestRedisCluster {
+    nodes: Vec<Node>,
+    _dir: tempfile::TempDir,
+}
+
+impl TestRedisCluster {
+    /// Starts `masters` masters with `replicas` replicas each and waits until every
+    /// node says the cluster is ready (`cluster_state:ok`) and knows every replica.
+    pub async fn start(masters: usize, replicas: usize) -> Self {
+        let dir = tempfile::tempdir().expect("temporary directory");
+        let mut nodes = Vec::new();
+        for port in cluster_ports(masters * (1 + replicas)) {
+            let child = Command::new("redis-server")
+                .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+                .args(["--cluster-enabled", "yes"])
+                .args(["--cluster-config-file", &format!("nodes-{port}.conf")])
+                .args([
+                    "--cluster-node-timeout",
+                    &NODE_TIMEOUT.as_millis().to_string(),
+                ])
+                .args([
+                    "--appendonly",
+                    "yes",
+                    "--appendfilename",
+                    &format!("{port}.aof"),
+                ])
+                .args(["--appenddirname", &format!("aof-{port}"), "--save", ""])
+                .arg("--dir")
+                .arg(dir.path())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .kill_on_drop(true)
+                .spawn()
+                .expect("start redis-server (is it installed?)");
+            nodes.push(Node {
+                port,
+                child: Some(child),
+            });
+        }
+        for node in &nodes {
+            wait_for_port(node.port).await;
+        }
+        let addresses: Vec<String> = nodes
+            .iter()
+            .map(|node| format!("127.0.0.1:{}", node.port))
+            .collect();
+        let created = Command::new("redis-cli")
+            .arg("--cluster")
+            .arg("create")
+            .args(&addresses)
+            .args(["--cluster-replicas", &replicas.to_string(), "--cluster-yes"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .output()
+            .await
+            .expect("run redis-cli (is it installed?)");
+        assert!(
+            created.status.success(),
+            "redis-cli --cluster create failed: {}",
+            String::from_utf8_lossy(&created.stderr)
+        );
+        let cluster = Self { nodes, _dir: dir };
+        for index in 0..cluster.nodes.len() {
+            cluster.wait_until_formed(index, masters * replicas).await;
+        }
+        // A replica whose first sync never finished would not take its master's place.
+        for index in 0..cluster.nodes.len() {
+            cluster.wait_until_synced(index).await;
+        }
+        cluster
+    }
+
+    /// Every node's URL (`redis://127.0.0.1:<port>`): the seeds a cluster client is
+    /// given.
+    pub fn urls(&self) -> Vec<String> {
+        self.nodes
+            .iter()
+            .map(|node| format!("redis://127.0.0.1:{}", node.port))
+            .collect()
+    }
+
+    /// `CLUSTER INFO` and `CLUSTER NODES` as node `index` answers them.
+    pub async fn info(&self, index: usize) -> (String, String) {
+        let client = redis::Client::open(self.urls()[index].as_str()).expect("a node's URL");
+        let mut connection = client
+            .get_multiplexed_async_connection()
+            .await
+            .expect("a node answers");
+        let info: String = redis::cmd("CLUSTER")
+            .arg("INFO")
+            .query_async(&mut connection)
+            .await
+            .expect("CLUSTER INFO");
+        let nodes: String = redis::cmd("CLUSTER")
+            .arg("NODES")
+            .query_async(&mut connection)
+            .await
+            .expect("CLUSTER NODES");
+        (info, nodes)
+    }
+
+    /// Kills node `index` (SIGKILL, as a crash).
+    pub async fn kill(&mut self, index: usize) {
+        if let Some(mut child) = self.nodes[index].child.take() {
+            let _ = child.kill().await;
+            let _ = child.wait().await;
+        }
+    }
+
+    /// Waits until node `index`, if a replica, is in sync with its master.
+    async fn wait_until_synced(&self, index: usize) {
+        let client = redis::Client::open(self.urls()[index].as_str()).expect("a node's URL");
+        let mut connection = client
+            .get_multiplexed_async_connection()
+            .await
+            .expect("a node answers");
+        for _ in 0..400 {
+            let replication: String = redis::cmd("INFO")
+                .arg("replication")
+                .query_async(&mut connection)
+                .await
+                .expect("INFO replication");
+            if replication.contains("role:master") || replication.contains("master_link_status:up")
+            {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("replica on port {} never synced", self.nodes[index].port);
+    }
+
+    /// Waits until node `index` says the cluster is ready and lists `replicas`
+    /// replicas (the replicas are assigned after the slots, and told by gossip).
+    async fn wait_until_formed(&self, index: usize, replicas: usize) {
+        for _ in 0..400 {
+            let (info, nodes) = self.info(index).await;
+            let known = nodes
+                .lines()
+                .filter(|line| line.split(' ').nth(2).is_some_and(|f| f.contains("slave")))
+                .count();
+            if info.contains("cluster_state:ok") && known == replicas {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!(
+            "the cluster did not form on port {}",
+            self.nodes[index].port
+        );
+    }
+}
+
+/// `count` free loopback ports whose cluster bus ports (each plus 10000) are free too.
+fn cluster_ports(count: usize) -> Vec<u16> {
+    let mut ports = Vec::with_capacity(count);
+    // Ports from a range whose bus ports stay below 65536; held until all are chosen
+    // so none is picked twice.
+    let mut held = Vec::new();
+    let mut candidate = 20_000 + (std::process::id() % 500) as u16 * 20;
+    while ports.len() < count && candidate < 55_000 {
+        let port = std::net::TcpListener::bind(("127.0.0.1", candidate));
+        let bus = std::net::TcpListener::bind(("127.0.0.1", candidate + 10_000));
+        if let (Ok(port), Ok(bus)) = (port, bus) {
+            ports.push(candidate);
+            held.push((port, bus));
+        }
+        candidate += 1;
+    }
+    assert_eq!(ports.len(), count, "not enough free ports for a cluster");
+    ports
+}
+
+async fn wait_for_port(port: u16) {
+    for _ in 0..200 {
+        if tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .is_ok()
+        {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    panic!("redis-server did not start on port {port}");
+}
