@@ -8,6 +8,8 @@ use std::time::Duration;
 
 use tokio::process::{Child, Command};
 
+use crate::redis_server::wait_for_port;
+
 /// How long a node may be unreachable before its replica takes over (the cluster's
 /// `cluster-node-timeout`): short, so a failover test does not wait long.
 pub const NODE_TIMEOUT: Duration = Duration::from_millis(2000);
@@ -189,17 +191,4 @@ fn cluster_ports(count: usize) -> Vec<u16> {
     }
     assert_eq!(ports.len(), count, "not enough free ports for a cluster");
     ports
-}
-
-async fn wait_for_port(port: u16) {
-    for _ in 0..200 {
-        if tokio::net::TcpStream::connect(("127.0.0.1", port))
-            .await
-            .is_ok()
-        {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
-    panic!("redis-server did not start on port {port}");
 }

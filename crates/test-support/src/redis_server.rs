@@ -59,16 +59,7 @@ impl TestRedis {
             .spawn()
             .expect("start redis-server (is it installed?)");
         self.child = Some(child);
-        for _ in 0..200 {
-            if tokio::net::TcpStream::connect(("127.0.0.1", self.port))
-                .await
-                .is_ok()
-            {
-                return;
-            }
-            tokio::time::sleep(Duration::from_millis(25)).await;
-        }
-        panic!("redis-server did not start on port {}", self.port);
+        wait_for_port(self.port).await;
     }
 
     /// Stops the server (as a crash would: SIGKILL; the append-only file keeps every
@@ -79,6 +70,20 @@ impl TestRedis {
             let _ = child.wait().await;
         }
     }
+}
+
+/// Waits until a `redis-server` just started accepts connections on `port`.
+pub(crate) async fn wait_for_port(port: u16) {
+    for _ in 0..200 {
+        if tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .is_ok()
+        {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    panic!("redis-server did not start on port {port}");
 }
 
 /// The Redis server tests use: `TEST_REDIS_URL`, else the local default.
