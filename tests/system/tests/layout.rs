@@ -73,7 +73,8 @@ fn module_of(src: &Path, file: &Path) -> Option<Module> {
     Some(parts)
 }
 
-/// The code of a file without comments, string literals and inline test modules.
+/// The code of a file without comments, string and character literals and inline test
+/// modules.
 fn code(text: &str) -> String {
     let text = match text.find("#[cfg(test)]\nmod tests {") {
         Some(at) => &text[..at],
@@ -90,6 +91,16 @@ fn code(text: &str) -> String {
                         break;
                     }
                 }
+            }
+            // A character literal (`'"'`, `'\''`), not a lifetime: skipped, so a quote in
+            // it does not open a string.
+            '\'' if chars.peek() == Some(&'\\') => {
+                chars.next();
+                chars.next();
+                chars.by_ref().find(|c| *c == '\'');
+            }
+            '\'' if chars.clone().nth(1) == Some('\'') => {
+                chars.nth(1);
             }
             '"' => {
                 // A string: skipped whole (escapes included); raw strings hold no `"#`
@@ -407,9 +418,14 @@ fn the_reader_finds_a_circle_through_a_use_tree_and_a_parents_item() {
         "// crate::b, in a comment\nuse super::Thing;\npub fn h() {}\n",
     )
     .unwrap();
-    std::fs::write(src.join("b.rs"), "pub fn f() { super::a::x::h() }\n").unwrap();
+    std::fs::write(
+        src.join("b.rs"),
+        "pub fn quote() -> char { '\"' }\npub fn f() { super::a::x::h() }\n",
+    )
+    .unwrap();
     let found = crate_circles(&src);
-    // `a` imports `b` (in a use tree), `b` imports `a` (below it): a circle in the
+    // `a` imports `b` (in a use tree), `b` imports `a` (below it, after a quote in a
+    // character literal): a circle in the
     // crate, whatever the root's own item `a` imports too. `a` imports its child `x`,
     // which imports `a`'s own item: a circle in `a`.
     assert_eq!(found.len(), 2, "{found:?}");
