@@ -1,7 +1,8 @@
 # Finds PostgreSQL and Redis for the test suite, or starts throwaway ones.
 #
 # Sourced by scripts/test. After `ensure_postgres` and `ensure_redis`,
-# TEST_DATABASE_URL and TEST_REDIS_URL name servers that answer. Servers this file
+# TEST_DATABASE_URL and TEST_REDIS_URL name servers that answer; after
+# `ensure_redis_cluster`, TEST_REDIS_CLUSTER_URL names a Redis Cluster. Servers this file
 # starts live in one temporary directory and are stopped, and the directory removed,
 # by `stop_services` (scripts/test runs it on every exit, Ctrl-C included).
 
@@ -14,6 +15,7 @@ PG_LIB_DIR="${SWITCHYARD_PG_LIB_DIR:-/usr/lib/postgresql}"
 STARTED_PG_DATA=""
 STARTED_PG_USER=""
 STARTED_REDIS_PID=""
+STARTED_CLUSTER_PIDS=()
 STARTED_PG_CTL=""
 
 say() { printf '==> %s\n' "$*" >&2; }
@@ -153,7 +155,83 @@ ensure_redis() {
     export TEST_REDIS_URL="redis://127.0.0.1:$port"
 }
 
+# cluster_port: a free port whose cluster bus port (the port + 10000) is free too,
+# both below the kernel's range for outgoing connections.
+cluster_port() {
+    local port
+    for _ in $(seq 1 50); do
+        port=$(( 20000 + RANDOM % 2500 ))
+        if ! tcp_open 127.0.0.1 "$port" && ! tcp_open 127.0.0.1 $(( port + 10000 )); then
+            echo "$port"
+            return 0
+        fi
+    done
+    fail "no free port pair found for a Redis Cluster node"
+}
+
+# ensure_redis_cluster: TEST_REDIS_CLUSTER_URL names a Redis Cluster that answers: the
+# one it already named, or a throwaway one started here (3 masters, a replica each,
+# from the installed redis-server and redis-cli), stopped by `stop_services`.
+ensure_redis_cluster() {
+    if [ -n "${TEST_REDIS_CLUSTER_URL:-}" ]; then
+        say "Redis Cluster: using TEST_REDIS_CLUSTER_URL"
+        return 0
+    fi
+    command -v redis-server >/dev/null 2>&1 && command -v redis-cli >/dev/null 2>&1 \
+        || fail "the tests on a Redis Cluster need redis-server and redis-cli, which are not installed.
+  Install them (Debian/Ubuntu: apt-get install redis-server; macOS: brew install redis),
+  or point TEST_REDIS_CLUSTER_URL at a cluster (e.g. redis+cluster://127.0.0.1:7000,127.0.0.1:7001)."
+    services_tmp
+    local ports=() port node
+    for _ in 1 2 3 4 5 6; do
+        port=$(cluster_port)
+        node="$SERVICES_TMP/cluster-$port"
+        mkdir -p "$node"
+        redis-server --port "$port" --bind 127.0.0.1 --cluster-enabled yes \
+            --cluster-config-file "$node/nodes.conf" --cluster-node-timeout 2000 \
+            --save "" --appendonly no --dir "$node" --logfile "$node/redis.log" &
+        STARTED_CLUSTER_PIDS+=($!)
+        ports+=("$port")
+    done
+    for port in "${ports[@]}"; do
+        for _ in $(seq 1 100); do
+            tcp_open 127.0.0.1 "$port" && break
+            sleep 0.1
+        done
+        tcp_open 127.0.0.1 "$port" || fail "a Redis Cluster node did not start on $port: $(cat "$SERVICES_TMP/cluster-$port/redis.log" 2>/dev/null)"
+    done
+    say "Redis Cluster: starting 3 masters and 3 replicas on 127.0.0.1:${ports[*]}"
+    local nodes=()
+    for port in "${ports[@]}"; do nodes+=("127.0.0.1:$port"); done
+    redis-cli --cluster create "${nodes[@]}" --cluster-replicas 1 --cluster-yes \
+        >"$SERVICES_TMP/cluster-create.log" 2>&1 \
+        || { cat "$SERVICES_TMP/cluster-create.log" >&2; fail "redis-cli --cluster create failed"; }
+    # Formed: every node says the cluster is ok, and every replica has synced.
+    local ready="" synced
+    for _ in $(seq 1 300); do
+        ready=yes
+        synced=0
+        for port in "${ports[@]}"; do
+            redis-cli -p "$port" cluster info 2>/dev/null | grep -q '^cluster_state:ok' || ready=""
+            if redis-cli -p "$port" info replication 2>/dev/null | grep -q 'master_link_status:up'; then
+                synced=$(( synced + 1 ))
+            fi
+        done
+        [ "$synced" = 3 ] || ready=""
+        [ -n "$ready" ] && break
+        sleep 0.1
+    done
+    [ -n "$ready" ] || fail "the Redis Cluster did not come up; see $SERVICES_TMP/cluster-*/redis.log"
+    export TEST_REDIS_CLUSTER_URL="redis+cluster://${nodes[0]},${nodes[1]},${nodes[2]}"
+}
+
 stop_services() {
+    local pid
+    for pid in "${STARTED_CLUSTER_PIDS[@]}"; do
+        kill "$pid" 2>/dev/null || true
+        wait "$pid" 2>/dev/null || true
+    done
+    STARTED_CLUSTER_PIDS=()
     if [ -n "$STARTED_PG_DATA" ]; then
         local run=()
         [ -n "$STARTED_PG_USER" ] && run=(runuser -u "$STARTED_PG_USER" --)

@@ -11,7 +11,6 @@ use std::time::{Duration, Instant};
 
 use event_bus::{Consumer, ConsumerConfig, Effect, Envelope, HandlerError, Publisher, Wake, inbox};
 use futures::future::BoxFuture;
-use redis::aio::ConnectionManager;
 use sqlx::{Postgres, Transaction};
 use tokio_util::sync::CancellationToken;
 
@@ -66,10 +65,8 @@ fn rate(n: usize, elapsed: Duration) -> String {
 
 async fn run() {
     let redis_url = test_support::redis_url();
-    let client = redis::Client::open(redis_url.as_str()).expect("REDIS url");
-    let redis = ConnectionManager::new(redis::Client::open(redis_url.as_str()).expect("REDIS url"))
-        .await
-        .expect("redis");
+    let client = service_kit::redis::Client::open(&redis_url).expect("REDIS url");
+    let redis = client.connect().await.expect("redis");
     let stream = format!("bench:events:{}", uuid::Uuid::new_v4().simple());
     let publisher = Publisher::new(redis.clone(), 1_000_000);
 
@@ -150,13 +147,7 @@ async fn run() {
     );
     let batched = consume(batched, INBOX_EVENTS, applied).await;
 
-    let mut connection = redis.clone();
-    let _: redis::RedisResult<()> = redis::cmd("DEL")
-        .arg(&stream)
-        .arg(&inbox_stream)
-        .arg(&batched_stream)
-        .query_async(&mut connection)
-        .await;
+    test_support::delete_keys(&[stream.clone(), inbox_stream.clone(), batched_stream.clone()]);
 
     println!(
         "event-bus throughput, {} events ({} through the inbox):",

@@ -2,10 +2,9 @@
 
 use std::time::Duration;
 
-use redis::aio::ConnectionManager;
-
 use crate::consumer::ConsumerConfig;
 use crate::publisher::Publisher;
+use crate::stream::Stream;
 
 /// Stream naming and capping, and how this service's consumer reads; a service's
 /// config flattens it.
@@ -21,7 +20,21 @@ pub struct EventsConfig {
     )]
     pub event_stream_prefix: String,
 
-    /// Approximate length at which this service's event stream is capped.
+    /// Partitions of every event stream: 1 keeps each domain's events on one stream
+    /// (`events:order`); more spread each stream over a Redis Cluster's masters
+    /// (`{events:order:0}`, `{events:order:1}`, ...), one entity's events (an order's)
+    /// always on one. Every service of a deployment must use the same number.
+    #[arg(long, env = "EVENT_PARTITIONS", default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=1024), hide_env_values = true)]
+    pub event_partitions: u16,
+
+    /// Replicas that must hold an event before the outbox counts it published
+    /// (`WAIT`): with 1 on a Redis with replicas (a cluster's), a master that dies
+    /// before replicating loses no event, because the outbox publishes it again. 0
+    /// waits for none (a single server).
+    #[arg(long, env = "EVENT_REPLICA_ACKS", default_value_t = 0, value_parser = clap::value_parser!(u16).range(0..=16), hide_env_values = true)]
+    pub event_replica_acks: u16,
+
+    /// Approximate length at which each event stream partition is capped.
     #[arg(
         long,
         env = "EVENT_STREAM_MAX_LEN",
@@ -51,12 +64,17 @@ pub struct EventsConfig {
 }
 
 impl EventsConfig {
-    /// The full name of stream `name`, e.g. `events:order` under the prefix.
-    pub fn stream(&self, name: &str) -> String {
-        format!("{}{}", self.event_stream_prefix, name)
+    /// Stream `name` under the prefix (e.g. `events:order`), in the configured
+    /// partitions.
+    pub fn stream(&self, name: &str) -> Stream {
+        Stream::new(
+            format!("{}{}", self.event_stream_prefix, name),
+            self.event_partitions,
+        )
     }
 
-    /// How consumer `group` reads `streams` (full names), with these settings applied.
+    /// How consumer `group` reads `streams` (partitions' keys), with these settings
+    /// applied.
     pub fn consumer(&self, group: &str, streams: &[&str]) -> ConsumerConfig {
         let mut config = ConsumerConfig::new(group, streams);
         config.concurrency = usize::from(self.event_consumer_concurrency);
@@ -68,8 +86,9 @@ impl EventsConfig {
         config
     }
 
-    /// A publisher that caps streams at the configured length.
-    pub fn publisher(&self, redis: ConnectionManager) -> Publisher {
-        Publisher::new(redis, self.event_stream_max_len)
+    /// A publisher that caps streams at the configured length and waits for the
+    /// configured replicas.
+    pub fn publisher(&self, redis: service_kit::redis::Connection) -> Publisher {
+        Publisher::new(redis, self.event_stream_max_len).with_replica_acks(self.event_replica_acks)
     }
 }

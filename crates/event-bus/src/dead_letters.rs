@@ -1,4 +1,4 @@
-//! Listing and replaying dead letters.
+//! Listing and replaying dead letters, per stream partition.
 //!
 //! A dead letter keeps the envelope, the error, the group that gave up and the original
 //! stream and entry id. Replaying appends the envelope to its original stream again
@@ -8,8 +8,8 @@
 use std::collections::HashMap;
 
 use redis::Value;
-use redis::aio::ConnectionManager;
 use redis::streams::StreamRangeReply;
+use service_kit::redis::Connection;
 
 use crate::envelope::ENVELOPE_FIELD;
 
@@ -30,7 +30,7 @@ fn field(map: &HashMap<String, Value>, name: &str) -> String {
 }
 
 /// The dead letters of `stream`, oldest first.
-pub async fn list(redis: &ConnectionManager, stream: &str) -> redis::RedisResult<Vec<DeadLetter>> {
+pub async fn list(redis: &Connection, stream: &str) -> redis::RedisResult<Vec<DeadLetter>> {
     let mut redis = redis.clone();
     let reply: StreamRangeReply = redis::cmd("XRANGE")
         .arg(dead_letter_stream(stream))
@@ -54,7 +54,7 @@ pub async fn list(redis: &ConnectionManager, stream: &str) -> redis::RedisResult
 
 /// Appends every dead letter of `stream` to `stream` again and removes it from the
 /// dead-letter stream. Returns how many were replayed.
-pub async fn replay(redis: &ConnectionManager, stream: &str) -> redis::RedisResult<usize> {
+pub async fn replay(redis: &Connection, stream: &str) -> redis::RedisResult<usize> {
     let letters = list(redis, stream).await?;
     let mut connection = redis.clone();
     for letter in &letters {
@@ -75,7 +75,38 @@ pub async fn replay(redis: &ConnectionManager, stream: &str) -> redis::RedisResu
     Ok(letters.len())
 }
 
-/// The dead-letter stream for `stream`.
+/// The dead-letter stream for `stream` (a partition): in the same cluster slot, so an
+/// entry is dead-lettered and acknowledged in one transaction. A partition's hash tag
+/// already names its slot (`{events:order:1}:dead`); a stream without one becomes the
+/// tag (`{events:order}:dead`).
 pub fn dead_letter_stream(stream: &str) -> String {
-    format!("{stream}:dead")
+    let tagged = stream
+        .find('{')
+        .is_some_and(|open| stream[open + 1..].find('}').is_some_and(|len| len > 0));
+    if tagged {
+        format!("{stream}:dead")
+    } else {
+        format!("{{{stream}}}:dead")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_dead_letter_stream_shares_its_streams_slot() {
+        for stream in ["events:order", "{events:order:2}", "p:{x}"] {
+            let dead = dead_letter_stream(stream);
+            assert!(
+                service_kit::redis::same_slot(stream, &dead),
+                "{stream} and {dead}"
+            );
+        }
+        assert_eq!(dead_letter_stream("events:order"), "{events:order}:dead");
+        assert_eq!(
+            dead_letter_stream("{events:order:2}"),
+            "{events:order:2}:dead"
+        );
+    }
 }

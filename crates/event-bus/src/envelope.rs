@@ -10,7 +10,7 @@ use uuid::Uuid;
 pub const ENVELOPE_FIELD: &str = "envelope";
 
 /// `{id, type, version, source, occurred_at, correlation_id, causation_id, traceparent,
-/// data}`.
+/// key, data}`.
 ///
 /// `data` is kept as JSON here; handlers decode it into their typed payload with
 /// [`Envelope::decode`], so an unknown type can be skipped without a payload type.
@@ -34,6 +34,11 @@ pub struct Envelope {
     /// it, so one trace runs across HTTP calls and event hops alike.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub traceparent: Option<String>,
+    /// The entity whose events must stay in order (e.g. an order id): it picks the
+    /// stream partition the event goes to, so one entity's events share a partition.
+    /// Events caused by this one inherit it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key: Option<String>,
     pub data: serde_json::Value,
 }
 
@@ -67,6 +72,7 @@ impl Envelope {
             correlation_id: None,
             causation_id: None,
             traceparent: traceparent.map(|t| t.to_string()),
+            key: None,
             data: serde_json::to_value(data)?,
         })
     }
@@ -77,9 +83,19 @@ impl Envelope {
         self
     }
 
-    /// Marks this event as caused by `cause`, inheriting its correlation id.
+    /// Sets the ordering key (see [`Envelope::key`]).
+    pub fn keyed(mut self, key: impl Into<String>) -> Self {
+        self.key = Some(key.into());
+        self
+    }
+
+    /// Marks this event as caused by `cause`, inheriting its correlation id and
+    /// ordering key.
     pub fn caused_by(mut self, cause: &Envelope) -> Self {
         self.causation_id = Some(cause.id);
+        if self.key.is_none() {
+            self.key.clone_from(&cause.key);
+        }
         if self.correlation_id.is_none() {
             self.correlation_id.clone_from(&cause.correlation_id);
         }
@@ -135,7 +151,8 @@ mod tests {
     fn an_envelope_round_trips_with_type_as_the_member_name() {
         let cause = Envelope::new("order.created", "order", &serde_json::json!({"n": 1}))
             .unwrap()
-            .correlated("req-1");
+            .correlated("req-1")
+            .keyed("order-1");
         let effect = Envelope::new(
             "inventory.reserved",
             "inventory",
@@ -147,6 +164,7 @@ mod tests {
         assert_eq!(json["type"], "inventory.reserved");
         assert_eq!(json["correlation_id"], "req-1");
         assert_eq!(json["causation_id"], cause.id.to_string());
+        assert_eq!(json["key"], "order-1", "the ordering key is inherited");
         let back: Envelope = serde_json::from_value(json).unwrap();
         assert_eq!(back, effect);
     }

@@ -1,7 +1,6 @@
 //! What every service with its own database and events stands on: the connections,
 //! the readiness checks over them, the outbox relay and the saga consumer.
 
-use redis::aio::ConnectionManager;
 use service_kit::config::ServiceConfig;
 use service_kit::ops::Readiness;
 use service_kit::server::Server;
@@ -15,12 +14,13 @@ use crate::error::HandlerError;
 use crate::inbox::Effect;
 use crate::outbox::Wake;
 use crate::relay::{Relay, RelayConfig};
+use crate::stream::Stream;
 
 /// A service's database and Redis, connected, with the event settings.
 pub struct Foundation {
     pub pool: PgPool,
-    pub redis: ConnectionManager,
-    redis_client: redis::Client,
+    pub redis: service_kit::redis::Connection,
+    redis_client: service_kit::redis::Client,
     events: EventsConfig,
     wake: Wake,
 }
@@ -68,8 +68,8 @@ impl Foundation {
             .with_redis(self.redis.clone())
     }
 
-    /// The full name of stream `name`.
-    pub fn stream(&self, name: &str) -> String {
+    /// Stream `name` under the prefix, in the configured partitions.
+    pub fn stream(&self, name: &str) -> Stream {
         self.events.stream(name)
     }
 
@@ -130,7 +130,7 @@ impl Foundation {
         let streams: Vec<String> = subscription
             .streams
             .iter()
-            .map(|s| self.stream(s))
+            .flat_map(|s| self.stream(s).partitions())
             .collect();
         let streams: Vec<&str> = streams.iter().map(String::as_str).collect();
         let mut config = self.events.consumer(subscription.group, &streams);

@@ -17,6 +17,8 @@
 //!
 //! - [`config`]: stream prefix and cap, shared by every service's settings.
 //! - [`envelope`]: the event envelope every stream entry carries.
+//! - [`stream`]: a domain's stream and its partitions (one by default; several to
+//!   spread a stream over a Redis Cluster's masters).
 //! - [`schema`]: the `outbox` and `inbox` tables, installed into a service's database.
 //! - [`publisher`]: `XADD` to a stream, pipelined for batches.
 //! - [`outbox`] and [`relay`]: transactional publishing, the relay woken in process by
@@ -48,6 +50,7 @@ pub mod relay;
 mod reply;
 pub mod saga;
 pub mod schema;
+pub mod stream;
 
 pub use config::EventsConfig;
 pub use consumer::{Consumer, ConsumerConfig};
@@ -59,3 +62,4 @@ pub use inbox::Effect;
 pub use outbox::Wake;
 pub use publisher::Publisher;
 pub use relay::{Relay, RelayConfig};
+pub use stream::Stream;

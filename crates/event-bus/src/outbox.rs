@@ -6,17 +6,19 @@ use sqlx::{Postgres, Transaction};
 use tokio::sync::watch;
 
 use crate::envelope::Envelope;
+use crate::stream::Stream;
 
-/// Stores `envelope` for `stream` as part of `tx`: it is published if and only if `tx`
-/// commits. Commit with [`Wake::commit`] so this process's relay publishes it at once.
+/// Stores `envelope` for `stream` (the partition of its key) as part of `tx`: it is
+/// published if and only if `tx` commits. Commit with [`Wake::commit`] so this
+/// process's relay publishes it at once.
 pub async fn enqueue(
     tx: &mut Transaction<'_, Postgres>,
-    stream: &str,
+    stream: &Stream,
     envelope: &Envelope,
 ) -> sqlx::Result<()> {
     sqlx::query("INSERT INTO outbox (id, stream, envelope) VALUES ($1, $2, $3)")
         .bind(envelope.id)
-        .bind(stream)
+        .bind(stream.partition_for(envelope))
         .bind(sqlx::types::Json(envelope))
         .execute(&mut **tx)
         .await
@@ -27,7 +29,7 @@ pub async fn enqueue(
 /// carrying `payload`, that continues `cause`'s correlation.
 pub async fn enqueue_caused_by(
     tx: &mut Transaction<'_, Postgres>,
-    stream: &str,
+    stream: &Stream,
     cause: &Envelope,
     source: &str,
     event_type: &str,

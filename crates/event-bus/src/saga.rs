@@ -12,16 +12,17 @@ use crate::envelope::Envelope;
 use crate::error::HandlerError;
 use crate::inbox::Effect;
 use crate::outbox;
+use crate::stream::Stream;
 
 /// Where a service's effects emit: its stream, with the service's name as the source.
 #[derive(Debug, Clone)]
 pub struct Emitter {
     source: &'static str,
-    stream: String,
+    stream: Stream,
 }
 
 impl Emitter {
-    pub fn new(source: &'static str, stream: String) -> Self {
+    pub fn new(source: &'static str, stream: Stream) -> Self {
         Self { source, stream }
     }
 

@@ -344,7 +344,7 @@ async fn consumers_idle_for_long_with_nothing_pending_are_removed() {
         .query_async(&mut redis)
         .await
         .unwrap();
-    let names = |redis: redis::aio::ConnectionManager, stream: String| async move {
+    let names = |redis: service_kit::redis::Connection, stream: String| async move {
         let mut redis = redis;
         let consumers: Vec<std::collections::HashMap<String, redis::Value>> = redis::cmd("XINFO")
             .arg("CONSUMERS")

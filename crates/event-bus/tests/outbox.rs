@@ -10,7 +10,7 @@ use event_bus::relay::Pass;
 use event_bus::{Publisher, Relay, RelayConfig, Wake, outbox};
 use tokio_util::sync::CancellationToken;
 
-async fn stream_len(redis: &redis::aio::ConnectionManager, stream: &str) -> usize {
+async fn stream_len(redis: &service_kit::redis::Connection, stream: &str) -> usize {
     let mut redis = redis.clone();
     redis::cmd("XLEN")
         .arg(stream)
@@ -23,12 +23,12 @@ async fn stream_len(redis: &redis::aio::ConnectionManager, stream: &str) -> usiz
 async fn a_committed_event_is_published_and_a_rolled_back_one_never_is() {
     let bus = bus().await;
     let mut tx = bus.pool.begin().await.unwrap();
-    outbox::enqueue(&mut tx, &bus.stream, &envelope(1))
+    outbox::enqueue(&mut tx, &bus.single(), &envelope(1))
         .await
         .unwrap();
     tx.commit().await.unwrap();
     let mut tx = bus.pool.begin().await.unwrap();
-    outbox::enqueue(&mut tx, &bus.stream, &envelope(2))
+    outbox::enqueue(&mut tx, &bus.single(), &envelope(2))
         .await
         .unwrap();
     tx.rollback().await.unwrap();
@@ -61,7 +61,7 @@ async fn the_running_relay_publishes_within_moments_of_a_commit() {
     let task = tokio::spawn(relay.run(cancel.clone()));
     tokio::time::sleep(Duration::from_millis(200)).await;
     let mut tx = bus.pool.begin().await.unwrap();
-    outbox::enqueue(&mut tx, &bus.stream, &envelope(1))
+    outbox::enqueue(&mut tx, &bus.single(), &envelope(1))
         .await
         .unwrap();
     wake.commit(tx).await.unwrap();
@@ -82,7 +82,9 @@ async fn two_relays_on_one_database_publish_every_row_once_in_order() {
     for chunk in events.chunks(100) {
         let mut tx = bus.pool.begin().await.unwrap();
         for event in chunk {
-            outbox::enqueue(&mut tx, &bus.stream, event).await.unwrap();
+            outbox::enqueue(&mut tx, &bus.single(), event)
+                .await
+                .unwrap();
         }
         tx.commit().await.unwrap();
     }
@@ -143,7 +145,7 @@ async fn published_rows_older_than_the_retention_are_pruned_and_unpublished_ones
     let bus = bus().await;
     let mut tx = bus.pool.begin().await.unwrap();
     for n in 0..3 {
-        outbox::enqueue(&mut tx, &bus.stream, &envelope(n))
+        outbox::enqueue(&mut tx, &bus.single(), &envelope(n))
             .await
             .unwrap();
     }
@@ -159,7 +161,7 @@ async fn published_rows_older_than_the_retention_are_pruned_and_unpublished_ones
     );
     relay.publish_pending().await.unwrap();
     let mut tx = bus.pool.begin().await.unwrap();
-    outbox::enqueue(&mut tx, &bus.stream, &envelope(3))
+    outbox::enqueue(&mut tx, &bus.single(), &envelope(3))
         .await
         .unwrap();
     tx.commit().await.unwrap();

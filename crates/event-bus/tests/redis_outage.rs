@@ -16,7 +16,7 @@ use tokio_util::sync::CancellationToken;
 async fn enqueue(pool: &sqlx::PgPool, stream: &str, range: std::ops::Range<usize>) {
     let mut tx = pool.begin().await.unwrap();
     for n in range {
-        outbox::enqueue(&mut tx, stream, &envelope(n))
+        outbox::enqueue(&mut tx, &event_bus::Stream::single(stream), &envelope(n))
             .await
             .unwrap();
     }
@@ -42,7 +42,7 @@ async fn events_committed_while_redis_is_down_are_published_and_applied_once_it_
     let relay_task = tokio::spawn(relay.run(cancel.clone()));
     let applied = Arc::new(AtomicUsize::new(0));
     let consumer = Consumer::new(
-        redis::Client::open(redis_server.url()).unwrap(),
+        service_kit::redis::Client::open(&redis_server.url()).unwrap(),
         config("outage", &bus.stream),
         effect(bus.pool.clone(), "outage", applied),
     );

@@ -95,10 +95,12 @@ fn parse_database_url(value: &str) -> Result<sqlx::postgres::PgConnectOptions, S
         .map_err(|_| "not a valid PostgreSQL connection URL".to_owned())
 }
 
-/// The Redis server shared by the event bus and the gateway's rate limiter.
+/// The Redis server (or cluster) shared by the event bus and the gateway's rate limiter.
 #[derive(Debug, Clone, Args)]
 pub struct RedisConfig {
-    /// Redis URL, e.g. redis://127.0.0.1:6379.
+    /// Redis URL: one server (redis://127.0.0.1:6379, rediss:// for TLS) or a Redis
+    /// Cluster by some of its nodes (redis+cluster://host:7000,host:7001,
+    /// rediss+cluster:// for TLS), from which the rest of the cluster is learnt.
     #[arg(long, env = "REDIS_URL", default_value = "redis://127.0.0.1:6379", value_parser = parse_redis_url, hide_env_values = true)]
     pub redis_url: RedisUrl,
 
@@ -119,9 +121,12 @@ impl std::fmt::Debug for RedisUrl {
 }
 
 fn parse_redis_url(value: &str) -> Result<RedisUrl, String> {
-    redis::Client::open(value)
+    crate::redis::Client::open(value)
         .map(|_| RedisUrl(value.to_owned()))
-        .map_err(|_| "expected a redis:// or rediss:// URL".to_owned())
+        .map_err(|_| {
+            "expected a redis:// or rediss:// URL, or redis+cluster://host:port,host:port"
+                .to_owned()
+        })
 }
 
 /// What every service with a database has: where it listens, its database, Redis and

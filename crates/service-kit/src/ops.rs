@@ -60,7 +60,7 @@ impl Readiness {
     }
 
     /// Redis answers `PING`.
-    pub fn with_redis(self, redis: redis::aio::ConnectionManager) -> Self {
+    pub fn with_redis(self, redis: crate::redis::Connection) -> Self {
         self.with_check("redis", move || {
             let mut redis = redis.clone();
             async move {

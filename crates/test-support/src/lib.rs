@@ -4,7 +4,8 @@
 //!
 //! - [`TestDatabase`]: a fresh, empty PostgreSQL database per test, dropped afterwards,
 //!   on the server named by `TEST_DATABASE_URL` (`./scripts/test` sets it).
-//! - [`redis_url`]: the Redis server named by `TEST_REDIS_URL`.
+//! - [`redis_url`], [`redis`]: the Redis server (or cluster) named by `TEST_REDIS_URL`;
+//!   [`delete_keys`] tidies it up from a `Drop`.
 //! - [`TestRedis`]: a Redis of the test's own, to stop and restart.
 //! - [`TestSmtp`]: a real SMTP server (mailin's protocol engine) to stop and restart.
 //! - [`StreamKeys`]: a unique event-stream prefix whose keys are deleted afterwards.
@@ -32,7 +33,9 @@ pub use database::{TestDatabase, server_url as database_server_url};
 pub use http::assert_problem;
 pub use process::{ServiceProcess, workspace_binary};
 pub use redis_cluster::TestRedisCluster;
-pub use redis_server::{TestRedis, redis_url};
+pub use redis_server::{
+    TestRedis, delete_keys, delete_keys_matching, redis, redis_client, redis_url,
+};
 pub use smtp::{ReceivedMail, TestSmtp};
 pub use stream_keys::StreamKeys;
 pub use wait::eventually;

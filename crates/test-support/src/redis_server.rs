@@ -86,7 +86,63 @@ pub(crate) async fn wait_for_port(port: u16) {
     panic!("redis-server did not start on port {port}");
 }
 
-/// The Redis server tests use: `TEST_REDIS_URL`, else the local default.
+/// The Redis tests use: `TEST_REDIS_URL` (a server, or a cluster by a
+/// `redis+cluster://` URL: `./scripts/test` runs the bus's and the saga's tests on
+/// both), else the local default.
 pub fn redis_url() -> String {
     std::env::var("TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".to_owned())
+}
+
+/// A client for [`redis_url`], a server or a cluster.
+pub fn redis_client() -> service_kit::redis::Client {
+    service_kit::redis::Client::open(&redis_url()).expect("TEST_REDIS_URL is a valid Redis URL")
+}
+
+/// A connection to [`redis_url`].
+pub async fn redis() -> service_kit::redis::Connection {
+    redis_client()
+        .connect()
+        .await
+        .expect("the test Redis answers")
+}
+
+/// Deletes `keys` from [`redis_url`], without an async runtime (for `Drop`); on a
+/// cluster each key on its own node. Errors are ignored: this is tidying up.
+pub fn delete_keys(keys: &[String]) {
+    if keys.is_empty() {
+        return;
+    }
+    with_blocking_connection(|connection| {
+        for key in keys {
+            let _: redis::RedisResult<i64> = redis::cmd("DEL").arg(key).query(connection);
+        }
+    });
+}
+
+/// Deletes every key of [`redis_url`] matching `pattern` (on a cluster, on every
+/// master), without an async runtime.
+pub fn delete_keys_matching(pattern: &str) {
+    let mut keys: Vec<String> = Vec::new();
+    with_blocking_connection(|connection| {
+        keys = redis::cmd("KEYS")
+            .arg(pattern)
+            .query(connection)
+            .unwrap_or_default();
+    });
+    delete_keys(&keys);
+}
+
+fn with_blocking_connection(use_it: impl FnOnce(&mut dyn redis::ConnectionLike)) {
+    match redis_client() {
+        service_kit::redis::Client::Single(client) => {
+            if let Ok(mut connection) = client.get_connection() {
+                use_it(&mut connection);
+            }
+        }
+        service_kit::redis::Client::Cluster(client) => {
+            if let Ok(mut connection) = client.get_connection() {
+                use_it(&mut connection);
+            }
+        }
+    }
 }

@@ -28,18 +28,6 @@ impl Default for StreamKeys {
 
 impl Drop for StreamKeys {
     fn drop(&mut self) {
-        let Ok(client) = redis::Client::open(crate::redis_server::redis_url()) else {
-            return;
-        };
-        let Ok(mut connection) = client.get_connection() else {
-            return;
-        };
-        let keys: Vec<String> = redis::cmd("KEYS")
-            .arg(format!("{}*", self.prefix))
-            .query(&mut connection)
-            .unwrap_or_default();
-        if !keys.is_empty() {
-            let _: redis::RedisResult<()> = redis::cmd("DEL").arg(keys).query(&mut connection);
-        }
+        crate::redis_server::delete_keys_matching(&format!("*{}*", self.prefix));
     }
 }

@@ -4,12 +4,7 @@ use redis::streams::{StreamId, StreamRangeReply};
 
 /// Every entry of `stream`, oldest first.
 pub async fn entries(stream: &str) -> Vec<StreamId> {
-    let client =
-        redis::Client::open(crate::redis_server::redis_url()).expect("the test Redis URL is valid");
-    let mut redis = client
-        .get_multiplexed_async_connection()
-        .await
-        .expect("the test Redis answers");
+    let mut redis = crate::redis_server::redis().await;
     let reply: StreamRangeReply = redis::cmd("XRANGE")
         .arg(stream)
         .arg("-")

@@ -30,7 +30,7 @@ pub const HANDLED: &[&str] = &[
 ];
 
 /// The service's saga, emitting onto `stream` (this service's stream).
-pub fn participant(stream: String) -> impl Effect {
+pub fn participant(stream: event_bus::Stream) -> impl Effect {
     Participant::new(Emitter::new(SERVICE, stream), |tx, event, emitter| {
         Box::pin(apply(tx, event, emitter))
     })

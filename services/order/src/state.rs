@@ -15,7 +15,7 @@ pub struct AppState {
     pub users: UserClient,
     pub inventory: InventoryClient,
     /// The stream this service's events go to.
-    pub order_events: String,
+    pub order_events: event_bus::Stream,
     /// Commits what wrote to the outbox, waking the relay.
     pub wake: event_bus::Wake,
 }

@@ -31,7 +31,7 @@ pub struct Saga {
     pub pool: PgPool,
     pub provider: GuardedProvider,
     /// This service's stream.
-    pub stream: String,
+    pub stream: event_bus::Stream,
     /// Commits what wrote to the outbox, waking the relay.
     pub wake: event_bus::Wake,
 }

@@ -15,7 +15,7 @@ pub const SERVICE: &str = "user";
 pub struct AppState {
     pub pool: PgPool,
     /// The stream this service publishes on (`events:user`, with the configured prefix).
-    pub user_events: String,
+    pub user_events: event_bus::Stream,
     pub passwords: Passwords,
     pub tokens: Arc<tokens::TokenSettings>,
     /// Commits what wrote to the outbox, waking the relay.

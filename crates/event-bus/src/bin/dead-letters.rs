@@ -19,6 +19,11 @@ struct Cli {
 
     #[command(flatten)]
     redis: RedisConfig,
+
+    /// Partitions of the stream, as the services are configured (each partition has
+    /// dead letters of its own; all are listed or replayed).
+    #[arg(long, env = "EVENT_PARTITIONS", default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=1024), hide_env_values = true)]
+    partitions: u16,
 }
 
 #[derive(Subcommand)]
@@ -51,25 +56,37 @@ async fn main() -> ExitCode {
 
 async fn run(cli: Cli) -> anyhow::Result<()> {
     let redis = service_kit::redis::connect(&cli.redis).await?;
+    let partitions = |stream: &str| event_bus::Stream::new(stream, cli.partitions).partitions();
     match cli.command {
         Command::List { stream } => {
-            for letter in event_bus::dead_letters::list(&redis, &stream).await? {
-                let line = serde_json::json!({
-                    "id": letter.id,
-                    "stream": letter.stream,
-                    "group": letter.group,
-                    "original_id": letter.original_id,
-                    "error": letter.error,
-                    "envelope": serde_json::from_str::<serde_json::Value>(&letter.envelope)
-                        .unwrap_or(serde_json::Value::String(letter.envelope)),
-                });
-                println!("{line}");
+            for partition in partitions(&stream) {
+                list(&redis, &partition).await?;
             }
         }
         Command::Replay { stream } => {
-            let replayed = event_bus::dead_letters::replay(&redis, &stream).await?;
+            let mut replayed = 0;
+            for partition in partitions(&stream) {
+                replayed += event_bus::dead_letters::replay(&redis, &partition).await?;
+            }
             println!("replayed {replayed} dead letter(s) to {stream}");
         }
+    }
+    Ok(())
+}
+
+/// Prints the dead letters of one partition, a JSON line each.
+async fn list(redis: &service_kit::redis::Connection, partition: &str) -> anyhow::Result<()> {
+    for letter in event_bus::dead_letters::list(redis, partition).await? {
+        let line = serde_json::json!({
+            "id": letter.id,
+            "stream": letter.stream,
+            "group": letter.group,
+            "original_id": letter.original_id,
+            "error": letter.error,
+            "envelope": serde_json::from_str::<serde_json::Value>(&letter.envelope)
+                .unwrap_or(serde_json::Value::String(letter.envelope)),
+        });
+        println!("{line}");
     }
     Ok(())
 }

@@ -2,7 +2,8 @@
 //!
 //! A lane sends an entry here the moment its effect has committed; the acker sends
 //! `XACK` at once. What finishes while one `XACK` is on its way goes together in the
-//! next (one command per stream, one round trip), so under load acknowledgements cost
+//! next (one command per stream, one round trip; on a cluster, one command per stream
+//! to each stream's node, all at once), so under load acknowledgements cost
 //! a fraction of a round trip each and no entry waits for another's handler.
 //!
 //! A failed `XACK` (Redis down) is logged and dropped: the entries stay pending, are
@@ -42,15 +43,26 @@ async fn acknowledge(shared: &Shared, entries: &[Done]) -> redis::RedisResult<()
     for (stream, id) in entries {
         by_stream.entry(stream).or_default().push(id);
     }
-    let mut pipe = redis::pipe();
-    for (stream, ids) in &by_stream {
-        pipe.cmd("XACK")
-            .arg(*stream)
-            .arg(&shared.config.group)
-            .arg(ids)
-            .ignore();
-    }
     shared.forget_errors(entries.iter().map(|(_, id)| id.as_str()));
-    let mut redis = shared.commands().await?;
-    pipe.query_async::<()>(&mut redis).await
+    let redis = shared.commands().await?;
+    let xack = |stream: &str, ids: &[&str]| {
+        let mut command = redis::cmd("XACK");
+        command.arg(stream).arg(&shared.config.group).arg(ids);
+        command
+    };
+    if redis.is_cluster() {
+        // One command per stream, each to its own slot's node, all at once.
+        let acks = by_stream.iter().map(|(stream, ids)| {
+            let command = xack(stream, ids);
+            let mut redis = redis.clone();
+            async move { command.query_async::<()>(&mut redis).await }
+        });
+        futures::future::try_join_all(acks).await.map(drop)
+    } else {
+        let mut pipe = redis::pipe();
+        for (stream, ids) in &by_stream {
+            pipe.add_command(xack(stream, ids)).ignore();
+        }
+        pipe.query_async::<()>(&mut redis.clone()).await
+    }
 }

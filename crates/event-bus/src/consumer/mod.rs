@@ -60,9 +60,10 @@ pub use shared::group_info;
 
 /// A consumer-group worker.
 ///
-/// It holds two connections: one for blocking reads alone, because Redis answers a
-/// connection's commands in order and a `BLOCK`ed read would hold up every command
-/// behind it (acknowledgements, reclaiming), and one for everything else.
+/// It holds a connection for blocking reads alone (one per stream on a cluster),
+/// because Redis answers a connection's commands in order and a `BLOCK`ed read would
+/// hold up every command behind it (acknowledgements, reclaiming), and one for
+/// everything else.
 #[derive(Clone)]
 pub struct Consumer {
     shared: Arc<Shared>,
@@ -70,7 +71,11 @@ pub struct Consumer {
 
 impl Consumer {
     /// A consumer whose `handler` applies each event on its own.
-    pub fn new<F, Fut>(client: redis::Client, config: ConsumerConfig, handler: F) -> Self
+    pub fn new<F, Fut>(
+        client: service_kit::redis::Client,
+        config: ConsumerConfig,
+        handler: F,
+    ) -> Self
     where
         F: Fn(Envelope) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = Result<(), HandlerError>> + Send + 'static,
@@ -83,7 +88,7 @@ impl Consumer {
     /// group), in transactions on `pool` that it commits, waking the relay with `wake`:
     /// events ready together share a transaction ([`batch`](self#)).
     pub fn with_effects(
-        client: redis::Client,
+        client: service_kit::redis::Client,
         config: ConsumerConfig,
         pool: sqlx::PgPool,
         wake: Wake,
@@ -97,12 +102,15 @@ impl Consumer {
         Self::build(client, config, Handling::Effects(Arc::new(effects)))
     }
 
-    fn build(client: redis::Client, config: ConsumerConfig, handling: Handling) -> Self {
+    fn build(
+        client: service_kit::redis::Client,
+        config: ConsumerConfig,
+        handling: Handling,
+    ) -> Self {
         Self {
             shared: Arc::new(Shared {
                 client,
                 commands: OnceCell::new(),
-                reads: OnceCell::new(),
                 config,
                 handling,
                 errors: Mutex::new(HashMap::new()),

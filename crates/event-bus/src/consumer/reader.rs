@@ -7,10 +7,16 @@
 //!
 //! It first re-reads what this consumer had been given and not acknowledged (`0`,
 //! paged by the last id), then new entries (`>`, waiting up to `block`).
+//!
+//! On a single server one `XREADGROUP` reads every stream. On a Redis Cluster, where a
+//! command may only name keys of one slot, each stream (partition) has a read loop and
+//! a blocking connection of its own; the loops share the slots, each asking for at most
+//! its share of them, so no loop blocked on a quiet partition holds slots another needs.
 
 use std::sync::Arc;
 
 use redis::streams::StreamReadReply;
+use service_kit::redis::Connection;
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 
@@ -30,8 +36,34 @@ enum Position {
 pub(super) async fn run(shared: &Arc<Shared>, lanes: &Lanes, cancel: &CancellationToken) {
     let config = &shared.config;
     let slots = Arc::new(Semaphore::new(config.max_in_flight.max(1)));
-    let mut position = Position::Pending(vec!["0".to_owned(); config.streams.len()]);
+    let loops: Vec<&[String]> = if shared.client.is_cluster() {
+        config.streams.chunks(1).collect()
+    } else {
+        vec![config.streams.as_slice()]
+    };
+    let share = (config.max_in_flight / loops.len().max(1)).clamp(1, config.batch_size.max(1));
+    futures::future::join_all(
+        loops
+            .into_iter()
+            .map(|streams| read_loop(shared, lanes, cancel, &slots, streams, share)),
+    )
+    .await;
+}
+
+/// Reads `streams` (one slot's) and dispatches, `most` entries a read at most, until
+/// `cancel`.
+async fn read_loop(
+    shared: &Arc<Shared>,
+    lanes: &Lanes,
+    cancel: &CancellationToken,
+    slots: &Arc<Semaphore>,
+    streams: &[String],
+    most: usize,
+) {
+    let config = &shared.config;
+    let mut position = Position::Pending(vec!["0".to_owned(); streams.len()]);
     let mut backoff = Backoff::new();
+    let mut connection: Option<Connection> = None;
     loop {
         let mut held = tokio::select! {
             () = cancel.cancelled() => return,
@@ -40,20 +72,28 @@ pub(super) async fn run(shared: &Arc<Shared>, lanes: &Lanes, cancel: &Cancellati
                 Err(_) => return,
             },
         };
-        let more = slots.available_permits().min(config.batch_size.max(1) - 1);
+        let more = slots.available_permits().min(most - 1);
         if more > 0
             && let Ok(slots) = slots.clone().try_acquire_many_owned(more as u32)
         {
             held.merge(slots);
         }
-        match read(shared, &position, held.num_permits(), cancel).await {
+        let read = read(
+            shared,
+            &mut connection,
+            streams,
+            &position,
+            held.num_permits(),
+            cancel,
+        );
+        match read.await {
             Ok(entries) => {
                 backoff.reset();
                 if let Position::Pending(after) = &mut position {
                     if entries.is_empty() {
                         position = Position::New;
                     } else {
-                        for (stream, after) in config.streams.iter().zip(after.iter_mut()) {
+                        for (stream, after) in streams.iter().zip(after.iter_mut()) {
                             if let Some(last) = entries.iter().rev().find(|e| e.stream == *stream) {
                                 after.clone_from(&last.id);
                             }
@@ -70,6 +110,11 @@ pub(super) async fn run(shared: &Arc<Shared>, lanes: &Lanes, cancel: &Cancellati
             }
             Err(error) => {
                 shared.recover(&error).await;
+                if error.is_unrecoverable_error() || error.is_timeout() {
+                    // A connection to a node that died: connect again, to the cluster's
+                    // new topology.
+                    connection = None;
+                }
                 if !backoff.wait(&config.group, &error, cancel).await {
                     return;
                 }
@@ -80,6 +125,8 @@ pub(super) async fn run(shared: &Arc<Shared>, lanes: &Lanes, cancel: &Cancellati
 
 async fn read(
     shared: &Shared,
+    connection: &mut Option<Connection>,
+    streams: &[String],
     position: &Position,
     count: usize,
     cancel: &CancellationToken,
@@ -94,20 +141,23 @@ async fn read(
         .arg(count);
     match position {
         Position::Pending(after) => {
-            command.arg("STREAMS").arg(&config.streams).arg(after);
+            command.arg("STREAMS").arg(streams).arg(after);
         }
         Position::New => {
             command
                 .arg("BLOCK")
                 .arg(config.block.as_millis() as u64)
                 .arg("STREAMS")
-                .arg(&config.streams);
-            for _ in &config.streams {
+                .arg(streams);
+            for _ in streams {
                 command.arg(">");
             }
         }
     }
-    let mut redis = shared.reads().await?;
+    let mut redis = match connection {
+        Some(connection) => connection.clone(),
+        None => connection.insert(shared.reads().await?).clone(),
+    };
     let reply: Option<StreamReadReply> = tokio::select! {
         // Blocking reads end early on shutdown; an unread entry is simply not taken.
         () = cancel.cancelled() => return Ok(Vec::new()),

@@ -6,7 +6,7 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use redis::Value;
-use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use service_kit::redis::{Client, Connection};
 use tokio::sync::OnceCell;
 use tokio_util::sync::CancellationToken;
 
@@ -16,9 +16,8 @@ use crate::reply;
 
 /// What every part of a consumer uses.
 pub(super) struct Shared {
-    pub(super) client: redis::Client,
-    pub(super) commands: OnceCell<ConnectionManager>,
-    pub(super) reads: OnceCell<ConnectionManager>,
+    pub(super) client: Client,
+    pub(super) commands: OnceCell<Connection>,
     pub(super) config: ConsumerConfig,
     pub(super) handling: Handling,
     /// The last error per entry, for the dead letter.
@@ -27,25 +26,18 @@ pub(super) struct Shared {
 
 impl Shared {
     /// The connection for every command but blocking reads.
-    pub(super) async fn commands(&self) -> redis::RedisResult<ConnectionManager> {
+    pub(super) async fn commands(&self) -> redis::RedisResult<Connection> {
         self.commands
-            .get_or_try_init(|| ConnectionManager::new(self.client.clone()))
+            .get_or_try_init(|| self.client.connect())
             .await
             .cloned()
     }
 
-    /// The connection for blocking reads, whose answers may take the whole `block`.
-    pub(super) async fn reads(&self) -> redis::RedisResult<ConnectionManager> {
+    /// A new connection for one read loop's blocking reads, whose answers may take the
+    /// whole `block`.
+    pub(super) async fn reads(&self) -> redis::RedisResult<Connection> {
         let timeout = self.config.block + Duration::from_secs(5);
-        self.reads
-            .get_or_try_init(|| {
-                ConnectionManager::new_with_config(
-                    self.client.clone(),
-                    ConnectionManagerConfig::new().set_response_timeout(Some(timeout)),
-                )
-            })
-            .await
-            .cloned()
+        self.client.connect_with_timeout(timeout).await
     }
 
     pub(super) async fn ensure_groups(&self) -> redis::RedisResult<()> {
@@ -140,7 +132,7 @@ impl Backoff {
 /// Pending entries and lag of `group` on `stream` (`XINFO GROUPS`), for metrics and
 /// tests.
 pub async fn group_info(
-    redis: &ConnectionManager,
+    redis: &Connection,
     stream: &str,
     group: &str,
 ) -> redis::RedisResult<Option<(u64, Option<u64>)>> {

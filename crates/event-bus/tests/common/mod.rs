@@ -8,14 +8,14 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use event_bus::{Envelope, HandlerError, inbox};
-use redis::aio::ConnectionManager;
+use service_kit::redis::Connection;
 use sqlx::PgPool;
 use test_support::TestDatabase;
 
 pub struct Bus {
     pub db: TestDatabase,
     pub pool: PgPool,
-    pub redis: ConnectionManager,
+    pub redis: Connection,
     /// A stream name no other test uses.
     pub stream: String,
 }
@@ -23,21 +23,22 @@ pub struct Bus {
 impl Drop for Bus {
     fn drop(&mut self) {
         // Leave no keys behind: the stream and its dead letters.
-        if let Ok(client) = redis::Client::open(test_support::redis_url())
-            && let Ok(mut connection) = client.get_connection()
-        {
-            let _: redis::RedisResult<()> = redis::cmd("DEL")
-                .arg(&self.stream)
-                .arg(event_bus::dead_letter_stream(&self.stream))
-                .query(&mut connection);
-        }
+        test_support::delete_keys(&[
+            self.stream.clone(),
+            event_bus::dead_letter_stream(&self.stream),
+        ]);
     }
 }
 
 impl Bus {
+    /// The test's stream, in one partition, for the outbox.
+    pub fn single(&self) -> event_bus::Stream {
+        event_bus::Stream::single(self.stream.clone())
+    }
+
     /// A client for the test Redis, for consumers (which open their own connections).
-    pub fn client(&self) -> redis::Client {
-        redis::Client::open(test_support::redis_url()).unwrap()
+    pub fn client(&self) -> service_kit::redis::Client {
+        test_support::redis_client()
     }
 }
 
@@ -64,8 +65,10 @@ pub async fn bus() -> Bus {
     }
 }
 
-pub async fn connect(url: &str) -> ConnectionManager {
-    ConnectionManager::new(redis::Client::open(url).unwrap())
+pub async fn connect(url: &str) -> Connection {
+    service_kit::redis::Client::open(url)
+        .unwrap()
+        .connect()
         .await
         .unwrap()
 }

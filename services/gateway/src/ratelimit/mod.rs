@@ -52,7 +52,8 @@ use std::time::{Duration, Instant};
 
 use axum::http::{HeaderName, HeaderValue};
 use redis::Script;
-use redis::aio::ConnectionManager;
+use redis::cluster_routing::Slot;
+use service_kit::redis::{Client, Connection};
 use tokio::sync::{mpsc, oneshot};
 
 pub use decision::{Decision, FixedHeaders};
@@ -100,7 +101,7 @@ const MAX_REFUSED: usize = 10_000;
 
 /// What every worker's limiter shares.
 struct Shared {
-    client: redis::Client,
+    client: Client,
     script: Script,
     prefix: String,
     limit: u32,
@@ -113,6 +114,15 @@ struct Shared {
     round_trips: AtomicU64,
 }
 
+/// What the script said of one key: requests counted in its window before this batch,
+/// the oldest one's time (-1 if none) and Redis's clock, in milliseconds.
+#[derive(Debug, Clone, Copy, Default)]
+struct Window {
+    counted: i64,
+    oldest: i64,
+    now: i64,
+}
+
 /// An admission waiting for its batch.
 struct Pending {
     key: String,
@@ -120,7 +130,7 @@ struct Pending {
 }
 
 impl RateLimiter {
-    pub fn new(client: redis::Client, prefix: &str, limit: u32) -> Self {
+    pub fn new(client: Client, prefix: &str, limit: u32) -> Self {
         Self {
             shared: Arc::new(Shared {
                 client,
@@ -250,7 +260,7 @@ impl RateLimiter {
 /// [`MAX_BATCH`]), decides them in one script call, answers each, and goes again.
 /// Ends when the worker's limiter is dropped.
 async fn send_batches(shared: Arc<Shared>, mut admissions: mpsc::UnboundedReceiver<Pending>) {
-    let mut redis: Option<ConnectionManager> = None;
+    let mut redis: Option<Connection> = None;
     let mut batch = Vec::with_capacity(MAX_BATCH);
     while admissions.recv_many(&mut batch, MAX_BATCH).await > 0 {
         // The worker's other ready requests run first (the task goes to the back of
@@ -290,16 +300,12 @@ impl Shared {
     /// One script call deciding `batch`, in order; connects first if need be.
     async fn decide(
         &self,
-        redis: &mut Option<ConnectionManager>,
+        redis: &mut Option<Connection>,
         batch: &[Pending],
     ) -> Result<Vec<Decision>, String> {
         let connection = match redis {
             Some(connection) => connection,
-            None => redis.insert(
-                ConnectionManager::new(self.client.clone())
-                    .await
-                    .map_err(|e| e.to_string())?,
-            ),
+            None => redis.insert(self.client.connect().await.map_err(|e| e.to_string())?),
         };
         // The batch's distinct keys in order of first arrival, how many admissions
         // each wants, and for each admission its key and its place among that key's.
@@ -318,32 +324,17 @@ impl Shared {
             places.push((key, wanted[key]));
             wanted[key] += 1;
         }
-        let mut invocation = self.script.prepare_invoke();
-        for key in &keys {
-            invocation.key(*key);
-        }
-        invocation.arg(self.limit).arg(WINDOW.as_millis() as u64);
-        for count in &wanted {
-            invocation.arg(*count);
-        }
-        self.round_trips.fetch_add(1, Ordering::Relaxed);
-        let answers: Vec<i64> = invocation
-            .invoke_async(connection)
-            .await
-            .map_err(|e| e.to_string())?;
-        let (Some(&now), true) = (answers.last(), answers.len() == keys.len() * 2 + 1) else {
-            return Err(format!(
-                "the rate-limit script answered {} numbers for {} keys",
-                answers.len(),
-                keys.len()
-            ));
-        };
+        let windows = self.windows(connection, &keys, &wanted).await?;
         let window = WINDOW.as_millis() as i64;
         let limit = i64::from(self.limit);
         Ok(places
             .into_iter()
             .map(|(key, place)| {
-                let (counted, oldest) = (answers[key * 2], answers[key * 2 + 1]);
+                let Window {
+                    counted,
+                    oldest,
+                    now,
+                } = windows[key];
                 let admitted = i64::from(wanted[key]).min((limit - counted).max(0));
                 let place = i64::from(place);
                 // As if decided one by one: this admission saw those before it in the
@@ -363,6 +354,79 @@ impl Shared {
                     remaining: u32::try_from((limit - count).max(0)).unwrap_or(0),
                     resets_in: Duration::from_millis(u64::try_from(resets_in.max(0)).unwrap_or(0)),
                 }
+            })
+            .collect())
+    }
+
+    /// Admits `wanted[i]` for `keys[i]` as far as each fits, and says what each
+    /// window held before. One script call on a single server; on a cluster, where a
+    /// call may only name keys of one slot, one call per slot, all at once.
+    async fn windows(
+        &self,
+        connection: &Connection,
+        keys: &[&str],
+        wanted: &[u32],
+    ) -> Result<Vec<Window>, String> {
+        if !connection.is_cluster() {
+            return self.call(connection.clone(), keys, wanted).await;
+        }
+        let mut slots: Vec<(Slot, Vec<usize>)> = Vec::new();
+        for (index, key) in keys.iter().enumerate() {
+            let slot = Slot::for_key(key);
+            match slots.iter_mut().find(|(s, _)| *s == slot) {
+                Some((_, indices)) => indices.push(index),
+                None => slots.push((slot, vec![index])),
+            }
+        }
+        let calls = slots.iter().map(|(_, indices)| {
+            let keys: Vec<&str> = indices.iter().map(|&i| keys[i]).collect();
+            let wanted: Vec<u32> = indices.iter().map(|&i| wanted[i]).collect();
+            let connection = connection.clone();
+            async move { self.call(connection, &keys, &wanted).await }
+        });
+        let answers = futures::future::try_join_all(calls).await?;
+        let mut windows = vec![Window::default(); keys.len()];
+        for ((_, indices), answers) in slots.iter().zip(answers) {
+            for (&index, window) in indices.iter().zip(answers) {
+                windows[index] = window;
+            }
+        }
+        Ok(windows)
+    }
+
+    /// One script call for `keys`, which share a slot.
+    async fn call(
+        &self,
+        mut connection: Connection,
+        keys: &[&str],
+        wanted: &[u32],
+    ) -> Result<Vec<Window>, String> {
+        let mut invocation = self.script.prepare_invoke();
+        for key in keys {
+            invocation.key(*key);
+        }
+        invocation.arg(self.limit).arg(WINDOW.as_millis() as u64);
+        for count in wanted {
+            invocation.arg(*count);
+        }
+        self.round_trips.fetch_add(1, Ordering::Relaxed);
+        let answers: Vec<i64> = invocation
+            .invoke_async(&mut connection)
+            .await
+            .map_err(|e| e.to_string())?;
+        let (Some(&now), true) = (answers.last(), answers.len() == keys.len() * 2 + 1) else {
+            return Err(format!(
+                "the rate-limit script answered {} numbers for {} keys",
+                answers.len(),
+                keys.len()
+            ));
+        };
+        Ok(answers
+            .chunks_exact(2)
+            .map(|pair| Window {
+                counted: pair[0],
+                oldest: pair[1],
+                now,
             })
             .collect())
     }

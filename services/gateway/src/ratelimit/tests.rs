@@ -4,11 +4,7 @@ use super::*;
 use test_support::StreamKeys;
 
 fn limiter(keys: &StreamKeys, limit: u32) -> RateLimiter {
-    RateLimiter::new(
-        redis::Client::open(test_support::redis_url()).unwrap(),
-        keys.prefix(),
-        limit,
-    )
+    RateLimiter::new(test_support::redis_client(), keys.prefix(), limit)
 }
 
 /// Runs `checks` concurrently on `limiter` against `key`.
@@ -126,7 +122,7 @@ async fn one_batch_decides_each_keys_admissions_in_arrival_order() {
 }
 
 /// How many times Redis has run `command` (scripts' calls included).
-async fn calls(redis: &mut ConnectionManager, command: &str) -> u64 {
+async fn calls(redis: &mut service_kit::redis::Connection, command: &str) -> u64 {
     let info: String = redis::cmd("INFO")
         .arg("commandstats")
         .query_async(redis)
@@ -144,8 +140,7 @@ async fn times_that_left_the_window_go_in_a_few_lookups_not_one_by_one() {
     let keys = StreamKeys::new();
     let limiter = limiter(&keys, 10);
     let key = format!("{}user:many", keys.prefix());
-    let client = redis::Client::open(test_support::redis_url()).unwrap();
-    let mut redis = ConnectionManager::new(client).await.unwrap();
+    let mut redis = test_support::redis().await;
     let (seconds, micros): (i64, i64) = redis::cmd("TIME").query_async(&mut redis).await.unwrap();
     let now = seconds * 1000 + micros / 1000;
     // 100,000 admissions from over a minute ago (a busy user's last burst), then
@@ -184,8 +179,7 @@ async fn times_that_left_the_window_go_in_a_few_lookups_not_one_by_one() {
 async fn a_refused_key_is_refused_here_until_a_slot_of_its_frees() {
     let keys = StreamKeys::new();
     let limiter = Arc::new(limiter(&keys, 3));
-    let client = redis::Client::open(test_support::redis_url()).unwrap();
-    let mut redis = ConnectionManager::new(client).await.unwrap();
+    let mut redis = test_support::redis().await;
     let (seconds, micros): (i64, i64) = redis::cmd("TIME").query_async(&mut redis).await.unwrap();
     let now = seconds * 1000 + micros / 1000;
     // The key's limit used up, its oldest admission leaving the window in 400 ms.
@@ -272,7 +266,7 @@ async fn a_check_that_stopped_waiting_is_not_counted() {
 async fn without_redis_the_local_window_limits() {
     // Nothing listens on port 1: every check falls back to this replica's memory.
     let limiter = RateLimiter::new(
-        redis::Client::open("redis://127.0.0.1:1").unwrap(),
+        service_kit::redis::Client::open("redis://127.0.0.1:1").unwrap(),
         "unused:",
         3,
     );

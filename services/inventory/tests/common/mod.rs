@@ -19,7 +19,7 @@ pub struct TestApp {
     pub service: RunningServer,
     pub client: Client,
     pub keys: StreamKeys,
-    pub redis: redis::aio::ConnectionManager,
+    pub redis: service_kit::redis::Connection,
     pub admin: Uuid,
     pub user: Uuid,
 }
@@ -49,9 +49,7 @@ pub async fn spawn_app() -> TestApp {
     ])
     .unwrap();
     let service = Application::build(config).await.unwrap().spawn();
-    let redis = redis::aio::ConnectionManager::new(redis::Client::open(redis_url).unwrap())
-        .await
-        .unwrap();
+    let redis = test_support::redis().await;
     TestApp {
         db,
         service,

@@ -28,7 +28,7 @@ pub struct TestApp {
     pub user_service: RunningServer,
     pub smtp: TestSmtp,
     pub client: Client,
-    pub redis: redis::aio::ConnectionManager,
+    pub redis: service_kit::redis::Connection,
     pub pool: PgPool,
     args: Vec<String>,
     pub db: TestDatabase,
@@ -84,9 +84,7 @@ pub async fn spawn_app(extra: &[&str]) -> TestApp {
     }
     args.extend(extra.iter().map(|s| (*s).to_owned()));
     let service = start(&args).await;
-    let redis = redis::aio::ConnectionManager::new(redis::Client::open(redis_url).unwrap())
-        .await
-        .unwrap();
+    let redis = test_support::redis().await;
     let pool = PgPool::connect(db.url()).await.unwrap();
     TestApp {
         service: Some(service),

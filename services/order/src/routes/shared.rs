@@ -28,7 +28,8 @@ pub(super) async fn visible_order(
 }
 
 /// Commits `tx` with the event of `event_type` it caused (`payload`), on this service's
-/// stream, waking the relay; `order` names the order in what a failure logs.
+/// stream (the partition of `order`, the event's ordering key), waking the relay;
+/// `order` names the order in what a failure logs.
 pub(super) async fn commit_with_event(
     state: &AppState,
     mut tx: Transaction<'static, Postgres>,
@@ -36,7 +37,7 @@ pub(super) async fn commit_with_event(
     event_type: &str,
     payload: &impl serde::Serialize,
 ) -> Result<(), Problem> {
-    let event = request_event(event_type, payload)?;
+    let event = request_event(event_type, payload)?.keyed(order.to_string());
     event_bus::outbox::enqueue(&mut tx, &state.order_events, &event)
         .await
         .with_context(|| format!("enqueueing {event_type} for order {order}"))?;

@@ -452,32 +452,30 @@ pub fn deliver_every_event_twice(system: &System) -> tokio::task::JoinHandle<()>
     .map(|s| system.stream(s))
     .collect();
     tokio::spawn(async move {
-        let client = redis::Client::open(test_support::redis_url()).unwrap();
-        let mut redis = client.get_multiplexed_async_connection().await.unwrap();
+        let mut redis = test_support::redis().await;
         let mut cursors = vec!["0".to_owned(); streams.len()];
         loop {
-            let reply: redis::streams::StreamReadReply = redis::cmd("XREAD")
-                .arg("COUNT")
-                .arg(100)
-                .arg("STREAMS")
-                .arg(&streams)
-                .arg(&cursors)
-                .query_async(&mut redis)
-                .await
-                .unwrap_or_default();
-            if reply.keys.is_empty() {
-                tokio::time::sleep(Duration::from_millis(20)).await;
-            }
-            for key in reply.keys {
-                let index = streams.iter().position(|s| *s == key.key).unwrap();
-                for entry in key.ids {
-                    cursors[index] = entry.id.clone();
+            let mut copied = 0;
+            // One stream a command: on a cluster the streams live on different nodes.
+            for (stream, cursor) in streams.iter().zip(cursors.iter_mut()) {
+                let reply: redis::streams::StreamRangeReply = redis::cmd("XRANGE")
+                    .arg(stream)
+                    .arg(format!("({cursor}"))
+                    .arg("+")
+                    .arg("COUNT")
+                    .arg(100)
+                    .query_async(&mut redis)
+                    .await
+                    .unwrap_or_default();
+                for entry in reply.ids {
+                    cursor.clone_from(&entry.id);
+                    copied += 1;
                     if entry.map.contains_key(COPY_FIELD) {
                         continue;
                     }
                     let envelope: String = entry.get(event_bus::ENVELOPE_FIELD).unwrap();
                     let _: String = redis::cmd("XADD")
-                        .arg(&key.key)
+                        .arg(stream)
                         .arg("*")
                         .arg(event_bus::ENVELOPE_FIELD)
                         .arg(envelope)
@@ -487,6 +485,9 @@ pub fn deliver_every_event_twice(system: &System) -> tokio::task::JoinHandle<()>
                         .await
                         .unwrap();
                 }
+            }
+            if copied == 0 {
+                tokio::time::sleep(Duration::from_millis(20)).await;
             }
         }
     })

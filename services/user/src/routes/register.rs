@@ -71,7 +71,8 @@ pub async fn register(
         name: user.name.clone(),
     };
     let mut event = Envelope::new(types::USER_REGISTERED, crate::state::SERVICE, &registered)
-        .map_err(Problem::internal)?;
+        .map_err(Problem::internal)?
+        .keyed(user.id.to_string());
     if let Some(request_id) = service_kit::request_id::current() {
         event = event.correlated(request_id);
     }

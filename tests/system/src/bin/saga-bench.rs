@@ -95,22 +95,27 @@ fn entry_time(id: &str) -> SystemTime {
     SystemTime::UNIX_EPOCH + Duration::from_millis(ms)
 }
 
-/// Follows the order, inventory and payment streams from now on, noting every event of
-/// every order.
-async fn watch(prefix: String, journeys: Journeys) {
-    let client = redis::Client::open(test_support::redis_url()).unwrap();
-    // A blocking read may take its whole second: no shorter response timeout.
-    let config =
-        redis::AsyncConnectionConfig::new().set_response_timeout(Some(Duration::from_secs(10)));
-    let mut connection = client
-        .get_multiplexed_async_connection_with_config(&config)
-        .await
-        .unwrap();
+/// Follows the order, inventory and payment streams (every partition) from now on,
+/// noting every event of every order.
+async fn watch(prefix: String, partitions: u16, journeys: Journeys) {
     let keys: Vec<String> = [streams::ORDER, streams::INVENTORY, streams::PAYMENT]
         .iter()
-        .map(|s| format!("{prefix}{s}"))
+        .flat_map(|s| event_bus::Stream::new(format!("{prefix}{s}"), partitions).partitions())
         .collect();
-    let mut last: Vec<String> = vec!["$".to_owned(); keys.len()];
+    // One reader per partition: on a cluster they live on different nodes.
+    for key in keys {
+        tokio::spawn(watch_one(key, journeys.clone()));
+    }
+}
+
+async fn watch_one(key: String, journeys: Journeys) {
+    // A blocking read may take its whole second: no shorter response timeout.
+    let mut connection = test_support::redis_client()
+        .connect_with_timeout(Duration::from_secs(10))
+        .await
+        .unwrap();
+    let keys = [key];
+    let mut last: Vec<String> = vec!["$".to_owned()];
     let options = StreamReadOptions::default().block(1000).count(1000);
     loop {
         let reply: StreamReadReply = connection
@@ -331,7 +336,9 @@ fn spread(sorted: &[Duration]) -> String {
 #[tokio::main]
 async fn main() {
     let options = options();
+    let partitions = std::env::var("EVENT_PARTITIONS").unwrap_or_else(|_| "1".to_owned());
     let system = System::start(&[
+        ("EVENT_PARTITIONS", partitions.as_str()),
         ("RATE_LIMIT_PER_MINUTE", "0"),
         ("RUST_LOG", "warn,service_kit::server=info"),
     ])
@@ -350,7 +357,13 @@ async fn main() {
         users.push(system.user(&format!("Buyer {i}")).await);
     }
     let journeys: Journeys = Arc::default();
-    tokio::spawn(watch(system.redis_prefix().to_owned(), journeys.clone()));
+    let partitions = partitions.parse().expect("EVENT_PARTITIONS is a number");
+    watch(
+        system.redis_prefix().to_owned(),
+        partitions,
+        journeys.clone(),
+    )
+    .await;
     tokio::time::sleep(Duration::from_millis(200)).await;
     let load = Arc::new(Load {
         system: Arc::new(system),
