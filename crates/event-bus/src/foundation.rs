@@ -49,7 +49,7 @@ impl Foundation {
             service_kit::database::connect_and_migrate(&service.database, background, migrator)
                 .await?;
         crate::schema::install(&pool).await?;
-        let redis = service_kit::redis::connect(&service.redis).await?;
+        let redis = service.redis.connect().await?;
         let redis_client = service_kit::redis::client(service.redis.redis_url.0.as_str())?;
         service_kit::metrics::handle();
         Ok(Self {

@@ -109,6 +109,17 @@ pub struct RedisConfig {
     pub redis_connect_timeout_seconds: u64,
 }
 
+impl RedisConfig {
+    /// Connects to `REDIS_URL`, waiting for Redis to come up as long as configured.
+    pub async fn connect(&self) -> anyhow::Result<crate::redis::Connection> {
+        crate::redis::connect(
+            &self.redis_url.0,
+            std::time::Duration::from_secs(self.redis_connect_timeout_seconds),
+        )
+        .await
+    }
+}
+
 /// A Redis URL that has been checked to parse.
 #[derive(Clone)]
 pub struct RedisUrl(pub String);

@@ -21,7 +21,6 @@ use redis::cluster_async::ClusterConnection;
 use redis::cluster_routing::{Route, RoutingInfo, SingleNodeRoutingInfo, SlotAddr};
 use redis::{Cmd, Pipeline, RedisFuture, RedisResult, Value};
 
-use crate::config::RedisConfig;
 use crate::wait::wait_for;
 
 /// The scheme of a cluster URL, and of a cluster URL over TLS.
@@ -205,10 +204,9 @@ pub fn client(url: &str) -> RedisResult<Client> {
     Client::open(url)
 }
 
-/// Connects to `REDIS_URL`, waiting for Redis to come up as long as configured.
-pub async fn connect(config: &RedisConfig) -> anyhow::Result<Connection> {
-    let timeout = Duration::from_secs(config.redis_connect_timeout_seconds);
-    let client = client(config.redis_url.0.as_str()).context("REDIS_URL is invalid")?;
+/// Connects to `url` (`REDIS_URL`), waiting up to `timeout` for Redis to come up.
+pub async fn connect(url: &str, timeout: Duration) -> anyhow::Result<Connection> {
+    let client = client(url).context("REDIS_URL is invalid")?;
     wait_for("redis", timeout, || client.connect())
         .await
         .with_context(|| {

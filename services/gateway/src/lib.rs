@@ -100,7 +100,7 @@ impl Application {
             route("/api/webhooks", "/webhooks", notification_up),
         ];
 
-        let redis = service_kit::redis::connect(&config.redis).await?;
+        let redis = config.redis.connect().await?;
         service_kit::metrics::handle();
         let verifier = Verifier::new(
             Client::new("gateway", user.clone())?,

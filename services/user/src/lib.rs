@@ -56,7 +56,7 @@ impl Application {
             service_kit::database::connect_and_migrate(&config.service.database, 1, &MIGRATOR)
                 .await?;
         event_bus::schema::install(&pool).await?;
-        let redis = service_kit::redis::connect(&config.service.redis).await?;
+        let redis = config.service.redis.connect().await?;
         signing_keys::ensure_one(&pool).await?;
         let passwords = Passwords::new().await?;
         if let Some(admin) = config.admin()? {

@@ -55,7 +55,7 @@ async fn main() -> ExitCode {
 }
 
 async fn run(cli: Cli) -> anyhow::Result<()> {
-    let redis = service_kit::redis::connect(&cli.redis).await?;
+    let redis = cli.redis.connect().await?;
     let partitions = |stream: &str| event_bus::Stream::new(stream, cli.partitions).partitions();
     match cli.command {
         Command::List { stream } => {
