@@ -23,8 +23,9 @@ use service_kit::redis::Connection;
 use crate::envelope::ENVELOPE_FIELD;
 use crate::envelope::Envelope;
 
-/// How long a batch waits for its replicas before it is published again.
-const REPLICA_WAIT: Duration = Duration::from_millis(500);
+/// How long a batch waits for its replicas before it is published again: well inside
+/// a command's response timeout (half a second on a single server's connection).
+const REPLICA_WAIT: Duration = Duration::from_millis(200);
 
 /// `XADD`s envelopes with an approximate `MAXLEN` cap.
 ///

@@ -13,11 +13,60 @@ pub struct TestRedis {
     port: u16,
     dir: tempfile::TempDir,
     child: Option<Child>,
+    /// The server this one replicates, if a replica.
+    replica_of: Option<u16>,
 }
 
 impl TestRedis {
     /// Starts it and waits until it accepts connections.
     pub async fn start() -> Self {
+        Self::start_with(None).await
+    }
+
+    /// Starts a replica of `master` and waits until it has synced.
+    pub async fn start_replica_of(master: &TestRedis) -> Self {
+        let replica = Self::start_with(Some(master.port)).await;
+        let client = redis::Client::open(replica.url()).expect("a replica's URL");
+        let mut connection = client
+            .get_multiplexed_async_connection()
+            .await
+            .expect("the replica answers");
+        for _ in 0..400 {
+            let replication: String = redis::cmd("INFO")
+                .arg("replication")
+                .query_async(&mut connection)
+                .await
+                .expect("INFO replication");
+            if replication.contains("master_link_status:up") {
+                return replica;
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+        panic!("the replica on port {} never synced", replica.port);
+    }
+
+    /// Stops the process where it is (SIGSTOP): connected, answering nothing, as a
+    /// stalled or partitioned server.
+    pub fn pause(&self) {
+        self.signal(nix::sys::signal::Signal::SIGSTOP);
+    }
+
+    /// Lets a paused server go on (SIGCONT).
+    pub fn resume(&self) {
+        self.signal(nix::sys::signal::Signal::SIGCONT);
+    }
+
+    fn signal(&self, signal: nix::sys::signal::Signal) {
+        let pid = self
+            .child
+            .as_ref()
+            .and_then(Child::id)
+            .expect("the server is running");
+        let pid = nix::unistd::Pid::from_raw(i32::try_from(pid).expect("pid fits i32"));
+        nix::sys::signal::kill(pid, signal).expect("signal redis-server");
+    }
+
+    async fn start_with(replica_of: Option<u16>) -> Self {
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .and_then(|l| l.local_addr())
             .map(|a| a.port())
@@ -26,6 +75,7 @@ impl TestRedis {
             port,
             dir: tempfile::tempdir().expect("temporary directory"),
             child: None,
+            replica_of,
         };
         redis.start_again().await;
         redis
@@ -51,6 +101,17 @@ impl TestRedis {
                 "--save",
                 "",
             ])
+            .args(
+                self.replica_of
+                    .map(|master| {
+                        vec![
+                            "--replicaof".to_owned(),
+                            "127.0.0.1".to_owned(),
+                            master.to_string(),
+                        ]
+                    })
+                    .unwrap_or_default(),
+            )
             .arg("--dir")
             .arg(self.dir())
             .stdout(Stdio::null())
