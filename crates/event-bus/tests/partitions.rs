@@ -119,7 +119,10 @@ async fn a_batch_no_connected_replica_acknowledges_is_not_counted_published() {
     let event = |n: u64| Envelope::new("test.happened", "tests", &serde_json::json!({"n": n}));
 
     // With the replica up, publishing waits for it and succeeds.
-    publisher.publish("events", &event(1).unwrap()).await.unwrap();
+    publisher
+        .publish("events", &event(1).unwrap())
+        .await
+        .unwrap();
 
     // A replica that is connected but acknowledges nothing (stalled): the batch is
     // appended on the master but reported unpublished, so the outbox sends it again.
@@ -130,7 +133,10 @@ async fn a_batch_no_connected_replica_acknowledges_is_not_counted_published() {
     assert!(error.contains("did not acknowledge"), "{error}");
 
     // Back in step: published again.
-    publisher.publish("events", &event(3).unwrap()).await.unwrap();
+    publisher
+        .publish("events", &event(3).unwrap())
+        .await
+        .unwrap();
 
     // With no replica connected at all there is nothing to wait for: the master's
     // own copy is all there is (its replica is the master that died).
@@ -152,14 +158,20 @@ async fn a_batch_no_connected_replica_acknowledges_is_not_counted_published() {
         "the master noticed its replica is gone"
     );
     for n in 4..7 {
-        publisher.publish("events", &event(n).unwrap()).await.unwrap();
+        publisher
+            .publish("events", &event(n).unwrap())
+            .await
+            .unwrap();
     }
     let length: usize = redis::cmd("XLEN")
         .arg("events")
         .query_async(&mut connection)
         .await
         .unwrap();
-    assert_eq!(length, 6, "every attempt was appended, the unacknowledged one too");
+    assert_eq!(
+        length, 6,
+        "every attempt was appended, the unacknowledged one too"
+    );
     let seen: HashSet<u64> = test_entries(&mut connection).await;
     assert_eq!(seen, (1..7).collect());
 }

@@ -102,6 +102,80 @@ impl TestRedisCluster {
             .collect()
     }
 
+    /// The cluster's URL for a client, every node a seed
+    /// (`redis+cluster://127.0.0.1:<port>,...`).
+    pub fn url(&self) -> String {
+        let nodes: Vec<String> = self
+            .nodes
+            .iter()
+            .map(|node| format!("127.0.0.1:{}", node.port))
+            .collect();
+        format!("redis+cluster://{}", nodes.join(","))
+    }
+
+    /// The index of the node that is master of `key`'s slot, as node `asked` sees it.
+    pub async fn master_of(&self, key: &str, asked: usize) -> usize {
+        let client = redis::Client::open(self.urls()[asked].as_str()).expect("a node's URL");
+        let mut connection = client
+            .get_multiplexed_async_connection()
+            .await
+            .expect("a node answers");
+        let slot: u16 = redis::cmd("CLUSTER")
+            .arg("KEYSLOT")
+            .arg(key)
+            .query_async(&mut connection)
+            .await
+            .expect("CLUSTER KEYSLOT");
+        let (_, nodes) = self.info(asked).await;
+        for line in nodes.lines() {
+            let fields: Vec<&str> = line.split(' ').collect();
+            let serves = fields.iter().skip(8).any(|range| {
+                let (low, high) = range.split_once('-').unwrap_or((range, range));
+                match (low.parse::<u16>(), high.parse::<u16>()) {
+                    (Ok(low), Ok(high)) => (low..=high).contains(&slot),
+                    _ => false,
+                }
+            });
+            if fields.get(2).is_some_and(|f| f.contains("master")) && serves {
+                let address = fields[1].split('@').next().unwrap_or_default();
+                if let Some(index) = self
+                    .urls()
+                    .iter()
+                    .position(|url| url.trim_start_matches("redis://") == address)
+                {
+                    return index;
+                }
+            }
+        }
+        panic!("no master serves slot {slot} of {key}");
+    }
+
+    /// Waits (up to 30 s) until node `asked` marks node `dead` failed and every slot
+    /// is served by a live master again (the dead master's replica took its place);
+    /// `false` if that never happens.
+    pub async fn wait_for_failover(&self, dead: usize, asked: usize) -> bool {
+        let dead_address = self.urls()[dead].trim_start_matches("redis://").to_owned();
+        for _ in 0..600 {
+            let (info, nodes) = self.info(asked).await;
+            let lines: Vec<Vec<&str>> = nodes
+                .lines()
+                .map(|line| line.split(' ').collect())
+                .collect();
+            let failed = |fields: &Vec<&str>| fields.get(2).is_some_and(|f| f.contains("fail"));
+            let dead_failed = lines.iter().any(|fields| {
+                fields.get(1).is_some_and(|a| a.starts_with(&dead_address)) && failed(fields)
+            });
+            let failed_master_serves = lines
+                .iter()
+                .any(|fields| failed(fields) && fields.len() > 8);
+            if dead_failed && !failed_master_serves && info.contains("cluster_state:ok") {
+                return true;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        false
+    }
+
     /// `CLUSTER INFO` and `CLUSTER NODES` as node `index` answers them.
     pub async fn info(&self, index: usize) -> (String, String) {
         let client = redis::Client::open(self.urls()[index].as_str()).expect("a node's URL");
