@@ -42,9 +42,11 @@ free_port() {
     fail "no free port found"
 }
 
-# url_host_port URL: "host port" of a postgres:// or redis:// URL (defaults filled in).
+# url_host_port URL: "host port" of a postgres:// or redis:// URL (defaults filled in);
+# of a redis+cluster:// URL, its first node's.
 url_host_port() {
     local rest="${1#*://}"
+    rest="${rest%%,*}"
     rest="${rest%%/*}"
     rest="${rest%%\?*}"
     rest="${rest##*@}"
