@@ -3,19 +3,30 @@
 //! effects batched by the consumer); beside `redis-benchmark`'s raw XADD rate from the
 //! same Redis, for scale.
 //!
-//! `cargo bench -p event-bus` (uses TEST_DATABASE_URL / TEST_REDIS_URL like the tests).
+//! Each figure is measured on a single Redis and on a Redis Cluster of 3 masters with a
+//! replica each, in one run and alternately (single, cluster, single, cluster), for one
+//! stream and for a stream in 3 partitions: the ratio is what the cluster path costs.
+//! On one small machine a cluster cannot be faster (its six servers share the cores
+//! with everything else); on several machines, partitions spread over the masters.
+//!
+//! `cargo bench -p event-bus` (uses TEST_DATABASE_URL / TEST_REDIS_URL like the tests,
+//! and TEST_REDIS_CLUSTER_URL if set, else starts a cluster from the installed
+//! redis-server).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use event_bus::{Consumer, ConsumerConfig, Effect, Envelope, HandlerError, Publisher, Wake, inbox};
+use event_bus::{
+    Consumer, ConsumerConfig, Effect, Envelope, HandlerError, Publisher, Stream, Wake, inbox,
+};
 use futures::future::BoxFuture;
 use sqlx::{Postgres, Transaction};
 use tokio_util::sync::CancellationToken;
 
 const EVENTS: usize = 50_000;
 const INBOX_EVENTS: usize = 20_000;
+const ROUNDS: usize = 2;
 
 fn main() {
     // `cargo bench` passes `--bench`; nothing else to parse.
@@ -36,8 +47,10 @@ fn events(n: usize) -> Vec<Envelope> {
         .collect()
 }
 
-fn config(group: &str, stream: &str) -> ConsumerConfig {
-    let mut config = ConsumerConfig::new(group, &[stream]);
+fn config(group: &str, stream: &Stream) -> ConsumerConfig {
+    let partitions = stream.partitions();
+    let partitions: Vec<&str> = partitions.iter().map(String::as_str).collect();
+    let mut config = ConsumerConfig::new(group, &partitions);
     config.batch_size = 500;
     config.max_in_flight = 1000;
     config.concurrency = 64;
@@ -59,35 +72,25 @@ async fn consume(consumer: Consumer, expected: usize, done: Arc<AtomicUsize>) ->
     elapsed
 }
 
-fn rate(n: usize, elapsed: Duration) -> String {
-    format!("{:>9.0} events/s", n as f64 / elapsed.as_secs_f64())
-}
+/// Events a second of each measure, in [`MEASURES`] order.
+type Figures = [f64; 4];
+
+const MEASURES: [&str; 4] = [
+    "publish, pipelined 500 a batch",
+    "consume + ack, no-op handler",
+    "consume through the inbox, a transaction per event",
+    "consume through the inbox, effects batched",
+];
 
 async fn run() {
-    let redis_url = test_support::redis_url();
-    let client = service_kit::redis::Client::open(&redis_url).expect("REDIS url");
-    let redis = client.connect().await.expect("redis");
-    let stream = format!("bench:events:{}", uuid::Uuid::new_v4().simple());
-    let publisher = Publisher::new(redis.clone(), 1_000_000);
-
-    let batch = events(EVENTS);
-    let started = Instant::now();
-    for chunk in batch.chunks(500) {
-        publisher
-            .publish_batch(&stream, chunk)
-            .await
-            .expect("publish");
-    }
-    let publish = started.elapsed();
-
-    let acked = Arc::new(AtomicUsize::new(0));
-    let counter = acked.clone();
-    let noop = Consumer::new(client.clone(), config("noop", &stream), move |_| {
-        counter.fetch_add(1, Ordering::SeqCst);
-        async { Ok(()) }
-    });
-    let noop = consume(noop, EVENTS, acked).await;
-
+    let single = test_support::redis_url();
+    let (cluster, _started) = match std::env::var("TEST_REDIS_CLUSTER_URL") {
+        Ok(url) => (url, None),
+        Err(_) => {
+            let started = test_support::TestRedisCluster::start(3, 1).await;
+            (started.url(), Some(started))
+        }
+    };
     let db = test_support::TestDatabase::create().await;
     let pool = sqlx::postgres::PgPoolOptions::new()
         .max_connections(16)
@@ -99,14 +102,83 @@ async fn run() {
         .execute(&pool)
         .await
         .expect("table");
-    let inbox_stream = format!("{stream}:inbox");
-    let batched_stream = format!("{stream}:batched");
-    for chunk in events(INBOX_EVENTS).chunks(500) {
+
+    // figures[partitioned][cluster] holds each round's figures.
+    let mut figures: [[Vec<Figures>; 2]; 2] = Default::default();
+    for _ in 0..ROUNDS {
+        for (partitioned, partitions) in [1u16, 3].into_iter().enumerate() {
+            for (on_cluster, url) in [&single, &cluster].into_iter().enumerate() {
+                let measured = measure(url, partitions, &pool).await;
+                figures[partitioned][on_cluster].push(measured);
+            }
+        }
+    }
+
+    println!(
+        "event-bus throughput, events/s, {EVENTS} events ({INBOX_EVENTS} through the inbox), \
+         mean of {ROUNDS} alternating rounds; cluster: 3 masters + 3 replicas"
+    );
+    for (partitioned, title) in ["one stream", "a stream in 3 partitions"]
+        .into_iter()
+        .enumerate()
+    {
+        println!("  {title}:");
+        println!(
+            "    {:<52} {:>10} {:>10} {:>8}",
+            "", "single", "cluster", "ratio"
+        );
+        for (index, measure) in MEASURES.iter().enumerate() {
+            let mean = |rounds: &Vec<Figures>| {
+                rounds.iter().map(|f| f[index]).sum::<f64>() / rounds.len() as f64
+            };
+            let (single, cluster) = (
+                mean(&figures[partitioned][0]),
+                mean(&figures[partitioned][1]),
+            );
+            println!(
+                "    {measure:<52} {single:>10.0} {cluster:>10.0} {:>8.2}",
+                cluster / single
+            );
+        }
+    }
+    redis_benchmark(&single);
+}
+
+/// One round of every measure on the Redis at `url`, the stream in `partitions`.
+async fn measure(url: &str, partitions: u16, pool: &sqlx::PgPool) -> Figures {
+    let client = service_kit::redis::Client::open(url).expect("REDIS url");
+    let redis = client.connect().await.expect("redis");
+    let publisher = Publisher::new(redis.clone(), 1_000_000);
+    let name = format!("bench:events:{}", uuid::Uuid::new_v4().simple());
+    let stream = Stream::new(name.clone(), partitions);
+    let keyed = |events: Vec<Envelope>| -> Vec<Envelope> {
+        events
+            .into_iter()
+            .enumerate()
+            .map(|(n, event)| event.keyed(format!("order-{}", n % 1000)))
+            .collect()
+    };
+
+    let batch = keyed(events(EVENTS));
+    let started = Instant::now();
+    for chunk in batch.chunks(500) {
+        publisher.publish_to(&stream, chunk).await.expect("publish");
+    }
+    let publish = started.elapsed();
+
+    let acked = Arc::new(AtomicUsize::new(0));
+    let counter = acked.clone();
+    let noop = Consumer::new(client.clone(), config("noop", &stream), move |_| {
+        counter.fetch_add(1, Ordering::SeqCst);
+        async { Ok(()) }
+    });
+    let noop = consume(noop, EVENTS, acked).await;
+
+    let inbox_stream = Stream::new(format!("{name}:inbox"), partitions);
+    let batched_stream = Stream::new(format!("{name}:batched"), partitions);
+    for chunk in keyed(events(INBOX_EVENTS)).chunks(500) {
         for stream in [&inbox_stream, &batched_stream] {
-            publisher
-                .publish_batch(stream, chunk)
-                .await
-                .expect("publish");
+            publisher.publish_to(stream, chunk).await.expect("publish");
         }
     }
     let applied = Arc::new(AtomicUsize::new(0));
@@ -147,26 +219,24 @@ async fn run() {
     );
     let batched = consume(batched, INBOX_EVENTS, applied).await;
 
-    test_support::delete_keys(&[stream.clone(), inbox_stream.clone(), batched_stream.clone()]);
-
-    println!(
-        "event-bus throughput, {} events ({} through the inbox):",
-        EVENTS, INBOX_EVENTS
-    );
-    println!(
-        "  publish, pipelined 500 a batch   {}",
-        rate(EVENTS, publish)
-    );
-    println!("  consume + ack, no-op handler     {}", rate(EVENTS, noop));
-    println!(
-        "  consume through Postgres inbox   {}   (a transaction per event)",
-        rate(INBOX_EVENTS, through_inbox)
-    );
-    println!(
-        "  consume through Postgres inbox   {}   (effects batched by the consumer)",
-        rate(INBOX_EVENTS, batched)
-    );
-    redis_benchmark(&redis_url);
+    let mut keys = Vec::new();
+    for stream in [&stream, &inbox_stream, &batched_stream] {
+        keys.extend(stream.partitions());
+    }
+    let mut connection = redis.clone();
+    for key in keys {
+        let _: redis::RedisResult<i64> = redis::cmd("DEL")
+            .arg(&key)
+            .query_async(&mut connection)
+            .await;
+    }
+    let rate = |n: usize, elapsed: Duration| n as f64 / elapsed.as_secs_f64();
+    [
+        rate(EVENTS, publish),
+        rate(EVENTS, noop),
+        rate(INBOX_EVENTS, through_inbox),
+        rate(INBOX_EVENTS, batched),
+    ]
 }
 
 /// The batched consumer's effect: a row per event; counts what it applied.
@@ -216,7 +286,7 @@ fn redis_benchmark(url: &str) {
                 .unwrap_or_default()
                 .trim()
                 .to_owned();
-            println!("  redis-benchmark XADD, -P 16      {line}");
+            println!("  single Redis: redis-benchmark XADD, -P 16: {line}");
         }
         Err(error) => println!("  redis-benchmark not run: {error}"),
     }

@@ -22,6 +22,7 @@ use service_kit::redis::Connection;
 
 use crate::envelope::ENVELOPE_FIELD;
 use crate::envelope::Envelope;
+use crate::stream::Stream;
 
 /// How long a batch waits for its replicas before it is published again: well inside
 /// a command's response timeout (half a second on a single server's connection).
@@ -75,6 +76,25 @@ impl Publisher {
         let entries = envelopes
             .iter()
             .map(|envelope| Ok((stream.to_owned(), serde_json::to_string(envelope)?)))
+            .collect::<Result<Vec<_>, serde_json::Error>>()?;
+        Ok(self.xadd(&entries).await?)
+    }
+
+    /// Appends envelopes to `stream`, each to the partition of its key, in one round
+    /// trip (one per partition, at once, on a cluster); returns their entry ids.
+    pub async fn publish_to(
+        &self,
+        stream: &Stream,
+        envelopes: &[Envelope],
+    ) -> anyhow::Result<Vec<String>> {
+        let entries = envelopes
+            .iter()
+            .map(|envelope| {
+                Ok((
+                    stream.partition_for(envelope),
+                    serde_json::to_string(envelope)?,
+                ))
+            })
             .collect::<Result<Vec<_>, serde_json::Error>>()?;
         Ok(self.xadd(&entries).await?)
     }
