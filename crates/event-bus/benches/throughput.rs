@@ -3,15 +3,17 @@
 //! effects batched by the consumer); beside `redis-benchmark`'s raw XADD rate from the
 //! same Redis, for scale.
 //!
-//! Each figure is measured on a single Redis and on a Redis Cluster of 3 masters with a
-//! replica each, in one run and alternately (single, cluster, single, cluster), for one
-//! stream and for a stream in 3 partitions: the ratio is what the cluster path costs.
-//! On one small machine a cluster cannot be faster (its six servers share the cores
-//! with everything else); on several machines, partitions spread over the masters.
+//! Each figure is measured on a single Redis, on a Redis Cluster of 3 masters, and on
+//! one of 3 masters with a replica each, in one run and in turn (single, cluster,
+//! cluster with replicas, single, ...), for one stream and for a stream in 3
+//! partitions: the ratios are what the cluster path costs, and what replication adds.
+//! On one small machine a cluster cannot be faster (its servers, and its replicas'
+//! copying, share the cores with everything else); on several machines, partitions
+//! spread over the masters.
 //!
 //! `cargo bench -p event-bus` (uses TEST_DATABASE_URL / TEST_REDIS_URL like the tests,
-//! and TEST_REDIS_CLUSTER_URL if set, else starts a cluster from the installed
-//! redis-server).
+//! and TEST_REDIS_CLUSTER_URL for the cluster with replicas if set; starts the others
+//! from the installed redis-server).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -26,7 +28,7 @@ use tokio_util::sync::CancellationToken;
 
 const EVENTS: usize = 50_000;
 const INBOX_EVENTS: usize = 20_000;
-const ROUNDS: usize = 2;
+const ROUNDS: usize = 3;
 
 fn main() {
     // `cargo bench` passes `--bench`; nothing else to parse.
@@ -72,25 +74,41 @@ async fn consume(consumer: Consumer, expected: usize, done: Arc<AtomicUsize>) ->
     elapsed
 }
 
-/// Events a second of each measure, in [`MEASURES`] order.
-type Figures = [f64; 4];
+/// Each measure's figure, in [`MEASURES`] order.
+type Figures = [f64; 6];
 
-const MEASURES: [&str; 4] = [
+/// Events a second, then the bench process's own CPU time per event (the client's
+/// cost, which the machine's other load does not move as it moves throughput).
+const MEASURES: [&str; 6] = [
     "publish, pipelined 500 a batch",
     "consume + ack, no-op handler",
     "consume through the inbox, a transaction per event",
     "consume through the inbox, effects batched",
+    "client CPU per event published (ns)",
+    "client CPU per event consumed, no-op (ns)",
 ];
+
+/// CPU time this process has used, user and system.
+fn cpu_time() -> Duration {
+    let usage = nix::sys::resource::getrusage(nix::sys::resource::UsageWho::RUSAGE_SELF)
+        .expect("getrusage");
+    let time = |t: nix::sys::time::TimeVal| {
+        Duration::from_secs(t.tv_sec() as u64) + Duration::from_micros(t.tv_usec() as u64)
+    };
+    time(usage.user_time()) + time(usage.system_time())
+}
 
 async fn run() {
     let single = test_support::redis_url();
-    let (cluster, _started) = match std::env::var("TEST_REDIS_CLUSTER_URL") {
+    let masters = test_support::TestRedisCluster::start(3, 0).await;
+    let (replicated, _started) = match std::env::var("TEST_REDIS_CLUSTER_URL") {
         Ok(url) => (url, None),
         Err(_) => {
             let started = test_support::TestRedisCluster::start(3, 1).await;
             (started.url(), Some(started))
         }
     };
+    let targets = [single.clone(), masters.url(), replicated];
     let db = test_support::TestDatabase::create().await;
     let pool = sqlx::postgres::PgPoolOptions::new()
         .max_connections(16)
@@ -103,20 +121,20 @@ async fn run() {
         .await
         .expect("table");
 
-    // figures[partitioned][cluster] holds each round's figures.
-    let mut figures: [[Vec<Figures>; 2]; 2] = Default::default();
+    // figures[partitioned][target] holds each round's figures.
+    let mut figures: [[Vec<Figures>; 3]; 2] = Default::default();
     for _ in 0..ROUNDS {
         for (partitioned, partitions) in [1u16, 3].into_iter().enumerate() {
-            for (on_cluster, url) in [&single, &cluster].into_iter().enumerate() {
+            for (target, url) in targets.iter().enumerate() {
                 let measured = measure(url, partitions, &pool).await;
-                figures[partitioned][on_cluster].push(measured);
+                figures[partitioned][target].push(measured);
             }
         }
     }
 
     println!(
         "event-bus throughput, events/s, {EVENTS} events ({INBOX_EVENTS} through the inbox), \
-         mean of {ROUNDS} alternating rounds; cluster: 3 masters + 3 replicas"
+         median of {ROUNDS} rounds taken in turn; ratios to the single Redis"
     );
     for (partitioned, title) in ["one stream", "a stream in 3 partitions"]
         .into_iter()
@@ -124,20 +142,21 @@ async fn run() {
     {
         println!("  {title}:");
         println!(
-            "    {:<52} {:>10} {:>10} {:>8}",
-            "", "single", "cluster", "ratio"
+            "    {:<52} {:>8} {:>17} {:>17}",
+            "", "single", "cluster, 3 masters", "+ 3 replicas"
         );
         for (index, measure) in MEASURES.iter().enumerate() {
-            let mean = |rounds: &Vec<Figures>| {
-                rounds.iter().map(|f| f[index]).sum::<f64>() / rounds.len() as f64
+            let median = |rounds: &Vec<Figures>| {
+                let mut values: Vec<f64> = rounds.iter().map(|f| f[index]).collect();
+                values.sort_by(f64::total_cmp);
+                values[values.len() / 2]
             };
-            let (single, cluster) = (
-                mean(&figures[partitioned][0]),
-                mean(&figures[partitioned][1]),
-            );
+            let [single, masters, replicated] =
+                [0, 1, 2].map(|target| median(&figures[partitioned][target]));
             println!(
-                "    {measure:<52} {single:>10.0} {cluster:>10.0} {:>8.2}",
-                cluster / single
+                "    {measure:<52} {single:>8.0} {masters:>8.0} ({:>4.2}x) {replicated:>8.0} ({:>4.2}x)",
+                masters / single,
+                replicated / single
             );
         }
     }
@@ -160,11 +179,11 @@ async fn measure(url: &str, partitions: u16, pool: &sqlx::PgPool) -> Figures {
     };
 
     let batch = keyed(events(EVENTS));
-    let started = Instant::now();
+    let (started, cpu) = (Instant::now(), cpu_time());
     for chunk in batch.chunks(500) {
         publisher.publish_to(&stream, chunk).await.expect("publish");
     }
-    let publish = started.elapsed();
+    let (publish, publish_cpu) = (started.elapsed(), cpu_time() - cpu);
 
     let acked = Arc::new(AtomicUsize::new(0));
     let counter = acked.clone();
@@ -172,7 +191,9 @@ async fn measure(url: &str, partitions: u16, pool: &sqlx::PgPool) -> Figures {
         counter.fetch_add(1, Ordering::SeqCst);
         async { Ok(()) }
     });
+    let cpu = cpu_time();
     let noop = consume(noop, EVENTS, acked).await;
+    let noop_cpu = cpu_time() - cpu;
 
     let inbox_stream = Stream::new(format!("{name}:inbox"), partitions);
     let batched_stream = Stream::new(format!("{name}:batched"), partitions);
@@ -236,6 +257,8 @@ async fn measure(url: &str, partitions: u16, pool: &sqlx::PgPool) -> Figures {
         rate(EVENTS, noop),
         rate(INBOX_EVENTS, through_inbox),
         rate(INBOX_EVENTS, batched),
+        publish_cpu.as_nanos() as f64 / EVENTS as f64,
+        noop_cpu.as_nanos() as f64 / EVENTS as f64,
     ]
 }
 
