@@ -160,7 +160,7 @@ impl Publisher {
                 .arg(REPLICA_WAIT.as_millis() as u64);
         }
         let mut redis = self.redis.clone();
-        let mut answers = redis.pipeline_in_slot_of(stream, pipe).await?;
+        let mut answers: Vec<Value> = pipe.query_async(&mut redis).await?;
         if self.replica_acks > 0 {
             let acked = answers.pop().map_or(Ok(0), usize::from_redis_value)?;
             let role = answers.pop().unwrap_or(Value::Nil);

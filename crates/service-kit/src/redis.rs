@@ -141,36 +141,6 @@ impl Connection {
     }
 }
 
-impl Connection {
-    /// Sends `pipeline` (not a transaction), every key of which lives in `key`'s slot,
-    /// and returns each command's answer. On a cluster it goes straight to that slot's
-    /// master: the generic path (`Pipeline::query_async`) routes every command anew and
-    /// copies the whole pipeline, which costs a publisher of large batches a third more
-    /// CPU per entry.
-    pub async fn pipeline_in_slot_of(
-        &mut self,
-        key: &str,
-        pipeline: Pipeline,
-    ) -> RedisResult<Vec<Value>> {
-        let count = pipeline.len();
-        let answers = match self {
-            Self::Single(connection) => connection.req_packed_commands(&pipeline, 0, count).await?,
-            Self::Cluster(connection) => {
-                let route = Route::with_key(key, SlotAddr::Master);
-                connection
-                    .route_pipeline(
-                        pipeline,
-                        0,
-                        count,
-                        SingleNodeRoutingInfo::SpecificNode(route),
-                    )
-                    .await?
-            }
-        };
-        answers.into_iter().map(Value::extract_error).collect()
-    }
-}
-
 impl ConnectionLike for Connection {
     fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> RedisFuture<'a, Value> {
         match self {
