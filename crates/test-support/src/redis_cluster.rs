@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use tokio::process::{Child, Command};
 
-use crate::redis_server::wait_for_port;
+use crate::redis_server::{wait_for_port, wait_until_synced};
 
 /// How long a node may be unreachable before its replica takes over (the cluster's
 /// `cluster-node-timeout`): short, so a failover test does not wait long.
@@ -88,7 +88,7 @@ impl TestRedisCluster {
         }
         // A replica whose first sync never finished would not take its master's place.
         for index in 0..cluster.nodes.len() {
-            cluster.wait_until_synced(index).await;
+            wait_until_synced(&cluster.urls()[index]).await;
         }
         cluster
     }
@@ -202,28 +202,6 @@ impl TestRedisCluster {
             let _ = child.kill().await;
             let _ = child.wait().await;
         }
-    }
-
-    /// Waits until node `index`, if a replica, is in sync with its master.
-    async fn wait_until_synced(&self, index: usize) {
-        let client = redis::Client::open(self.urls()[index].as_str()).expect("a node's URL");
-        let mut connection = client
-            .get_multiplexed_async_connection()
-            .await
-            .expect("a node answers");
-        for _ in 0..400 {
-            let replication: String = redis::cmd("INFO")
-                .arg("replication")
-                .query_async(&mut connection)
-                .await
-                .expect("INFO replication");
-            if replication.contains("role:master") || replication.contains("master_link_status:up")
-            {
-                return;
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        panic!("replica on port {} never synced", self.nodes[index].port);
     }
 
     /// Waits until node `index` says the cluster is ready and lists `replicas`

@@ -26,23 +26,8 @@ impl TestRedis {
     /// Starts a replica of `master` and waits until it has synced.
     pub async fn start_replica_of(master: &TestRedis) -> Self {
         let replica = Self::start_with(Some(master.port)).await;
-        let client = redis::Client::open(replica.url()).expect("a replica's URL");
-        let mut connection = client
-            .get_multiplexed_async_connection()
-            .await
-            .expect("the replica answers");
-        for _ in 0..400 {
-            let replication: String = redis::cmd("INFO")
-                .arg("replication")
-                .query_async(&mut connection)
-                .await
-                .expect("INFO replication");
-            if replication.contains("master_link_status:up") {
-                return replica;
-            }
-            tokio::time::sleep(Duration::from_millis(25)).await;
-        }
-        panic!("the replica on port {} never synced", replica.port);
+        wait_until_synced(&replica.url()).await;
+        replica
     }
 
     /// Stops the process where it is (SIGSTOP): connected, answering nothing, as a
@@ -131,6 +116,27 @@ impl TestRedis {
             let _ = child.wait().await;
         }
     }
+}
+
+/// Waits until the server at `url`, if a replica, is in sync with its master.
+pub(crate) async fn wait_until_synced(url: &str) {
+    let client = redis::Client::open(url).expect("a server's URL");
+    let mut connection = client
+        .get_multiplexed_async_connection()
+        .await
+        .expect("the server answers");
+    for _ in 0..400 {
+        let replication: String = redis::cmd("INFO")
+            .arg("replication")
+            .query_async(&mut connection)
+            .await
+            .expect("INFO replication");
+        if replication.contains("role:master") || replication.contains("master_link_status:up") {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    panic!("the replica at {url} never synced");
 }
 
 /// Waits until a `redis-server` just started accepts connections on `port`.
