@@ -11,17 +11,19 @@
 //! - [`events`]: the saga's event payloads and stream names.
 //! - [`inventory`]: the inventory service's [`inventory::Product`] and
 //!   [`inventory::InventoryClient`].
+//! - [`ops`]: the ops API every service serves under `/ops`, and its client.
 //! - [`peers`]: where a service finds each peer (`<NAME>_SERVICE_URL` / `_KEY`).
 
 pub mod events;
 pub mod inventory;
+pub mod ops;
 mod peer;
 pub mod users;
 
 use service_client::{Error, ErrorKind};
 
 /// `Ok(None)` for a 404, the error otherwise.
-fn none_if_not_found<T>(result: Result<T, Error>) -> Result<Option<T>, Error> {
+pub fn none_if_not_found<T>(result: Result<T, Error>) -> Result<Option<T>, Error> {
     match result {
         Ok(value) => Ok(Some(value)),
         Err(error) if matches!(&error.kind, ErrorKind::Status { status, .. } if status.as_u16() == 404) => {

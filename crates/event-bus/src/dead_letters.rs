@@ -1,9 +1,10 @@
-//! Listing and replaying dead letters, per stream partition.
+//! Listing, replaying and discarding dead letters, per stream partition.
 //!
-//! A dead letter keeps the envelope, the error, the group that gave up and the original
-//! stream and entry id. Replaying appends the envelope to its original stream again
-//! (every group sees it; groups that had applied it skip it by their inbox) and removes
-//! the dead letter.
+//! A dead letter keeps the envelope, the error, the group that gave up, how often it
+//! was delivered, and the original stream and entry id. Replaying appends the envelope
+//! to its original stream again (every group sees it; groups that had applied it skip
+//! it by their inbox) and removes the dead letter, in one transaction; discarding only
+//! removes it.
 
 use std::collections::HashMap;
 
@@ -14,7 +15,7 @@ use service_kit::redis::Connection;
 use crate::envelope::ENVELOPE_FIELD;
 
 /// One dead-lettered entry.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct DeadLetter {
     /// Its id in the dead-letter stream.
     pub id: String,
@@ -23,6 +24,8 @@ pub struct DeadLetter {
     pub group: String,
     pub stream: String,
     pub original_id: String,
+    /// Deliveries before the group gave up (0 when not recorded).
+    pub deliveries: u64,
 }
 
 fn field(map: &HashMap<String, Value>, name: &str) -> String {
@@ -31,11 +34,21 @@ fn field(map: &HashMap<String, Value>, name: &str) -> String {
 
 /// The dead letters of `stream`, oldest first.
 pub async fn list(redis: &Connection, stream: &str) -> redis::RedisResult<Vec<DeadLetter>> {
+    range(redis, stream, "-", "+").await
+}
+
+/// The dead letters of `stream` with ids from `first` to `last`, oldest first.
+async fn range(
+    redis: &Connection,
+    stream: &str,
+    first: &str,
+    last: &str,
+) -> redis::RedisResult<Vec<DeadLetter>> {
     let mut redis = redis.clone();
     let reply: StreamRangeReply = redis::cmd("XRANGE")
         .arg(dead_letter_stream(stream))
-        .arg("-")
-        .arg("+")
+        .arg(first)
+        .arg(last)
         .query_async(&mut redis)
         .await?;
     Ok(reply
@@ -47,6 +60,7 @@ pub async fn list(redis: &Connection, stream: &str) -> redis::RedisResult<Vec<De
             group: field(&entry.map, "group"),
             stream: field(&entry.map, "stream"),
             original_id: field(&entry.map, "original_id"),
+            deliveries: field(&entry.map, "deliveries").parse().unwrap_or(0),
             id: entry.id,
         })
         .collect())
@@ -56,23 +70,73 @@ pub async fn list(redis: &Connection, stream: &str) -> redis::RedisResult<Vec<De
 /// dead-letter stream. Returns how many were replayed.
 pub async fn replay(redis: &Connection, stream: &str) -> redis::RedisResult<usize> {
     let letters = list(redis, stream).await?;
-    let mut connection = redis.clone();
     for letter in &letters {
-        let mut pipe = redis::pipe();
-        pipe.atomic()
-            .cmd("XADD")
-            .arg(stream)
-            .arg("*")
-            .arg(ENVELOPE_FIELD)
-            .arg(&letter.envelope)
-            .ignore()
-            .cmd("XDEL")
-            .arg(dead_letter_stream(stream))
-            .arg(&letter.id)
-            .ignore();
-        pipe.query_async::<()>(&mut connection).await?;
+        replay_one(redis, stream, letter).await?;
     }
     Ok(letters.len())
+}
+
+/// Appends `letter` to `stream` again and removes it from the dead letters, in one
+/// transaction.
+async fn replay_one(
+    redis: &Connection,
+    stream: &str,
+    letter: &DeadLetter,
+) -> redis::RedisResult<()> {
+    let mut connection = redis.clone();
+    redis::pipe()
+        .atomic()
+        .cmd("XADD")
+        .arg(stream)
+        .arg("*")
+        .arg(ENVELOPE_FIELD)
+        .arg(&letter.envelope)
+        .ignore()
+        .cmd("XDEL")
+        .arg(dead_letter_stream(stream))
+        .arg(&letter.id)
+        .ignore()
+        .query_async::<()>(&mut connection)
+        .await
+}
+
+/// The dead letter `id` of `stream`, if there is one.
+pub async fn get(
+    redis: &Connection,
+    stream: &str,
+    id: &str,
+) -> redis::RedisResult<Option<DeadLetter>> {
+    Ok(range(redis, stream, id, id).await?.into_iter().next())
+}
+
+/// What an operator may do with one dead letter.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Action {
+    /// Append it to its stream again, then remove it.
+    Replay,
+    /// Remove it.
+    Discard,
+}
+
+/// Applies `action` to `letter`, a dead letter of `stream`.
+pub async fn apply(
+    redis: &Connection,
+    stream: &str,
+    letter: &DeadLetter,
+    action: Action,
+) -> redis::RedisResult<()> {
+    match action {
+        Action::Replay => replay_one(redis, stream, letter).await,
+        Action::Discard => {
+            let mut connection = redis.clone();
+            redis::cmd("XDEL")
+                .arg(dead_letter_stream(stream))
+                .arg(&letter.id)
+                .query_async::<()>(&mut connection)
+                .await
+        }
+    }
 }
 
 /// The dead-letter stream for `stream` (a partition): in the same cluster slot, so an

@@ -68,6 +68,25 @@ impl Foundation {
             .with_redis(self.redis.clone())
     }
 
+    /// What the ops API reads of this service's bus; `subscription` is what the
+    /// service consumes, if anything.
+    pub fn ops_sources(&self, subscription: Option<&Subscription<'_>>) -> crate::ops::Sources {
+        crate::ops::Sources {
+            pool: self.pool.clone(),
+            redis: self.redis.clone(),
+            subscription: subscription.map(|s| (s.group.to_owned(), self.partitions(s))),
+        }
+    }
+
+    /// Every partition of the streams `subscription` reads.
+    fn partitions(&self, subscription: &Subscription<'_>) -> Vec<String> {
+        subscription
+            .streams
+            .iter()
+            .flat_map(|s| self.stream(s).partitions())
+            .collect()
+    }
+
     /// Stream `name` under the prefix, in the configured partitions.
     pub fn stream(&self, name: &str) -> Stream {
         self.events.stream(name)
@@ -127,11 +146,7 @@ impl Foundation {
     }
 
     fn consumer_config(&self, subscription: &Subscription<'_>) -> ConsumerConfig {
-        let streams: Vec<String> = subscription
-            .streams
-            .iter()
-            .flat_map(|s| self.stream(s).partitions())
-            .collect();
+        let streams = self.partitions(subscription);
         let streams: Vec<&str> = streams.iter().map(String::as_str).collect();
         let mut config = self.events.consumer(subscription.group, &streams);
         config.event_types = Some(

@@ -30,7 +30,9 @@
 //! - [`inbox`]: exactly-once effects for handlers that write to Postgres ([`Effect`]).
 //! - [`saga`]: the moves every service's part of a saga makes (emitting onto its
 //!   stream, remembering a cancellation that came early).
-//! - [`dead_letters`]: list and replay what consumers gave up on.
+//! - [`dead_letters`]: list, replay and discard what consumers gave up on.
+//! - [`ops`]: what an operator asks: group lag and pending, outbox backlog, the events
+//!   about one key, events per minute.
 //! - [`foundation`]: a service's connections, relay and consumer, wired the same way
 //!   in every service.
 //!
@@ -44,6 +46,7 @@ pub mod envelope;
 pub mod error;
 pub mod foundation;
 pub mod inbox;
+pub mod ops;
 pub mod outbox;
 pub mod publisher;
 pub mod relay;

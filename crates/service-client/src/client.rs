@@ -87,6 +87,7 @@ impl Client {
         let hook_metrics = metrics.clone();
         let breaker = CircuitBreaker::new(peer.breaker.clone())
             .with_transition_hook(Arc::new(move |from, to| hook_metrics.transition(from, to)));
+        crate::breaker::registry::register(peer.name, &breaker);
         let budget = TpsBudget::new(
             BUDGET_TTL,
             peer.retry_budget_min_per_second,

@@ -35,6 +35,7 @@ pub mod error;
 mod metrics;
 pub mod retry;
 
+pub use breaker::registry::{PeerBreaker, breakers};
 pub use breaker::{BreakerConfig, BreakerState, CircuitBreaker};
 pub use client::{Call, Client, Response};
 pub use concurrent::{Concurrent, concurrent};

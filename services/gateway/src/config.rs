@@ -56,6 +56,11 @@ pub struct Config {
     #[arg(long, env = "CORS_ORIGINS", default_value = "")]
     pub cors_origins: String,
 
+    /// Jaeger's UI (e.g. http://localhost:16686): the ops console links an order's
+    /// trace id to `{url}/trace/{id}`. Empty: the id is shown without a link.
+    #[arg(long, env = "TRACE_UI_URL", default_value = "")]
+    pub trace_ui_url: String,
+
     /// Milliseconds each backend has to answer for the dashboard.
     #[arg(long, env = "DASHBOARD_TIMEOUT_MS", default_value_t = 1_500, value_parser = clap::value_parser!(u64).range(1..=60_000))]
     pub dashboard_timeout_ms: u64,

@@ -1,5 +1,5 @@
 //! Each client connection's service: the ops routes (health, readiness, metrics) to
-//! their router, every other request to the proxy's handler, with the connection's
+//! their router, the console's static page to [`console::assets`], every other request to the proxy's handler, with the connection's
 //! peer address at hand.
 //!
 //! The gateway routes by its own table ([`crate::proxy`]), so a router in front of the
@@ -19,6 +19,7 @@ use futures::future::{BoxFuture, Either};
 use tower::Service;
 use tower::util::{Oneshot, ServiceExt};
 
+use crate::console;
 use crate::proxy;
 use crate::state::AppState;
 
@@ -45,6 +46,9 @@ impl Service<Request> for Dispatch {
     fn call(&mut self, request: Request) -> Self::Future {
         if service_kit::ops::PATHS.contains(&request.uri().path()) {
             Either::Right(self.ops.clone().oneshot(request))
+        } else if console::assets::is_console(request.uri().path()) {
+            let page = console::assets::serve(request.uri().path());
+            Either::Left(futures::future::ready(Ok(page)).boxed())
         } else {
             let handled = proxy::handle(self.worker.clone(), self.peer, request);
             Either::Left(handled.map(Ok).boxed())

@@ -23,11 +23,12 @@
 //!   exchanges on them.
 //! - [`path`]: canonical paths. [`proxy`]: the handler and header hygiene.
 //! - [`auth`]: token verification and the JWKS cache. [`ratelimit`]: the limiter.
-//! - [`dashboard`]: the aggregated view.
+//! - [`dashboard`]: the aggregated view. [`console`]: the ops console and `/api/ops`.
 
 pub mod auth;
 pub mod config;
 pub mod connections;
+pub mod console;
 pub mod dashboard;
 pub mod dispatch;
 pub mod path;
@@ -41,6 +42,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::http::{HeaderName, HeaderValue, Method};
+use contracts::ops::OpsClient;
 use service_client::Client;
 use service_kit::ops::Readiness;
 use service_kit::server::Server;
@@ -49,6 +51,7 @@ use tower_http::cors::{AllowOrigin, CorsLayer};
 
 use crate::auth::Verifier;
 use crate::config::Config;
+use crate::console::Console;
 use crate::dashboard::Backends;
 use crate::dispatch::Dispatch;
 use crate::ratelimit::RateLimiter;
@@ -111,28 +114,12 @@ impl Application {
             tracing::warn!(error = format!("{error:#}"), "no JWKS yet; will retry");
         }
         let backends = Backends {
-            user: Client::new("gateway", user)?,
-            order: Client::new("gateway", order)?,
-            payment: Client::new("gateway", payment)?,
-            notification: Client::new("gateway", notification)?,
+            user: Client::new("gateway", user.clone())?,
+            order: Client::new("gateway", order.clone())?,
+            payment: Client::new("gateway", payment.clone())?,
+            notification: Client::new("gateway", notification.clone())?,
             timeout: Duration::from_millis(config.dashboard_timeout_ms),
         };
-        let state = Arc::new(Gateway {
-            routes,
-            verifier: verifier.clone(),
-            limiter: RateLimiter::new(
-                service_kit::redis::client(config.redis.redis_url.0.as_str())?,
-                &config.rate_limit_key_prefix,
-                config.rate_limit_per_minute,
-            ),
-            trusted_proxies: config.trusted_proxies.0.clone(),
-            backends,
-            limits: connections::Limits {
-                connect_timeout: Duration::from_millis(settings.http_client_connect_timeout_ms),
-                max_open: connections::MAX_OPEN,
-            },
-        });
-
         let ready_verifier = verifier.clone();
         let readiness = Readiness::new()
             .with_redis(redis)
@@ -146,6 +133,33 @@ impl Application {
                     }
                 }
             });
+        let console = Console {
+            services: [user, order.clone(), inventory, payment, notification]
+                .into_iter()
+                .map(|peer| Client::new("gateway", peer).map(OpsClient::new))
+                .collect::<Result<_, _>>()?,
+            orders: backends.order.clone(),
+            readiness: readiness.clone(),
+            trace_url: Some(config.trace_ui_url.clone()).filter(|url| !url.is_empty()),
+            timeout: Duration::from_millis(config.dashboard_timeout_ms),
+        };
+        let state = Arc::new(Gateway {
+            routes,
+            verifier: verifier.clone(),
+            limiter: RateLimiter::new(
+                service_kit::redis::client(config.redis.redis_url.0.as_str())?,
+                &config.rate_limit_key_prefix,
+                config.rate_limit_per_minute,
+            ),
+            trusted_proxies: config.trusted_proxies.0.clone(),
+            backends,
+            console,
+            limits: connections::Limits {
+                connect_timeout: Duration::from_millis(settings.http_client_connect_timeout_ms),
+                max_open: connections::MAX_OPEN,
+            },
+        });
+
         let cors = cors(&config.cors_origins)?;
         let stack = StackLayer {
             request_timeout: config.http.request_timeout(),

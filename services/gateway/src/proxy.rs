@@ -27,6 +27,7 @@ use service_kit::trace_context::{self, TRACEPARENT, TraceParent};
 
 use crate::auth::{self, Identity, Invalid};
 use crate::connections::{ConnectionOptions, Connections, Failure, Head};
+use crate::console;
 use crate::dashboard;
 use crate::path;
 use crate::serve::stack::RouteLabel;
@@ -46,12 +47,16 @@ const PUBLIC: &[(Method, &str)] = &[
 enum Target<'a> {
     Route(&'a Route),
     Dashboard,
+    Ops,
     OpenApi,
     Unknown,
 }
 
 /// The aggregated view's path.
 const DASHBOARD_PATH: &str = "/api/dashboard";
+
+/// The ops console's API, under this prefix.
+const OPS_PREFIX: &str = "/api/ops";
 
 /// Where the OpenAPI document of the public API is served.
 pub const OPENAPI_PATH: &str = "/api/openapi.json";
@@ -94,6 +99,11 @@ pub async fn handle(worker: AppState, peer: SocketAddr, request: Request) -> Res
         Target::OpenApi
     } else if path == DASHBOARD_PATH {
         Target::Dashboard
+    } else if path
+        .strip_prefix(OPS_PREFIX)
+        .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
+    {
+        Target::Ops
     } else {
         state
             .routes
@@ -158,6 +168,18 @@ pub async fn handle(worker: AppState, peer: SocketAddr, request: Request) -> Res
                 Some(_) => method_not_allowed("GET"),
                 None => unauthorized(&Invalid::Missing),
             },
+            Target::Ops => match caller {
+                Some(caller) => {
+                    Box::pin(console::api::handle(
+                        &state.console,
+                        &caller.caller,
+                        &path,
+                        request,
+                    ))
+                    .await
+                }
+                None => unauthorized(&Invalid::Missing),
+            },
             Target::Route(route) => {
                 forward(
                     &worker.connections,
@@ -183,6 +205,7 @@ pub async fn handle(worker: AppState, peer: SocketAddr, request: Request) -> Res
     let label = match target {
         Target::Route(route) => Some(route.prefix),
         Target::Dashboard => Some(DASHBOARD_PATH),
+        Target::Ops => Some(OPS_PREFIX),
         Target::OpenApi => Some(OPENAPI_PATH),
         Target::Unknown => None,
     };

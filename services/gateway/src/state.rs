@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use crate::auth::Verifier;
 use crate::connections;
+use crate::console::Console;
 use crate::dashboard::Backends;
 use crate::ratelimit::RateLimiter;
 use crate::upstream::Route;
@@ -34,6 +35,8 @@ pub struct Gateway {
     pub limiter: RateLimiter,
     pub trusted_proxies: Vec<IpAddr>,
     pub backends: Backends,
+    /// The ops console's clients.
+    pub console: Console,
     /// How long the proxy waits for a service, and how many connections it opens.
     pub limits: connections::Limits,
 }

@@ -21,6 +21,7 @@ pub mod saga;
 pub mod state;
 
 use contracts::events::streams;
+use contracts::ops::OpsApi;
 use event_bus::{Foundation, Subscription};
 use service_kit::server::Server;
 
@@ -41,28 +42,33 @@ impl Application {
     /// relay and the event consumer beside the HTTP server.
     pub async fn build(config: Config) -> anyhow::Result<Server> {
         let base = Foundation::connect(&config.service, &config.events, &MIGRATOR).await?;
+        let subscription = Subscription {
+            group: SERVICE,
+            streams: &[streams::ORDER, streams::PAYMENT],
+            event_types: saga::HANDLED,
+            order_key: Some(contracts::events::order_key),
+        };
+        let ops = OpsApi::new(
+            SERVICE,
+            env!("CARGO_PKG_VERSION"),
+            base.ops_sources(Some(&subscription)),
+            base.readiness(),
+        );
         let service = Server::build(
             &config.service.http,
             DEFAULT_PORT,
-            routes::router().with_state(AppState {
-                pool: base.pool.clone(),
-            }),
+            routes::router()
+                .with_state(AppState {
+                    pool: base.pool.clone(),
+                })
+                .merge(contracts::ops::router(ops)),
             &config.inventory_service_key,
             base.readiness(),
         )
         .await?;
         base.start_relay(&service);
         let saga = saga::participant(base.stream(streams::INVENTORY));
-        base.start_effects(
-            &service,
-            Subscription {
-                group: SERVICE,
-                streams: &[streams::ORDER, streams::PAYMENT],
-                event_types: saga::HANDLED,
-                order_key: Some(contracts::events::order_key),
-            },
-            saga,
-        );
+        base.start_effects(&service, subscription, saga);
         Ok(service)
     }
 }

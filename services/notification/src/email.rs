@@ -125,3 +125,36 @@ async fn send_due(pool: &PgPool, mailer: &Mailer, backoff: &Backoff) -> anyhow::
     }
     Ok(due.len())
 }
+
+/// The emails sent about an order, as steps of its journey in the ops console.
+pub fn milestones(pool: PgPool) -> contracts::ops::Milestones {
+    use futures::FutureExt;
+    std::sync::Arc::new(move |key, since| {
+        let pool = pool.clone();
+        async move {
+            let Ok(order_id) = Uuid::parse_str(&key) else {
+                return Ok(Vec::new());
+            };
+            let sent: Vec<(String, chrono::DateTime<chrono::Utc>)> = sqlx::query_as(
+                "SELECT n.kind, e.sent_at FROM notifications n
+                   JOIN emails e ON e.notification_id = n.id
+                  WHERE n.order_id = $1 AND e.sent_at >= $2",
+            )
+            .bind(order_id)
+            .bind(since)
+            .fetch_all(&pool)
+            .await?;
+            Ok(sent
+                .into_iter()
+                .map(|(kind, at)| contracts::ops::JourneyStep {
+                    step: format!("email.sent ({kind})"),
+                    service: crate::state::SERVICE.to_owned(),
+                    at,
+                    event_id: None,
+                    traceparent: None,
+                })
+                .collect())
+        }
+        .boxed()
+    })
+}

@@ -29,6 +29,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use contracts::events::streams;
+use contracts::ops::OpsApi;
 use contracts::users::UserClient;
 use event_bus::{Foundation, Subscription};
 use service_kit::server::Server;
@@ -60,13 +61,28 @@ impl Application {
         let timeout = Duration::from_millis(config.webhook_timeout_ms);
         let webhook_client = targets::client(policy, timeout)?;
         let base = Foundation::connect(&config.service, &config.events, &MIGRATOR).await?;
+        let subscription = Subscription {
+            group: SERVICE,
+            streams: &[streams::ORDER, streams::PAYMENT],
+            event_types: events::HANDLED,
+            order_key: None,
+        };
+        let ops = OpsApi::new(
+            SERVICE,
+            env!("CARGO_PKG_VERSION"),
+            base.ops_sources(Some(&subscription)),
+            base.readiness(),
+        )
+        .with_milestones(email::milestones(base.pool.clone()));
         let service = Server::build(
             &config.service.http,
             DEFAULT_PORT,
-            routes::router().with_state(AppState {
-                pool: base.pool.clone(),
-                policy,
-            }),
+            routes::router()
+                .with_state(AppState {
+                    pool: base.pool.clone(),
+                    policy,
+                })
+                .merge(contracts::ops::router(ops)),
             &config.notification_service_key,
             base.readiness(),
         )
@@ -76,16 +92,9 @@ impl Application {
             pool: base.pool.clone(),
             users,
         });
-        base.start_consumer(
-            &service,
-            Subscription {
-                group: SERVICE,
-                streams: &[streams::ORDER, streams::PAYMENT],
-                event_types: events::HANDLED,
-                order_key: None,
-            },
-            move |event| events::handle(context.clone(), event),
-        );
+        base.start_consumer(&service, subscription, move |event| {
+            events::handle(context.clone(), event)
+        });
         let backoff = config.backoff();
         let pool = base.pool.clone();
         service.spawn_task("email sender", move |cancel| {

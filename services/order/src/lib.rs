@@ -19,6 +19,7 @@ pub mod state;
 
 use contracts::events::streams;
 use contracts::inventory::InventoryClient;
+use contracts::ops::OpsApi;
 use contracts::users::UserClient;
 use event_bus::{Foundation, Subscription};
 use service_kit::server::Server;
@@ -44,6 +45,18 @@ impl Application {
             InventoryClient::new(config.inventory_service.client(SERVICE, &config.client)?);
         let base = Foundation::connect(&config.service, &config.events, &MIGRATOR).await?;
         let order_events = base.stream(streams::ORDER);
+        let subscription = Subscription {
+            group: SERVICE,
+            streams: &[streams::INVENTORY, streams::PAYMENT],
+            event_types: saga::HANDLED,
+            order_key: Some(contracts::events::order_key),
+        };
+        let ops = OpsApi::new(
+            SERVICE,
+            env!("CARGO_PKG_VERSION"),
+            base.ops_sources(Some(&subscription)),
+            base.readiness(),
+        );
         let state = AppState {
             pool: base.pool.clone(),
             users,
@@ -54,22 +67,15 @@ impl Application {
         let service = Server::build(
             &config.service.http,
             DEFAULT_PORT,
-            routes::router().with_state(state),
+            routes::router()
+                .with_state(state)
+                .merge(contracts::ops::router(ops)),
             &config.order_service_key,
             base.readiness(),
         )
         .await?;
         base.start_relay(&service);
-        base.start_effects(
-            &service,
-            Subscription {
-                group: SERVICE,
-                streams: &[streams::INVENTORY, streams::PAYMENT],
-                event_types: saga::HANDLED,
-                order_key: Some(contracts::events::order_key),
-            },
-            saga::participant(order_events),
-        );
+        base.start_effects(&service, subscription, saga::participant(order_events));
         Ok(service)
     }
 }

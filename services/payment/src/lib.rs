@@ -22,6 +22,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use contracts::events::streams;
+use contracts::ops::OpsApi;
 use event_bus::{Foundation, Subscription};
 use service_kit::server::Server;
 
@@ -44,12 +45,26 @@ impl Application {
     /// relay and the event consumer beside the HTTP server.
     pub async fn build(config: Config) -> anyhow::Result<Server> {
         let base = Foundation::connect(&config.service, &config.events, &MIGRATOR).await?;
+        let subscription = Subscription {
+            group: SERVICE,
+            streams: &[streams::INVENTORY, streams::ORDER],
+            event_types: saga::HANDLED,
+            order_key: Some(contracts::events::order_key),
+        };
+        let ops = OpsApi::new(
+            SERVICE,
+            env!("CARGO_PKG_VERSION"),
+            base.ops_sources(Some(&subscription)),
+            base.readiness(),
+        );
         let service = Server::build(
             &config.service.http,
             DEFAULT_PORT,
-            routes::router().with_state(AppState {
-                pool: base.pool.clone(),
-            }),
+            routes::router()
+                .with_state(AppState {
+                    pool: base.pool.clone(),
+                })
+                .merge(contracts::ops::router(ops)),
             &config.payment_service_key,
             base.readiness(),
         )
@@ -66,16 +81,9 @@ impl Application {
             stream: base.stream(streams::PAYMENT),
             wake: base.wake(),
         });
-        base.start_consumer(
-            &service,
-            Subscription {
-                group: SERVICE,
-                streams: &[streams::INVENTORY, streams::ORDER],
-                event_types: saga::HANDLED,
-                order_key: Some(contracts::events::order_key),
-            },
-            move |event| saga::handle(saga.clone(), event),
-        );
+        base.start_consumer(&service, subscription, move |event| {
+            saga::handle(saga.clone(), event)
+        });
         Ok(service)
     }
 }

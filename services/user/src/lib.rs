@@ -31,6 +31,7 @@ pub mod validation;
 use std::sync::Arc;
 
 use contracts::events::streams;
+use contracts::ops::OpsApi;
 use event_bus::{Relay, RelayConfig};
 use service_kit::ops::Readiness;
 use service_kit::server::Server;
@@ -75,10 +76,23 @@ impl Application {
         let readiness = Readiness::new()
             .with_postgres(pool.clone())
             .with_redis(redis.clone());
+        let sources = event_bus::ops::Sources {
+            pool: pool.clone(),
+            redis: redis.clone(),
+            subscription: None,
+        };
+        let ops = OpsApi::new(
+            SERVICE,
+            env!("CARGO_PKG_VERSION"),
+            sources,
+            readiness.clone(),
+        );
         let service = Server::build(
             &config.service.http,
             DEFAULT_PORT,
-            routes::router().with_state(state),
+            routes::router()
+                .with_state(state)
+                .merge(contracts::ops::router(ops)),
             &config.user_service_key,
             readiness,
         )

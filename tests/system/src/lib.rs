@@ -7,6 +7,8 @@
 //! user, inventory, payment, order, notification, then the gateway in front of all.
 #![allow(clippy::unwrap_used)] // test-only code: a failed unwrap is a failed test
 
+pub mod browser;
+
 use std::collections::HashMap;
 use std::time::Duration;
 
@@ -168,6 +170,11 @@ impl System {
     /// `path` under the gateway's `/api`.
     pub fn url(&self, path: &str) -> String {
         format!("{}/api{path}", self.urls["gateway"])
+    }
+
+    /// The gateway's base URL.
+    pub fn gateway_url(&self) -> &str {
+        &self.urls["gateway"]
     }
 
     /// Kills `service` with SIGKILL: no drain, nothing flushed.

@@ -60,6 +60,47 @@ impl BreakerState {
     }
 }
 
+/// A breaker's state and the figures behind it, as [`CircuitBreaker::snapshot`] reads
+/// them.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Snapshot {
+    pub state: BreakerState,
+    /// Calls in the sliding window (cleared when the breaker closes).
+    pub calls: u32,
+    pub failure_rate: f32,
+    pub slow_call_rate: f32,
+    /// Until the next probe may pass: `None` while closed, zero when one may go now.
+    pub next_probe_in: Option<Duration>,
+}
+
+impl Snapshot {
+    fn of(inner: &Inner) -> Self {
+        let calls = inner.window.len() as u32;
+        let rate = |count: u32| {
+            if calls == 0 {
+                0.0
+            } else {
+                count as f32 / calls as f32
+            }
+        };
+        let now = Instant::now();
+        let (state, next_probe_in) = match inner.state {
+            State::Closed => (BreakerState::Closed, None),
+            State::Open { until } if now < until => (BreakerState::Open, Some(until - now)),
+            State::Open { .. } | State::HalfOpen { .. } => {
+                (BreakerState::HalfOpen, Some(Duration::ZERO))
+            }
+        };
+        Snapshot {
+            state,
+            calls,
+            failure_rate: rate(inner.failures_in_window),
+            slow_call_rate: rate(inner.slow_in_window),
+            next_probe_in,
+        }
+    }
+}
+
 /// How a call went, as the breaker counts it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Outcome {
@@ -164,6 +205,11 @@ impl CircuitBreaker {
             State::Open { .. } => BreakerState::Open,
             State::HalfOpen { .. } => BreakerState::HalfOpen,
         }
+    }
+
+    /// What the breaker looks like now, for an operator.
+    pub fn snapshot(&self) -> Snapshot {
+        Snapshot::of(&self.lock())
     }
 
     /// Asks to make a call.
@@ -326,5 +372,6 @@ impl Drop for Permit {
     }
 }
 
+pub mod registry;
 #[cfg(test)]
 mod tests;

@@ -1,0 +1,272 @@
+//! `/api/ops/*`, for admins only:
+//!
+//! - `GET /api/ops/services`: `{data: [ServiceReport]}`, the gateway's and each
+//!   service's, asked at once; a service that does not answer is listed not ready.
+//! - `GET /api/ops/orders/{id}/journey`: the order's events across services in time
+//!   order, each with the time since the one before, and its trace id.
+//! - `GET /api/ops/throughput.svg`: events per minute per stream, and orders per
+//!   minute, over the last hour.
+//! - `POST /api/ops/dead-letters/{replay|discard}` `{service, stream, id}`: 204, 404
+//!   when the service has no such dead letter. Audited in the gateway's log too.
+
+use axum::extract::{FromRequest, Request};
+use axum::http::{HeaderValue, Method, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use chrono::{DateTime, Utc};
+use contracts::ops::{Action, DeadLetterRef, JourneyStep, MinuteCount, ServiceReport};
+use futures::future::join_all;
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use service_kit::Problem;
+use service_kit::internal_auth::Caller;
+use service_kit::json::Json;
+use uuid::Uuid;
+
+use super::Console;
+
+/// Answers an `/api/ops/*` request (at the canonical `path`) from a verified `caller`.
+pub async fn handle(console: &Console, caller: &Caller, path: &str, request: Request) -> Response {
+    if !caller.is_admin() {
+        return Problem::forbidden("The ops API is for admins only.").into_response();
+    }
+    let rest = path.strip_prefix("/api/ops").unwrap_or_default();
+    let method = request.method().clone();
+    let get = method == Method::GET || method == Method::HEAD;
+    match rest.trim_start_matches('/').split('/').collect::<Vec<_>>()[..] {
+        ["services"] if get => services(console, caller).await,
+        ["throughput.svg"] if get => throughput(console, caller).await,
+        ["orders", id, "journey"] if get => journey(console, caller, id).await,
+        ["dead-letters", action] if method == Method::POST => {
+            let action = match action {
+                "replay" => Action::Replay,
+                "discard" => Action::Discard,
+                _ => {
+                    return Problem::not_found("No such action: replay or discard.")
+                        .into_response();
+                }
+            };
+            act_on_dead_letter(console, caller, action, request).await
+        }
+        ["services" | "throughput.svg"] | ["orders", _, "journey"] => method_not_allowed("GET"),
+        ["dead-letters", "replay" | "discard"] => method_not_allowed("POST"),
+        _ => Problem::not_found("No such resource.").into_response(),
+    }
+}
+
+fn method_not_allowed(allow: &'static str) -> Response {
+    let mut response = Problem::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        format!("Only {allow} allowed here."),
+    )
+    .into_response();
+    response
+        .headers_mut()
+        .insert(header::ALLOW, HeaderValue::from_static(allow));
+    response
+}
+
+/// The gateway's own report: its readiness and its clients' breakers.
+async fn own_report(console: &Console) -> ServiceReport {
+    let failing = console.readiness.failing().await;
+    ServiceReport {
+        service: "gateway".to_owned(),
+        version: env!("CARGO_PKG_VERSION").to_owned(),
+        ready: failing.is_empty(),
+        failing: failing.into_iter().map(str::to_owned).collect(),
+        breakers: service_client::breakers(),
+        outbox: None,
+        streams: Vec::new(),
+        dead_letters: Vec::new(),
+    }
+}
+
+async fn services(console: &Console, caller: &Caller) -> Response {
+    let asked = console.services.iter().map(|ops| async move {
+        let report = tokio::time::timeout(console.timeout, ops.report(caller)).await;
+        match report {
+            Ok(Ok(report)) => report,
+            Ok(Err(error)) => unreachable(ops.service(), error.to_string()),
+            Err(_) => unreachable(ops.service(), "no answer in time".to_owned()),
+        }
+    });
+    let (own, mut reports) = tokio::join!(own_report(console), join_all(asked));
+    reports.insert(0, own);
+    Json(json!({ "data": reports })).into_response()
+}
+
+fn unreachable(service: &str, why: String) -> ServiceReport {
+    ServiceReport {
+        service: service.to_owned(),
+        version: "unknown".to_owned(),
+        ready: false,
+        failing: vec![format!("unreachable ({why})")],
+        breakers: Vec::new(),
+        outbox: None,
+        streams: Vec::new(),
+        dead_letters: Vec::new(),
+    }
+}
+
+/// One step as the console shows it.
+#[derive(Debug, Serialize)]
+struct Step {
+    #[serde(flatten)]
+    step: JourneyStep,
+    /// Since the step before, the hop's latency.
+    since_previous_ms: Option<i64>,
+}
+
+#[derive(Debug, Deserialize)]
+struct OrderTimes {
+    created_at: DateTime<Utc>,
+}
+
+async fn journey(console: &Console, caller: &Caller, id: &str) -> Response {
+    let Ok(order_id) = Uuid::parse_str(id) else {
+        return Problem::not_found("No such order.").into_response();
+    };
+    let order = console
+        .orders
+        .get(&format!("/orders/{order_id}"))
+        .on_behalf_of(caller)
+        .timeout(console.timeout)
+        .send_json::<OrderTimes>()
+        .await;
+    let order = match contracts::none_if_not_found(order) {
+        Ok(Some(order)) => order,
+        Ok(None) => return Problem::not_found("No such order.").into_response(),
+        Err(error) => {
+            tracing::warn!(%error, "the order service did not answer for a journey");
+            return Problem::unavailable("The order service did not answer.").into_response();
+        }
+    };
+    // The events of an order come after it was created; a minute's slack covers
+    // clocks that disagree.
+    let since = order.created_at - chrono::Duration::minutes(1);
+    let key = order_id.to_string();
+    let asked = console.services.iter().map(|ops| {
+        let key = key.clone();
+        async move {
+            match tokio::time::timeout(console.timeout, ops.journey(&key, since, caller)).await {
+                Ok(Ok(steps)) => steps,
+                Ok(Err(error)) => {
+                    tracing::warn!(service = ops.service(), %error, "no journey steps");
+                    Vec::new()
+                }
+                Err(_) => Vec::new(),
+            }
+        }
+    });
+    let mut steps: Vec<JourneyStep> = join_all(asked).await.into_iter().flatten().collect();
+    steps.sort_by_key(|step| step.at);
+    let trace_id = steps.iter().find_map(|step| {
+        step.traceparent
+            .as_deref()?
+            .split('-')
+            .nth(1)
+            .map(str::to_owned)
+    });
+    let trace_url = match (&console.trace_url, &trace_id) {
+        (Some(base), Some(id)) => Some(format!("{}/trace/{id}", base.trim_end_matches('/'))),
+        _ => None,
+    };
+    let mut previous: Option<DateTime<Utc>> = None;
+    let steps: Vec<Step> = steps
+        .into_iter()
+        .map(|step| {
+            let since_previous_ms = previous.map(|at| (step.at - at).num_milliseconds());
+            previous = Some(step.at);
+            Step {
+                step,
+                since_previous_ms,
+            }
+        })
+        .collect();
+    Json(json!({
+        "order_id": order_id,
+        "trace_id": trace_id,
+        "trace_url": trace_url,
+        "steps": steps,
+    }))
+    .into_response()
+}
+
+async fn throughput(console: &Console, caller: &Caller) -> Response {
+    let now = Utc::now();
+    let since = now - chrono::Duration::hours(1);
+    let asked = console.services.iter().map(|ops| async move {
+        match tokio::time::timeout(console.timeout, ops.throughput(since, caller)).await {
+            Ok(Ok(counts)) => counts,
+            _ => Vec::new(),
+        }
+    });
+    let counts: Vec<MinuteCount> = join_all(asked).await.into_iter().flatten().collect();
+    (
+        [
+            (
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("image/svg+xml"),
+            ),
+            (header::CACHE_CONTROL, HeaderValue::from_static("no-store")),
+        ],
+        super::chart::throughput(&counts, now),
+    )
+        .into_response()
+}
+
+/// Which service's dead letter, and which one.
+#[derive(Debug, Deserialize)]
+struct ActionBody {
+    service: String,
+    stream: String,
+    id: String,
+}
+
+async fn act_on_dead_letter(
+    console: &Console,
+    caller: &Caller,
+    action: Action,
+    request: Request,
+) -> Response {
+    let body = match Json::<ActionBody>::from_request(request, &()).await {
+        Ok(Json(body)) => body,
+        Err(problem) => return problem.into_response(),
+    };
+    let Some(ops) = console
+        .services
+        .iter()
+        .find(|ops| ops.service() == body.service)
+    else {
+        return Problem::not_found("No such service.").into_response();
+    };
+    if !contracts::ops::is_entry_id(&body.id) {
+        return Problem::validation(vec![service_kit::problem::FieldError::new(
+            "id",
+            "must be a stream entry id like 1700000000000-0",
+        )])
+        .into_response();
+    }
+    let letter = DeadLetterRef {
+        stream: body.stream,
+        id: body.id,
+    };
+    match ops.act_on_dead_letter(&letter, action, caller).await {
+        Ok(true) => {
+            tracing::info!(
+                target: "audit",
+                admin = %caller.user_id,
+                action = ?action,
+                service = ops.service(),
+                stream = %letter.stream,
+                dead_letter = %letter.id,
+                "dead-letter action",
+            );
+            StatusCode::NO_CONTENT.into_response()
+        }
+        Ok(false) => Problem::not_found("No such dead letter.").into_response(),
+        Err(error) => {
+            tracing::warn!(%error, "dead-letter action failed");
+            Problem::unavailable("The service did not answer.").into_response()
+        }
+    }
+}
