@@ -9,10 +9,10 @@ use contracts::ops::MinuteCount;
 use maud::{Markup, html};
 
 const MINUTES: usize = 60;
-const WIDTH: f64 = 760.0;
+const WIDTH: f64 = 900.0;
 const HEIGHT: f64 = 260.0;
 const LEFT: f64 = 48.0;
-const RIGHT: f64 = 170.0;
+const RIGHT: f64 = 330.0;
 const TOP: f64 = 16.0;
 const BOTTOM: f64 = 28.0;
 const COLOURS: [&str; 6] = [
