@@ -1,5 +1,7 @@
 //! The ops API every service serves under `/ops` (behind its service key, for an admin
 //! the gateway vouches for), and the client the gateway's console reads it with.
+//! One file: the routes and the client of one HTTP API, with the shapes they share,
+//! side by side so that neither end changes without the other.
 //!
 //! - `GET /ops/report`: [`ServiceReport`]: version, readiness, breakers per peer,
 //!   outbox backlog, the group's streams, its dead letters.
@@ -89,6 +91,21 @@ impl OpsApi {
             readiness,
             milestones: None,
         }
+    }
+
+    /// The ops API of a service standing on `base` and reading `subscription`.
+    pub fn of(
+        service: &'static str,
+        version: &'static str,
+        base: &event_bus::Foundation,
+        subscription: Option<&event_bus::Subscription<'_>>,
+    ) -> Self {
+        Self::new(
+            service,
+            version,
+            base.ops_sources(subscription),
+            base.readiness(),
+        )
     }
 
     /// Adds the service's own milestones to the journeys it reports.

@@ -104,6 +104,20 @@ impl Problem {
         Self::new(StatusCode::SERVICE_UNAVAILABLE, detail)
     }
 
+    /// 405 with the `Allow` header naming the methods that are (RFC 9110 §15.5.6
+    /// requires it), as a response: the header is not part of the problem's body.
+    pub fn method_not_allowed(allow: &'static str) -> Response {
+        let mut response = Self::new(
+            StatusCode::METHOD_NOT_ALLOWED,
+            format!("Only {allow} allowed here."),
+        )
+        .into_response();
+        response
+            .headers_mut()
+            .insert(header::ALLOW, HeaderValue::from_static(allow));
+        response
+    }
+
     /// Adds an extension member (RFC 9457 §3.2), e.g. `errors` or `failing`.
     pub fn with(mut self, key: &str, value: Value) -> Self {
         self.extensions.insert(key.to_owned(), value);

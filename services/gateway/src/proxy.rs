@@ -158,14 +158,14 @@ pub async fn handle(worker: AppState, peer: SocketAddr, request: Request) -> Res
                 OPENAPI,
             )
                 .into_response(),
-            Target::OpenApi => method_not_allowed("GET, HEAD"),
+            Target::OpenApi => Problem::method_not_allowed("GET, HEAD"),
             Target::Dashboard => match caller {
                 // Boxed: the dashboard's four concurrent calls make a large future, and
                 // unboxed it would size (and be copied with) every proxied request's.
                 Some(caller) if method == Method::GET => {
                     Box::pin(dashboard::dashboard(&state.backends, &caller.caller)).await
                 }
-                Some(_) => method_not_allowed("GET"),
+                Some(_) => Problem::method_not_allowed("GET"),
                 None => unauthorized(&Invalid::Missing),
             },
             Target::Ops => match caller {
@@ -212,19 +212,6 @@ pub async fn handle(worker: AppState, peer: SocketAddr, request: Request) -> Res
     if let Some(label) = label {
         response.extensions_mut().insert(RouteLabel(label));
     }
-    response
-}
-
-/// 405, saying which methods are (RFC 9110 §15.5.6: `Allow` is required).
-fn method_not_allowed(allow: &'static str) -> Response {
-    let mut response = Problem::new(
-        StatusCode::METHOD_NOT_ALLOWED,
-        format!("Only {allow} allowed here."),
-    )
-    .into_response();
-    response
-        .headers_mut()
-        .insert(header::ALLOW, HeaderValue::from_static(allow));
     response
 }
 

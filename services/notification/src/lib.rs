@@ -67,11 +67,11 @@ impl Application {
             event_types: events::HANDLED,
             order_key: None,
         };
-        let ops = OpsApi::new(
+        let ops = OpsApi::of(
             SERVICE,
             env!("CARGO_PKG_VERSION"),
-            base.ops_sources(Some(&subscription)),
-            base.readiness(),
+            &base,
+            Some(&subscription),
         )
         .with_milestones(email::milestones(base.pool.clone()));
         let service = Server::build(

@@ -51,11 +51,11 @@ impl Application {
             event_types: saga::HANDLED,
             order_key: Some(contracts::events::order_key),
         };
-        let ops = OpsApi::new(
+        let ops = OpsApi::of(
             SERVICE,
             env!("CARGO_PKG_VERSION"),
-            base.ops_sources(Some(&subscription)),
-            base.readiness(),
+            &base,
+            Some(&subscription),
         );
         let state = AppState {
             pool: base.pool.clone(),

@@ -118,6 +118,7 @@ pub async fn effects(pool: &PgPool, group: &str) -> (i64, i64) {
         .unwrap()
 }
 
+#[allow(unused_imports)] // not every test binary waits
 pub use test_support::eventually;
 
 /// A consumer config for tests: short waits.

@@ -47,22 +47,12 @@ pub async fn handle(console: &Console, caller: &Caller, path: &str, request: Req
             };
             act_on_dead_letter(console, caller, action, request).await
         }
-        ["services" | "throughput.svg"] | ["orders", _, "journey"] => method_not_allowed("GET"),
-        ["dead-letters", "replay" | "discard"] => method_not_allowed("POST"),
+        ["services" | "throughput.svg"] | ["orders", _, "journey"] => {
+            Problem::method_not_allowed("GET")
+        }
+        ["dead-letters", "replay" | "discard"] => Problem::method_not_allowed("POST"),
         _ => Problem::not_found("No such resource.").into_response(),
     }
-}
-
-fn method_not_allowed(allow: &'static str) -> Response {
-    let mut response = Problem::new(
-        StatusCode::METHOD_NOT_ALLOWED,
-        format!("Only {allow} allowed here."),
-    )
-    .into_response();
-    response
-        .headers_mut()
-        .insert(header::ALLOW, HeaderValue::from_static(allow));
-    response
 }
 
 /// The gateway's own report: its readiness and its clients' breakers.
