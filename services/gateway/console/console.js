@@ -134,7 +134,7 @@ async function actOn(action, service, stream, id) {
 }
 
 async function renderRecentOrders() {
-  const orders = (await (await api("GET", "/api/orders")).json()).data.slice(0, 8);
+  const orders = (await (await api("GET", "/api/orders?limit=8")).json()).data;
   $("recent-orders").replaceChildren(...orders.map((o) => {
     const button = el("button", `${o.id.slice(0, 8)} (${o.status})`, { type: "button", "data-order": o.id });
     button.addEventListener("click", () => showJourney(o.id));

@@ -1,6 +1,6 @@
 //! Each client connection's service: the ops routes (health, readiness, metrics) to
-//! their router, the console's static page to [`console::assets`], every other request to the proxy's handler, with the connection's
-//! peer address at hand.
+//! their router, the console's static page to [`console::assets`], every other request
+//! to the proxy's handler, with the connection's peer address at hand.
 //!
 //! The gateway routes by its own table ([`crate::proxy`]), so a router in front of the
 //! handler would only add work to every request: its dispatch, a boxed route service

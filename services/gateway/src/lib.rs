@@ -134,7 +134,7 @@ impl Application {
                 }
             });
         let console = Console {
-            services: [user, order.clone(), inventory, payment, notification]
+            services: [user, order, inventory, payment, notification]
                 .into_iter()
                 .map(|peer| Client::new("gateway", peer).map(OpsClient::new))
                 .collect::<Result<_, _>>()?,

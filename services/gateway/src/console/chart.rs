@@ -19,9 +19,10 @@ const COLOURS: [&str; 6] = [
     "#2563eb", "#16a34a", "#d97706", "#9333ea", "#dc2626", "#0891b2",
 ];
 
-/// The stream a partition belongs to: `{events:order:2}` → `events:order`.
+/// The stream a partition belongs to, without the deployment's prefix:
+/// `{p:events:order:2}` → `events:order`.
 pub fn stream_of(partition: &str) -> &str {
-    match partition
+    let stream = match partition
         .strip_prefix('{')
         .and_then(|s| s.strip_suffix('}'))
     {
@@ -30,7 +31,11 @@ pub fn stream_of(partition: &str) -> &str {
             .filter(|(_, index)| !index.is_empty() && index.bytes().all(|b| b.is_ascii_digit()))
             .map_or(inner, |(stream, _)| stream),
         None => partition,
-    }
+    };
+    // `EVENT_STREAM_PREFIX` is the same on every stream: the legend leaves it out.
+    stream
+        .rfind("events:")
+        .map_or(stream, |start| &stream[start..])
 }
 
 /// Per-minute series over the hour before `now`, oldest minute first.
@@ -79,6 +84,9 @@ pub fn throughput(counts: &[MinuteCount], now: DateTime<Utc>) -> String {
             line x1=(LEFT) y1=(TOP + plot_height) x2=(LEFT + plot_width) y2=(TOP + plot_height) stroke="#9aa4b2" {}
             line x1=(LEFT) y1=(TOP) x2=(LEFT) y2=(TOP + plot_height) stroke="#9aa4b2" {}
             text x=(LEFT - 6.0) y=(TOP + 4.0) text-anchor="end" { (peak) }
+            text x=(LEFT + 6.0) y=(TOP + 4.0) fill="#6b7280" {
+                "per minute (peak " (format!("{:.2}", peak as f64 / 60.0)) " per second)"
+            }
             text x=(LEFT - 6.0) y=(TOP + plot_height) text-anchor="end" { "0" }
             text x=(LEFT) y=(HEIGHT - 8.0) { "60 min ago" }
             text x=(LEFT + plot_width) y=(HEIGHT - 8.0) text-anchor="end" { "now (per minute)" }
@@ -137,11 +145,11 @@ mod tests {
             ),
         ];
         let series = series(&counts, now);
-        assert_eq!(series["p:events:order events"][MINUTES - 1], 7);
+        assert_eq!(series["events:order events"][MINUTES - 1], 7);
         assert_eq!(series["orders"][MINUTES - 1], 7);
-        assert_eq!(series["p:events:payment events"][MINUTES - 3], 5);
+        assert_eq!(series["events:payment events"][MINUTES - 3], 5);
         assert_eq!(
-            series["p:events:payment events"].iter().sum::<i64>(),
+            series["events:payment events"].iter().sum::<i64>(),
             5,
             "older than an hour is left out"
         );
@@ -160,5 +168,7 @@ mod tests {
         assert_eq!(stream_of("{events:order:2}"), "events:order");
         assert_eq!(stream_of("events:order"), "events:order");
         assert_eq!(stream_of("{events:order}"), "events:order");
+        assert_eq!(stream_of("{test:1:events:order:0}"), "events:order");
+        assert_eq!(stream_of("test:1:events:order"), "events:order");
     }
 }
