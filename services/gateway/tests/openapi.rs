@@ -1,11 +1,13 @@
-//! `GET /api/openapi.json`: an OpenAPI 3.1 document naming every route of API.md.
+//! `GET /api/openapi.json`: an OpenAPI 3.1 document naming every route of API.md, and
+//! the ops console's admin API.
 #![allow(clippy::unwrap_used)] // in a test, a failed unwrap is a failed test
 
 mod common;
 
 use serde_json::Value;
 
-/// Every method and path of API.md's tables.
+/// Every method and path of API.md's tables, then of the ops console's API (README,
+/// "The ops console").
 const API: &[(&str, &str)] = &[
     ("post", "/api/auth/register"),
     ("post", "/api/auth/login"),
@@ -29,6 +31,10 @@ const API: &[(&str, &str)] = &[
     ("get", "/api/webhooks/{id}/deliveries"),
     ("get", "/api/dashboard"),
     ("get", "/api/openapi.json"),
+    ("get", "/api/ops/services"),
+    ("get", "/api/ops/orders/{id}/journey"),
+    ("get", "/api/ops/throughput.svg"),
+    ("post", "/api/ops/dead-letters/{action}"),
 ];
 
 #[tokio::test]
