@@ -172,6 +172,11 @@ impl System {
         format!("{}/api{path}", self.urls["gateway"])
     }
 
+    /// Every JSON line `service` has logged so far (this run of it).
+    pub async fn log_lines(&self, service: &str) -> Vec<Value> {
+        self.processes.lock().await[service].log_lines()
+    }
+
     /// The gateway's base URL.
     pub fn gateway_url(&self) -> &str {
         &self.urls["gateway"]

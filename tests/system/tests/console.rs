@@ -226,6 +226,17 @@ async fn an_event_that_always_fails_is_dead_lettered_shown_replayed_after_the_fi
             &format!("return !document.querySelector(\"#dead-letters tr[data-dead-letter='{letter_id}']\");"),
         )
         .await;
+    // Audited: who did what to which dead letter, in the service's log and the gateway's.
+    let admin_id = system.get("/users/me", &system.admin().await).await["id"].clone();
+    for service in ["notification", "gateway"] {
+        let audited = system.log_lines(service).await.into_iter().any(|line| {
+            line["target"] == "audit"
+                && line["admin"] == admin_id
+                && line["dead_letter"] == letter_id.as_str()
+                && line["action"] == "Replay"
+        });
+        assert!(audited, "no audit line in the {service} service's log");
+    }
     // Replayed, it did what it failed to do: the user is told.
     let told = test_support::eventually(Duration::from_secs(30), || async {
         let list = system.get("/notifications", &user.token).await;
