@@ -264,7 +264,7 @@ async fn act_on_dead_letter(
     tracing::info!(
         target: "audit",
         admin = %caller.user_id,
-        action = ?action,
+        action = action.as_str(),
         stream = %letter.stream,
         dead_letter = %letter.id,
         "dead letter {}",
@@ -335,13 +335,10 @@ impl OpsClient {
         action: Action,
         caller: &Caller,
     ) -> Result<bool, Error> {
-        let path = match action {
-            Action::Replay => "/ops/dead-letters/replay",
-            Action::Discard => "/ops/dead-letters/discard",
-        };
+        let path = format!("/ops/dead-letters/{}", action.as_str());
         let sent = self
             .client
-            .post(path)
+            .post(&path)
             .on_behalf_of(caller)
             .json(letter)
             .send()

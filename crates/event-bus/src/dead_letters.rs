@@ -119,6 +119,16 @@ pub enum Action {
     Discard,
 }
 
+impl Action {
+    /// `replay` or `discard`, as the API and the audit log name it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Action::Replay => "replay",
+            Action::Discard => "discard",
+        }
+    }
+}
+
 /// Applies `action` to `letter`, a dead letter of `stream`.
 pub async fn apply(
     redis: &Connection,

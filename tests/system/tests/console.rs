@@ -233,7 +233,7 @@ async fn an_event_that_always_fails_is_dead_lettered_shown_replayed_after_the_fi
             line["target"] == "audit"
                 && line["admin"] == admin_id
                 && line["dead_letter"] == letter_id.as_str()
-                && line["action"] == "Replay"
+                && line["action"] == "replay"
         });
         assert!(audited, "no audit line in the {service} service's log");
     }

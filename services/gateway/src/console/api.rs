@@ -245,7 +245,7 @@ async fn act_on_dead_letter(
             tracing::info!(
                 target: "audit",
                 admin = %caller.user_id,
-                action = ?action,
+                action = action.as_str(),
                 service = ops.service(),
                 stream = %letter.stream,
                 dead_letter = %letter.id,
