@@ -50,7 +50,7 @@ impl Foundation {
                 .await?;
         crate::schema::install(&pool).await?;
         let redis = service.redis.connect().await?;
-        let redis_client = service_kit::redis::client(service.redis.redis_url.0.as_str())?;
+        let redis_client = service.redis.client()?;
         service_kit::metrics::handle();
         Ok(Self {
             pool,

@@ -118,6 +118,12 @@ impl RedisConfig {
         )
         .await
     }
+
+    /// A client for `REDIS_URL`, for those that open connections of their own (a
+    /// consumer's blocking reads, each gateway worker's limiter).
+    pub fn client(&self) -> redis::RedisResult<crate::redis::Client> {
+        crate::redis::Client::open(&self.redis_url.0)
+    }
 }
 
 /// A Redis URL that has been checked to parse.

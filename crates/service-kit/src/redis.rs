@@ -199,14 +199,9 @@ fn cluster_nodes(url: &str) -> Option<Vec<String>> {
     )
 }
 
-/// A client for `url` (see [`Client::open`]).
-pub fn client(url: &str) -> RedisResult<Client> {
-    Client::open(url)
-}
-
 /// Connects to `url` (`REDIS_URL`), waiting up to `timeout` for Redis to come up.
 pub async fn connect(url: &str, timeout: Duration) -> anyhow::Result<Connection> {
-    let client = client(url).context("REDIS_URL is invalid")?;
+    let client = Client::open(url).context("REDIS_URL is invalid")?;
     wait_for("redis", timeout, || client.connect())
         .await
         .with_context(|| {

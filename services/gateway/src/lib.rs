@@ -147,7 +147,7 @@ impl Application {
             routes,
             verifier: verifier.clone(),
             limiter: RateLimiter::new(
-                service_kit::redis::client(config.redis.redis_url.0.as_str())?,
+                config.redis.client()?,
                 &config.rate_limit_key_prefix,
                 config.rate_limit_per_minute,
             ),
