@@ -146,6 +146,21 @@ async fn report(State(api): State<OpsApi>, caller: Caller) -> Result<Json<Servic
         api.sources.streams(),
         api.sources.dead_letters(),
     );
+    let read = |part: &str, failure: Option<String>| {
+        if let Some(error) = failure {
+            tracing::warn!(
+                part,
+                error,
+                "the ops report leaves out what it could not read"
+            );
+        }
+    };
+    read("outbox", outbox.as_ref().err().map(ToString::to_string));
+    read("streams", streams.as_ref().err().map(ToString::to_string));
+    read(
+        "dead letters",
+        dead_letters.as_ref().err().map(ToString::to_string),
+    );
     Ok(Json(ServiceReport {
         service: api.service.to_owned(),
         version: api.version.to_owned(),
@@ -226,6 +241,20 @@ pub struct DeadLetterRef {
     pub id: String,
 }
 
+impl DeadLetterRef {
+    /// 422 unless `id` is a stream entry id (Redis would refuse anything else).
+    pub fn check(&self) -> Result<(), Problem> {
+        if is_entry_id(&self.id) {
+            Ok(())
+        } else {
+            Err(Problem::validation(vec![FieldError::new(
+                "id",
+                "must be a stream entry id like 1700000000000-0",
+            )]))
+        }
+    }
+}
+
 /// A stream entry id: `<milliseconds>-<sequence>`.
 pub fn is_entry_id(id: &str) -> bool {
     id.split_once('-').is_some_and(|(ms, seq)| {
@@ -242,17 +271,9 @@ async fn act_on_dead_letter(
     Json(letter): Json<DeadLetterRef>,
 ) -> Result<Response, Problem> {
     admin_only(&caller)?;
-    let action = match action.as_str() {
-        "replay" => Action::Replay,
-        "discard" => Action::Discard,
-        _ => return Err(Problem::not_found("No such action: replay or discard.")),
-    };
-    if !is_entry_id(&letter.id) {
-        return Err(Problem::validation(vec![FieldError::new(
-            "id",
-            "must be a stream entry id like 1700000000000-0",
-        )]));
-    }
+    let action = Action::named(&action)
+        .ok_or_else(|| Problem::not_found("No such action: replay or discard."))?;
+    letter.check()?;
     let done = api
         .sources
         .act_on_dead_letter(&letter.stream, &letter.id, action)

@@ -120,6 +120,15 @@ pub enum Action {
 }
 
 impl Action {
+    /// The action named `name` (`replay` or `discard`).
+    pub fn named(name: &str) -> Option<Self> {
+        match name {
+            "replay" => Some(Action::Replay),
+            "discard" => Some(Action::Discard),
+            _ => None,
+        }
+    }
+
     /// `replay` or `discard`, as the API and the audit log name it.
     pub fn as_str(self) -> &'static str {
         match self {

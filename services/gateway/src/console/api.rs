@@ -37,13 +37,8 @@ pub async fn handle(console: &Console, caller: &Caller, path: &str, request: Req
         ["throughput.svg"] if get => throughput(console, caller).await,
         ["orders", id, "journey"] if get => journey(console, caller, id).await,
         ["dead-letters", action] if method == Method::POST => {
-            let action = match action {
-                "replay" => Action::Replay,
-                "discard" => Action::Discard,
-                _ => {
-                    return Problem::not_found("No such action: replay or discard.")
-                        .into_response();
-                }
+            let Some(action) = Action::named(action) else {
+                return Problem::not_found("No such action: replay or discard.").into_response();
             };
             act_on_dead_letter(console, caller, action, request).await
         }
@@ -229,17 +224,14 @@ async fn act_on_dead_letter(
     else {
         return Problem::not_found("No such service.").into_response();
     };
-    if !contracts::ops::is_entry_id(&body.id) {
-        return Problem::validation(vec![service_kit::problem::FieldError::new(
-            "id",
-            "must be a stream entry id like 1700000000000-0",
-        )])
-        .into_response();
-    }
     let letter = DeadLetterRef {
         stream: body.stream,
         id: body.id,
     };
+    // Checked here too: the service's 422 would reach the client as a failed call.
+    if let Err(problem) = letter.check() {
+        return problem.into_response();
+    }
     match ops.act_on_dead_letter(&letter, action, caller).await {
         Ok(true) => {
             tracing::info!(
