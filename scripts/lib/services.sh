@@ -17,6 +17,7 @@ STARTED_PG_USER=""
 STARTED_REDIS_PID=""
 STARTED_CLUSTER_PIDS=()
 STARTED_PG_CTL=""
+STARTED_PG_URL=""
 
 say() { printf '==> %s\n' "$*" >&2; }
 fail() { printf 'error: %s\n' "$*" >&2; exit 1; }
@@ -102,7 +103,16 @@ ensure_postgres() {
   or point TEST_DATABASE_URL at a server (e.g. postgres://postgres@127.0.0.1:5432/postgres)."
 
     services_tmp
-    local data="$SERVICES_TMP/postgres" port
+    start_postgres "$SERVICES_TMP/postgres" "$initdb" "$pg_ctl" \
+        "-c fsync=off -c synchronous_commit=off -c full_page_writes=off"
+    export TEST_DATABASE_URL="$STARTED_PG_URL"
+}
+
+# start_postgres DATA INITDB PG_CTL OPTIONS: a throwaway server in DATA on a free port,
+# with OPTIONS added to its command line; STARTED_PG_URL names it. `stop_services` stops
+# it (one a run).
+start_postgres() {
+    local data="$1" initdb="$2" pg_ctl="$3" options="$4" port
     port=$(free_port)
     mkdir -p "$data"
     # PostgreSQL refuses to run as root: run it as an unprivileged user then.
@@ -114,14 +124,31 @@ ensure_postgres() {
         run=(runuser -u "$STARTED_PG_USER" --)
     fi
     say "PostgreSQL: starting a throwaway server on 127.0.0.1:$port ($initdb)"
-    "${run[@]}" "$initdb" -D "$data" -U postgres -A trust -E UTF8 --no-sync >"$SERVICES_TMP/initdb.log" 2>&1 \
-        || { cat "$SERVICES_TMP/initdb.log" >&2; fail "initdb failed"; }
+    "${run[@]}" "$initdb" -D "$data" -U postgres -A trust -E UTF8 --no-sync >"$data.initdb.log" 2>&1 \
+        || { cat "$data.initdb.log" >&2; fail "initdb failed"; }
     "${run[@]}" "$pg_ctl" -D "$data" -l "$data/server.log" -w -t 30 \
-        -o "-p $port -k $data -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=300" \
+        -o "-p $port -k $data -c listen_addresses=127.0.0.1 -c max_connections=300 $options" \
         start >/dev/null || { cat "$data/server.log" >&2; fail "PostgreSQL did not start"; }
     STARTED_PG_DATA="$data"
     STARTED_PG_CTL="$pg_ctl"
-    export TEST_DATABASE_URL="postgres://postgres@127.0.0.1:$port/postgres"
+    STARTED_PG_URL="postgres://postgres@127.0.0.1:$port/postgres"
+}
+
+# start_bench_postgres: a throwaway server for measuring, with PostgreSQL's defaults
+# (every commit waits for the disk) and pg_stat_statements loaded, so the database
+# itself counts what the services ask of it; BENCH_DATABASE_URL names it.
+start_bench_postgres() {
+    local initdb pg_ctl
+    initdb=$(find_pg_bin initdb) && pg_ctl=$(find_pg_bin pg_ctl) \
+        || fail "the benchmarks start a PostgreSQL of their own and need its server binaries (initdb, pg_ctl).
+  Install them (Debian/Ubuntu: apt-get install postgresql; macOS: brew install postgresql)."
+    [ -z "$STARTED_PG_DATA" ] || fail "a throwaway PostgreSQL is already running for this run"
+    services_tmp
+    start_postgres "$SERVICES_TMP/bench-postgres" "$initdb" "$pg_ctl" \
+        "-c shared_preload_libraries=pg_stat_statements -c pg_stat_statements.max=10000"
+    export BENCH_DATABASE_URL="$STARTED_PG_URL"
+    psql "$BENCH_DATABASE_URL" -qc "CREATE EXTENSION IF NOT EXISTS pg_stat_statements" >/dev/null \
+        || fail "pg_stat_statements could not be created (Debian ships it with the server: postgresql-contrib on older releases)"
 }
 
 ensure_redis() {

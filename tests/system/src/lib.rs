@@ -8,6 +8,7 @@
 #![allow(clippy::unwrap_used)] // test-only code: a failed unwrap is a failed test
 
 pub mod browser;
+pub mod counts;
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -58,7 +59,7 @@ pub struct System {
     urls: HashMap<&'static str, String>,
     pub smtp: TestSmtp,
     pub http: reqwest::Client,
-    _databases: Vec<TestDatabase>,
+    databases: Vec<(&'static str, TestDatabase)>,
     keys: StreamKeys,
 }
 
@@ -112,7 +113,7 @@ impl System {
             urls: HashMap::new(),
             smtp,
             http: reqwest::Client::new(),
-            _databases: Vec::new(),
+            databases: Vec::new(),
             keys,
         };
         for (name, binary, has_database, url_variable) in SERVICES {
@@ -120,7 +121,7 @@ impl System {
             if has_database {
                 let database = TestDatabase::create().await;
                 env.insert("DATABASE_URL".to_owned(), database.url().to_owned());
-                system._databases.push(database);
+                system.databases.push((name, database));
             }
             let mut process = ServiceProcess::start(workspace_binary(binary), &env);
             let url = process.wait_until_listening(PATIENCE).await;
@@ -149,6 +150,11 @@ impl System {
     }
 
     /// The prefix of this system's event streams and rate-limit keys in Redis.
+    /// Each service's database: (service, database name).
+    pub fn databases(&self) -> impl Iterator<Item = (&'static str, &str)> {
+        self.databases.iter().map(|(s, d)| (*s, d.name()))
+    }
+
     pub fn redis_prefix(&self) -> &str {
         self.keys.prefix()
     }

@@ -13,7 +13,12 @@
 //! 4. fixed loads: `--rate` orders a second, and half and 80 % of the measured
 //!    many-products saturation, each for `--seconds`: p50 / p99 / max, and the same
 //!    percentiles for each hop of the saga;
-//! 5. memory under load: each service's peak RSS.
+//! 5. memory under load: each service's peak RSS;
+//! 6. what the database itself counts (`pg_stat_statements`, which the server must
+//!    preload: `./scripts/bench` starts one that does), per confirmed order and per
+//!    service database, one at a time (phase 2) and at saturation (phase 3, many
+//!    products): statements, commits, WAL; the statements run most; and what the idle
+//!    system runs a second (its sweeps and polls, in every figure above).
 //!
 //! Every time is read off the events themselves, straight from Redis (so measuring adds
 //! no load to the services): an envelope's `occurred_at` is when its producer wrote it
@@ -35,6 +40,7 @@ use redis::AsyncCommands;
 use redis::streams::{StreamReadOptions, StreamReadReply};
 use reqwest::Method;
 use serde_json::{Value, json};
+use system_tests::counts::{Counter, Counts};
 use system_tests::{System, User};
 
 struct Options {
@@ -333,6 +339,79 @@ fn spread(sorted: &[Duration]) -> String {
     )
 }
 
+/// How long the idle system's own statements are counted.
+const IDLE_WINDOW: Duration = Duration::from_secs(5);
+/// Statements listed by how often they ran.
+const TOP: i64 = 12;
+
+/// The database's counts per confirmed order, one at a time and at saturation
+/// (`windows`: confirmed orders and counts of each), per service, and the statements
+/// run most at saturation.
+fn print_counts(windows: &[(usize, &Counts); 2], idle: &Counts) {
+    let per = |n: u64, orders: usize| format!("{:.1}", n as f64 / orders.max(1) as f64);
+    let [(alone, alone_counts), (saturated, saturated_counts)] = *windows;
+    println!();
+    println!(
+        "What the database counts per confirmed order (`pg_stat_statements`; one at a time: the {alone} orders above; at saturation: the {saturated} of the many-products run), one at a time / at saturation:"
+    );
+    println!();
+    println!("| database | statements | commits | WAL records | WAL bytes | idle: statements/s |");
+    println!("|---|---:|---:|---:|---:|---:|");
+    let rows = alone_counts
+        .services
+        .iter()
+        .zip(&saturated_counts.services)
+        .zip(&idle.services)
+        .map(|((a, s), i)| (a.clone(), s.clone(), i.clone()))
+        .chain([(
+            alone_counts.total(),
+            saturated_counts.total(),
+            idle.total(),
+        )]);
+    for (a, s, i) in rows {
+        let name = if a.service == "all" {
+            "**all**".to_owned()
+        } else {
+            a.service.to_owned()
+        };
+        println!(
+            "| {name} | {} / {} | {} / {} | {} / {} | {} / {} | {:.1} |",
+            per(a.statements, alone),
+            per(s.statements, saturated),
+            per(a.commits, alone),
+            per(s.commits, saturated),
+            per(a.wal_records, alone),
+            per(s.wal_records, saturated),
+            per(a.wal_bytes, alone),
+            per(s.wal_bytes, saturated),
+            i.statements as f64 / IDLE_WINDOW.as_secs_f64(),
+        );
+    }
+    println!();
+    println!(
+        "The whole server's WAL per confirmed order (its position moved): {} bytes one at a time, {} at saturation.",
+        per(alone_counts.server_wal_bytes, alone),
+        per(saturated_counts.server_wal_bytes, saturated)
+    );
+    println!();
+    println!("The statements run most at saturation, per confirmed order:");
+    println!();
+    println!("| database | per order | statement |");
+    println!("|---|---:|---|");
+    for statement in &saturated_counts.top {
+        let mut query: String = statement.query.chars().take(140).collect();
+        if query.len() < statement.query.len() {
+            query.push('…');
+        }
+        println!(
+            "| {} | {} | `{}` |",
+            statement.service,
+            per(statement.calls, saturated),
+            query.replace('|', "\\|").replace('`', "'")
+        );
+    }
+}
+
 #[tokio::main]
 async fn main() {
     let options = options();
@@ -365,6 +444,15 @@ async fn main() {
     )
     .await;
     tokio::time::sleep(Duration::from_millis(200)).await;
+    let counter = Counter::connect(&test_support::database_server_url(), &system)
+        .await
+        .unwrap_or_else(|reason| {
+            eprintln!("saga-bench: {reason}");
+            std::process::exit(2);
+        });
+    counter.reset().await;
+    tokio::time::sleep(IDLE_WINDOW).await;
+    let idle_counts = counter.read(0).await;
     let load = Arc::new(Load {
         system: Arc::new(system),
         users: Arc::new(users),
@@ -372,6 +460,7 @@ async fn main() {
     });
 
     // One at a time, nothing else running.
+    counter.reset().await;
     let mut alone = Vec::new();
     for n in 0..10 {
         let order = load.place(n, &products[n % products.len()]).await.unwrap();
@@ -380,10 +469,13 @@ async fn main() {
         alone.push(order);
     }
     let alone_latencies = load.latencies(&alone);
+    let alone_counts = counter.read(TOP).await;
 
+    counter.reset().await;
     let (saturation, saturated) = load
         .saturate(options.clients, options.seconds, &products)
         .await;
+    let saturated_counts = counter.read(TOP).await;
     let (hot_saturation, hot_saturated) =
         load.saturate(options.clients, options.seconds, &hot).await;
 
@@ -444,6 +536,14 @@ async fn main() {
         mib(peak_total)
     );
 
+    print_counts(
+        &[
+            (alone_latencies.len(), &alone_counts),
+            (saturated, &saturated_counts),
+        ],
+        &idle_counts,
+    );
+
     println!();
     println!("Each hop, p50 / p99 / max in ms, at each offered load:");
     println!();
@@ -468,10 +568,14 @@ async fn main() {
     }
     // A line for scripts/bench to read the figures from.
     println!();
+    let per = |n: u64, orders: usize| n as f64 / orders.max(1) as f64;
     println!(
-        "<!-- saga: saturation={saturation:.1} hot={hot_saturation:.1} alone_p50_ms={} idle_mib={:.1} -->",
+        "<!-- saga: saturation={saturation:.1} hot={hot_saturation:.1} alone_p50_ms={} idle_mib={:.1} statements_alone={:.1} statements_saturated={:.1} commits_saturated={:.2} -->",
         ms(percentile(&alone_latencies, 50.0)),
-        idle_total as f64 / 1024.0
+        idle_total as f64 / 1024.0,
+        per(alone_counts.total().statements, alone_latencies.len()),
+        per(saturated_counts.total().statements, saturated),
+        per(saturated_counts.total().commits, saturated),
     );
     // Dropping the system stops the services and removes their databases and keys.
     drop(Arc::into_inner(load).map(|load| Arc::into_inner(load.system)));
