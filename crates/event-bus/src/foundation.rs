@@ -42,9 +42,9 @@ impl Foundation {
         events: &EventsConfig,
         migrator: &Migrator,
     ) -> anyhow::Result<Self> {
-        // The relay holds one connection; the consumer's handlers one each (a consumer
-        // of effects holds one at a time, fewer than that bound).
-        let background = 1 + u32::from(events.event_consumer_concurrency);
+        // The consumer's handlers hold one connection each (a consumer of effects one at
+        // a time, fewer than that bound); the relay opens its own.
+        let background = u32::from(events.event_consumer_concurrency);
         let pool =
             service_kit::database::connect_and_migrate(&service.database, background, migrator)
                 .await?;
@@ -92,8 +92,8 @@ impl Foundation {
         self.events.stream(name)
     }
 
-    /// What wakes this process's relay: commit transactions that wrote to the outbox
-    /// with [`Wake::commit`].
+    /// What hands committed events to this process's relay: commit transactions that
+    /// enqueued events with [`Wake::commit`].
     pub fn wake(&self) -> Wake {
         self.wake.clone()
     }

@@ -4,9 +4,10 @@
 //! Two ways to use it:
 //!
 //! - an [`Effect`], given to [`Consumer::with_effects`](crate::Consumer::with_effects):
-//!   the consumer opens the transaction, records the events in the inbox, applies the
-//!   effects and commits, several events to one transaction when they are ready
-//!   together. For effects that are database writes alone.
+//!   the consumer opens the transaction, records the events in the inbox (one
+//!   statement), applies the effects of all the events ready together at once (so an
+//!   effect can write a batch with one statement per kind of write) and commits. For
+//!   effects that are database writes alone.
 //! - [`begin`], for a handler that must do more than write (call a card provider): it
 //!   opens its own transaction, one per event.
 
@@ -16,18 +17,23 @@ use uuid::Uuid;
 
 use crate::envelope::Envelope;
 use crate::error::HandlerError;
+use crate::outbox::Tx;
 
-/// What a service does with an event, written in a transaction the consumer owns. The
-/// effect neither begins nor commits: the consumer does, with the event's inbox mark,
-/// and perhaps with other events' effects.
+/// What a service does with events, written in a transaction the consumer owns. The
+/// effect neither begins nor commits: the consumer does, with the events' inbox marks,
+/// and the events the effect emits ([`Tx::enqueue`]) go to the outbox in one statement.
 ///
-/// An effect may run more than once for one event (its batch rolled back because a
-/// neighbour failed, then run alone): only what it writes through `tx` may count.
+/// `events` are the events ready together, each new to the inbox, in stream order: an
+/// effect writes them set-based (one `UPDATE … FROM unnest(…)` for all) where it can.
+/// It applies all of them or fails: the consumer then rolls the batch back and hands
+/// each event to the effect again, alone, so one bad event never fails its
+/// neighbours. An effect may so run more than once for one event: only what it writes
+/// through `tx` may count.
 pub trait Effect: Send + Sync + 'static {
     fn apply<'a>(
         &'a self,
-        tx: &'a mut Transaction<'static, Postgres>,
-        event: &'a Envelope,
+        tx: &'a mut Tx,
+        events: &'a [Envelope],
     ) -> BoxFuture<'a, Result<(), HandlerError>>;
 }
 
@@ -37,12 +43,8 @@ pub trait Effect: Send + Sync + 'static {
 ///
 /// Two deliveries of one event racing each other serialise on the inbox row: the
 /// second waits for the first to commit, then sees it and gets `None`.
-pub async fn begin(
-    pool: &PgPool,
-    group: &str,
-    event_id: Uuid,
-) -> sqlx::Result<Option<Transaction<'static, Postgres>>> {
-    let mut tx = pool.begin().await?;
+pub async fn begin(pool: &PgPool, group: &str, event_id: Uuid) -> sqlx::Result<Option<Tx>> {
+    let mut tx = Tx::begin(pool).await?;
     let fresh = record(&mut tx, group, &[event_id]).await?;
     if fresh.is_empty() {
         tx.rollback().await?;
@@ -57,7 +59,7 @@ pub async fn open(
     pool: &PgPool,
     group: &str,
     event: &Envelope,
-) -> Result<Option<Transaction<'static, Postgres>>, HandlerError> {
+) -> Result<Option<Tx>, HandlerError> {
     begin(pool, group, event.id)
         .await
         .map_err(HandlerError::retry)

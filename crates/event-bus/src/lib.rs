@@ -2,10 +2,10 @@
 //!
 //! A service never loses an event it committed to, and never applies one twice:
 //!
-//! - **Publishing** goes through an outbox: [`outbox::enqueue`] writes the event in the
+//! - **Publishing** goes through an outbox: [`Tx::enqueue`] writes the event in the
 //!   same Postgres transaction as the state change that caused it, and the
-//!   [`relay`] publishes committed rows to their stream (`XADD`, approximate `MAXLEN`)
-//!   and marks them, woken by the commit. Redis being down delays events; it never
+//!   [`relay`] publishes the committed events to their stream (`XADD`, approximate
+//!   `MAXLEN`), handed over in memory by the commit, and marks them. Redis being down delays events; it never
 //!   loses them.
 //! - **Consuming** is a [`consumer`] per process in one consumer group per service. An
 //!   entry is acknowledged only after its handler succeeded; a handler that writes to
@@ -21,8 +21,8 @@
 //!   spread a stream over a Redis Cluster's masters).
 //! - [`schema`]: the `outbox` and `inbox` tables, installed into a service's database.
 //! - [`publisher`]: `XADD` to a stream, pipelined for batches.
-//! - [`outbox`] and [`relay`]: transactional publishing, the relay woken in process by
-//!   the commits ([`Wake`]).
+//! - [`outbox`] and [`relay`]: transactional publishing ([`Tx`]), the committed events
+//!   handed to the relay in process ([`Wake`]).
 //! - [`consumer`]: the consumer-group worker (reader, lanes, batched effects,
 //!   acknowledgements, and reclaim with dead letters on a timer of its own); [`error`]:
 //!   how a handler says it did not apply an event ([`OrRetry`] to say what it was
@@ -62,7 +62,7 @@ pub use envelope::{ENVELOPE_FIELD, Envelope};
 pub use error::{HandlerError, OrRetry};
 pub use foundation::{Foundation, Subscription};
 pub use inbox::Effect;
-pub use outbox::Wake;
+pub use outbox::{Tx, Wake};
 pub use publisher::Publisher;
 pub use relay::{Relay, RelayConfig};
 pub use stream::Stream;

@@ -1,62 +1,174 @@
-//! Writing events in the caller's transaction, and waking the relay when it commits.
+//! Writing events in the caller's transaction, and handing them to the relay when it
+//! commits.
+//!
+//! A [`Tx`] is a Postgres transaction that also holds the events it caused. They go to
+//! the `outbox` table in one statement, however many there are, just before the
+//! commit; once the commit succeeded the same events, already in memory, go to this
+//! process's relay ([`Wake`]), which publishes them without reading them back.
 
-use std::sync::Arc;
+use std::ops::{Deref, DerefMut};
+use std::sync::{Arc, Mutex, PoisonError};
 
-use sqlx::{Postgres, Transaction};
-use tokio::sync::watch;
+use sqlx::{PgPool, Postgres, Transaction};
+use tokio::sync::mpsc;
+use uuid::Uuid;
 
 use crate::envelope::Envelope;
+use crate::error::HandlerError;
 use crate::stream::Stream;
 
-/// Stores `envelope` for `stream` (the partition of its key) as part of `tx`: it is
-/// published if and only if `tx` commits. Commit with [`Wake::commit`] so this
-/// process's relay publishes it at once.
-pub async fn enqueue(
-    tx: &mut Transaction<'_, Postgres>,
-    stream: &Stream,
-    envelope: &Envelope,
+/// An event written by a transaction: its id, its stream partition and its envelope as
+/// JSON, as the outbox row and the stream entry hold it.
+#[derive(Debug, Clone)]
+pub(crate) struct Staged {
+    pub id: Uuid,
+    pub stream: String,
+    pub envelope: String,
+}
+
+/// A transaction and the events it causes: they are published if and only if it
+/// commits. Queries run on it as on the transaction it derefs to; commit it with
+/// [`Wake::commit`].
+#[derive(Debug)]
+pub struct Tx {
+    tx: Transaction<'static, Postgres>,
+    staged: Vec<Staged>,
+}
+
+impl Deref for Tx {
+    type Target = Transaction<'static, Postgres>;
+    fn deref(&self) -> &Self::Target {
+        &self.tx
+    }
+}
+
+impl DerefMut for Tx {
+    fn deref_mut(&mut self) -> &mut Self::Target {
+        &mut self.tx
+    }
+}
+
+impl From<Transaction<'static, Postgres>> for Tx {
+    fn from(tx: Transaction<'static, Postgres>) -> Self {
+        Self {
+            tx,
+            staged: Vec::new(),
+        }
+    }
+}
+
+impl Tx {
+    /// Begins a transaction on `pool`.
+    pub async fn begin(pool: &PgPool) -> sqlx::Result<Self> {
+        Ok(pool.begin().await?.into())
+    }
+
+    /// Adds `envelope` to what this transaction publishes, to the partition of `stream`
+    /// its key picks. Nothing is sent to the database until the commit.
+    pub fn enqueue(&mut self, stream: &Stream, envelope: &Envelope) -> serde_json::Result<()> {
+        self.staged.push(Staged {
+            id: envelope.id,
+            stream: stream.partition_for(envelope),
+            envelope: serde_json::to_string(envelope)?,
+        });
+        Ok(())
+    }
+
+    /// How many events this transaction publishes so far.
+    pub fn events(&self) -> usize {
+        self.staged.len()
+    }
+
+    /// Writes the outbox rows (one statement for all of them) and commits. Its events
+    /// are then left to the relay's sweep: commit with [`Wake::commit`] to have them
+    /// published at once.
+    pub async fn commit(self) -> sqlx::Result<()> {
+        self.finish().await.map(drop)
+    }
+
+    /// Writes the outbox rows and commits; returns the events committed.
+    async fn finish(mut self) -> sqlx::Result<Vec<Staged>> {
+        if !self.staged.is_empty() {
+            write_rows(&mut self.tx, &self.staged).await?;
+        }
+        self.tx.commit().await?;
+        Ok(self.staged)
+    }
+
+    /// Rolls back: nothing it wrote, and none of its events, remain.
+    pub async fn rollback(self) -> sqlx::Result<()> {
+        self.tx.rollback().await
+    }
+}
+
+/// Every staged event as an outbox row, in one statement.
+async fn write_rows(
+    tx: &mut Transaction<'static, Postgres>,
+    staged: &[Staged],
 ) -> sqlx::Result<()> {
-    sqlx::query("INSERT INTO outbox (id, stream, envelope) VALUES ($1, $2, $3)")
-        .bind(envelope.id)
-        .bind(stream.partition_for(envelope))
-        .bind(sqlx::types::Json(envelope))
-        .execute(&mut **tx)
-        .await
-        .map(drop)
+    let ids: Vec<Uuid> = staged.iter().map(|s| s.id).collect();
+    let streams: Vec<&str> = staged.iter().map(|s| s.stream.as_str()).collect();
+    let envelopes: Vec<&str> = staged.iter().map(|s| s.envelope.as_str()).collect();
+    sqlx::query(
+        "INSERT INTO outbox (id, stream, envelope)
+         SELECT id, stream, envelope::jsonb
+         FROM unnest($1::uuid[], $2::text[], $3::text[]) WITH ORDINALITY
+              AS e(id, stream, envelope, n)
+         ORDER BY n",
+    )
+    .bind(&ids)
+    .bind(&streams)
+    .bind(&envelopes)
+    .execute(&mut **tx)
+    .await
+    .map(drop)
 }
 
 /// For a handler of `cause`: enqueues a new event of `event_type` from `source`,
 /// carrying `payload`, that continues `cause`'s correlation.
-pub async fn enqueue_caused_by(
-    tx: &mut Transaction<'_, Postgres>,
+pub fn enqueue_caused_by(
+    tx: &mut Tx,
     stream: &Stream,
     cause: &Envelope,
     source: &str,
     event_type: &str,
     payload: &impl serde::Serialize,
-) -> Result<(), crate::error::HandlerError> {
+) -> Result<(), HandlerError> {
     let event = Envelope::new(event_type, source, payload)
-        .map_err(crate::error::HandlerError::poison)?
+        .map_err(HandlerError::poison)?
         .caused_by(cause);
-    enqueue(tx, stream, &event)
-        .await
-        .map_err(crate::error::HandlerError::retry)
+    tx.enqueue(stream, &event).map_err(HandlerError::poison)
 }
 
-/// Tells this process's relay that outbox rows were committed, so they are published
-/// within a round trip of the commit. Cheap to clone; one per process, shared by
-/// everything that writes to the outbox and the relay.
+/// Batches of committed events waiting for the relay; past this many the newest are
+/// left to the relay's sweep, which finds every row no one published.
+const WAITING_BATCHES: usize = 4096;
+
+/// Hands committed events to this process's relay, which publishes them within a round
+/// trip of the commit. Cheap to clone; one per process, shared by everything that
+/// writes to the outbox and the relay.
 ///
-/// The wake goes through memory, not the database: no `NOTIFY` (which takes a
-/// server-wide lock at every commit that sent one) and no listening connection. Rows
-/// no wake announced (another replica's, or a process that died between commit and
-/// publishing) are found by the relay's sweep.
+/// The events go through memory, not the database: no `NOTIFY` (which takes a
+/// server-wide lock at every commit that sent one), no listening connection, and the
+/// relay reads nothing back. Rows this hand-over misses (another replica's, a process
+/// that died between commit and publishing, a relay too far behind) are found by the
+/// relay's sweep.
 #[derive(Clone, Debug)]
-pub struct Wake(Arc<watch::Sender<u64>>);
+pub struct Wake(Arc<Handover>);
+
+#[derive(Debug)]
+struct Handover {
+    sender: mpsc::Sender<Vec<Staged>>,
+    receiver: Mutex<Option<mpsc::Receiver<Vec<Staged>>>>,
+}
 
 impl Default for Wake {
     fn default() -> Self {
-        Self(Arc::new(watch::Sender::new(0)))
+        let (sender, receiver) = mpsc::channel(WAITING_BATCHES);
+        Self(Arc::new(Handover {
+            sender,
+            receiver: Mutex::new(Some(receiver)),
+        }))
     }
 }
 
@@ -65,21 +177,36 @@ impl Wake {
         Self::default()
     }
 
-    /// Commits `tx`, which wrote outbox rows, and wakes the relay.
-    pub async fn commit(&self, tx: Transaction<'_, Postgres>) -> sqlx::Result<()> {
-        tx.commit().await?;
-        self.committed();
+    /// Commits `tx` and hands its events to the relay.
+    pub async fn commit(&self, tx: Tx) -> sqlx::Result<()> {
+        let staged = tx.finish().await?;
+        if !staged.is_empty() {
+            self.committed(staged);
+        }
         Ok(())
     }
 
-    /// Wakes the relay: rows were committed.
-    pub fn committed(&self) {
-        self.0
-            .send_modify(|commits| *commits = commits.wrapping_add(1));
+    /// Hands events committed just now to the relay; if it is too far behind (or none
+    /// runs) they stay in the outbox for its sweep.
+    pub(crate) fn committed(&self, staged: Vec<Staged>) {
+        let _ = self.0.sender.try_send(staged);
     }
 
-    /// A receiver that sees every wake after it was made.
-    pub(crate) fn watch(&self) -> watch::Receiver<u64> {
-        self.0.subscribe()
+    /// The committed events, for the one relay that publishes them; `None` once taken.
+    pub(crate) fn take(&self) -> Option<mpsc::Receiver<Vec<Staged>>> {
+        self.0
+            .receiver
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take()
+    }
+
+    /// Gives the events back for the next relay to take (a relay that stopped).
+    pub(crate) fn put_back(&self, receiver: mpsc::Receiver<Vec<Staged>>) {
+        *self
+            .0
+            .receiver
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = Some(receiver);
     }
 }

@@ -1,7 +1,9 @@
 //! The moves every service's part of a saga makes: its effects emit onto its own stream
 //! ([`Emitter`], [`Participant`]), and a cancellation that arrives before the event it
 //! cancels is remembered, so that event, when it comes, does nothing ([`remember_cancelled`],
-//! [`was_cancelled`]).
+//! [`cancelled_among`]).
+
+use std::collections::HashSet;
 
 use futures::future::BoxFuture;
 use serde::Serialize;
@@ -11,7 +13,7 @@ use uuid::Uuid;
 use crate::envelope::Envelope;
 use crate::error::HandlerError;
 use crate::inbox::Effect;
-use crate::outbox;
+use crate::outbox::{self, Tx};
 use crate::stream::Stream;
 
 /// Where a service's effects emit: its stream, with the service's name as the source.
@@ -28,28 +30,26 @@ impl Emitter {
 
     /// Enqueues `payload` as `event_type`, caused by `cause`, in `tx` (so it exists
     /// exactly when the effect that emits it does).
-    pub async fn emit(
+    pub fn emit(
         &self,
-        tx: &mut Transaction<'_, Postgres>,
+        tx: &mut Tx,
         cause: &Envelope,
         event_type: &str,
         payload: &impl Serialize,
     ) -> Result<(), HandlerError> {
-        outbox::enqueue_caused_by(tx, &self.stream, cause, self.source, event_type, payload).await
+        outbox::enqueue_caused_by(tx, &self.stream, cause, self.source, event_type, payload)
     }
 }
 
-/// One event's effect, written in `tx`, emitting through the service's [`Emitter`].
-type Apply = dyn for<'a> Fn(
-        &'a mut Transaction<'static, Postgres>,
-        &'a Envelope,
-        &'a Emitter,
-    ) -> BoxFuture<'a, Result<(), HandlerError>>
+/// The effect of events ready together, written in `tx`, emitting through the
+/// service's [`Emitter`].
+type Apply = dyn for<'a> Fn(&'a mut Tx, &'a [Envelope], &'a Emitter) -> BoxFuture<'a, Result<(), HandlerError>>
     + Send
     + Sync;
 
-/// A service's part of a saga as an [`Effect`]: `apply` writes one event's effect in
-/// the consumer's transaction and emits through the service's [`Emitter`].
+/// A service's part of a saga as an [`Effect`]: `apply` writes the effects of the events
+/// ready together in the consumer's transaction and emits through the service's
+/// [`Emitter`].
 pub struct Participant {
     emitter: Emitter,
     apply: Box<Apply>,
@@ -59,8 +59,8 @@ impl Participant {
     pub fn new<F>(emitter: Emitter, apply: F) -> Self
     where
         F: for<'a> Fn(
-                &'a mut Transaction<'static, Postgres>,
-                &'a Envelope,
+                &'a mut Tx,
+                &'a [Envelope],
                 &'a Emitter,
             ) -> BoxFuture<'a, Result<(), HandlerError>>
             + Send
@@ -77,35 +77,41 @@ impl Participant {
 impl Effect for Participant {
     fn apply<'a>(
         &'a self,
-        tx: &'a mut Transaction<'static, Postgres>,
-        event: &'a Envelope,
+        tx: &'a mut Tx,
+        events: &'a [Envelope],
     ) -> BoxFuture<'a, Result<(), HandlerError>> {
-        (self.apply)(tx, event, &self.emitter)
+        (self.apply)(tx, events, &self.emitter)
     }
 }
 
-/// Remembers, in the service's `cancelled_orders` table, that the saga `id` was
-/// cancelled: the events of it still to come (a reservation, a charge) then do nothing.
+/// Remembers, in the service's `cancelled_orders` table, that the sagas `ids` were
+/// cancelled: the events of them still to come (a reservation, a charge) then do
+/// nothing. One statement for any number.
 pub async fn remember_cancelled(
     tx: &mut Transaction<'_, Postgres>,
-    id: Uuid,
+    ids: &[Uuid],
 ) -> Result<(), HandlerError> {
-    sqlx::query("INSERT INTO cancelled_orders (order_id) VALUES ($1) ON CONFLICT DO NOTHING")
-        .bind(id)
-        .execute(&mut **tx)
-        .await
-        .map(drop)
-        .map_err(HandlerError::retry)
+    sqlx::query(
+        "INSERT INTO cancelled_orders (order_id) SELECT unnest($1::uuid[])
+         ON CONFLICT DO NOTHING",
+    )
+    .bind(ids)
+    .execute(&mut **tx)
+    .await
+    .map(drop)
+    .map_err(HandlerError::retry)
 }
 
-/// Whether the saga `id` was cancelled ([`remember_cancelled`]).
-pub async fn was_cancelled(
+/// Which of the sagas `ids` were cancelled ([`remember_cancelled`]), in one statement.
+pub async fn cancelled_among(
     tx: &mut Transaction<'_, Postgres>,
-    id: Uuid,
-) -> Result<bool, HandlerError> {
-    sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM cancelled_orders WHERE order_id = $1)")
-        .bind(id)
-        .fetch_one(&mut **tx)
-        .await
-        .map_err(HandlerError::retry)
+    ids: &[Uuid],
+) -> Result<HashSet<Uuid>, HandlerError> {
+    let cancelled: Vec<Uuid> =
+        sqlx::query_scalar("SELECT order_id FROM cancelled_orders WHERE order_id = ANY($1)")
+            .bind(ids)
+            .fetch_all(&mut **tx)
+            .await
+            .map_err(HandlerError::retry)?;
+    Ok(cancelled.into_iter().collect())
 }

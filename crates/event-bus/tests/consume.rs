@@ -430,7 +430,8 @@ async fn a_slow_handler_does_not_delay_the_events_of_another_key() {
     );
 }
 
-/// An effect that inserts a row per event, and always fails at every tenth event.
+/// An effect that inserts a row per event, all of a batch in one statement, and always
+/// fails for every tenth event (and so for any batch that holds one).
 struct Stubborn;
 
 fn fails(event: &event_bus::Envelope) -> bool {
@@ -440,16 +441,17 @@ fn fails(event: &event_bus::Envelope) -> bool {
 impl event_bus::Effect for Stubborn {
     fn apply<'a>(
         &'a self,
-        tx: &'a mut sqlx::Transaction<'static, sqlx::Postgres>,
-        event: &'a event_bus::Envelope,
+        tx: &'a mut event_bus::Tx,
+        events: &'a [event_bus::Envelope],
     ) -> futures::future::BoxFuture<'a, Result<(), event_bus::HandlerError>> {
         Box::pin(async move {
-            sqlx::query("INSERT INTO effects (grp, event_id) VALUES ('batched', $1)")
-                .bind(event.id)
-                .execute(&mut **tx)
+            let ids: Vec<uuid::Uuid> = events.iter().map(|e| e.id).collect();
+            sqlx::query("INSERT INTO effects (grp, event_id) SELECT 'batched', unnest($1::uuid[])")
+                .bind(&ids)
+                .execute(&mut ***tx)
                 .await
                 .map_err(event_bus::HandlerError::retry)?;
-            if fails(event) {
+            if events.iter().any(fails) {
                 return Err(event_bus::HandlerError::retry(anyhow::anyhow!("never")));
             }
             Ok(())

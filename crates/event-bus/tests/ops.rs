@@ -162,11 +162,9 @@ async fn the_outbox_reports_its_backlog_the_events_of_a_key_and_its_events_per_m
     let first = envelope(1).keyed("order-1");
     let second = envelope(2).keyed("order-1");
     let unrelated = envelope(3).keyed("order-2");
-    let mut tx = bus.pool.begin().await.unwrap();
+    let mut tx = event_bus::Tx::begin(&bus.pool).await.unwrap();
     for event in [&first, &unrelated, &second] {
-        event_bus::outbox::enqueue(&mut tx, &stream, event)
-            .await
-            .unwrap();
+        tx.enqueue(&stream, event).unwrap();
     }
     tx.commit().await.unwrap();
 

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use common::{bus, envelope, eventually};
 use event_bus::relay::Pass;
-use event_bus::{Publisher, Relay, RelayConfig, Wake, outbox};
+use event_bus::{Publisher, Relay, RelayConfig, Wake};
 use tokio_util::sync::CancellationToken;
 
 async fn stream_len(redis: &service_kit::redis::Connection, stream: &str) -> usize {
@@ -22,15 +22,11 @@ async fn stream_len(redis: &service_kit::redis::Connection, stream: &str) -> usi
 #[tokio::test]
 async fn a_committed_event_is_published_and_a_rolled_back_one_never_is() {
     let bus = bus().await;
-    let mut tx = bus.pool.begin().await.unwrap();
-    outbox::enqueue(&mut tx, &bus.single(), &envelope(1))
-        .await
-        .unwrap();
+    let mut tx = event_bus::Tx::begin(&bus.pool).await.unwrap();
+    tx.enqueue(&bus.single(), &envelope(1)).unwrap();
     tx.commit().await.unwrap();
-    let mut tx = bus.pool.begin().await.unwrap();
-    outbox::enqueue(&mut tx, &bus.single(), &envelope(2))
-        .await
-        .unwrap();
+    let mut tx = event_bus::Tx::begin(&bus.pool).await.unwrap();
+    tx.enqueue(&bus.single(), &envelope(2)).unwrap();
     tx.rollback().await.unwrap();
 
     let relay = Relay::new(
@@ -60,10 +56,8 @@ async fn the_running_relay_publishes_within_moments_of_a_commit() {
     let cancel = CancellationToken::new();
     let task = tokio::spawn(relay.run(cancel.clone()));
     tokio::time::sleep(Duration::from_millis(200)).await;
-    let mut tx = bus.pool.begin().await.unwrap();
-    outbox::enqueue(&mut tx, &bus.single(), &envelope(1))
-        .await
-        .unwrap();
+    let mut tx = event_bus::Tx::begin(&bus.pool).await.unwrap();
+    tx.enqueue(&bus.single(), &envelope(1)).unwrap();
     wake.commit(tx).await.unwrap();
     // The poll interval is 30 s: only the wake can make this quick.
     let published = eventually(Duration::from_secs(3), || async {
@@ -80,11 +74,9 @@ async fn two_relays_on_one_database_publish_every_row_once_in_order() {
     let bus = bus().await;
     let events: Vec<_> = (0..2_000).map(envelope).collect();
     for chunk in events.chunks(100) {
-        let mut tx = bus.pool.begin().await.unwrap();
+        let mut tx = event_bus::Tx::begin(&bus.pool).await.unwrap();
         for event in chunk {
-            outbox::enqueue(&mut tx, &bus.single(), event)
-                .await
-                .unwrap();
+            tx.enqueue(&bus.single(), event).unwrap();
         }
         tx.commit().await.unwrap();
     }
@@ -143,11 +135,9 @@ async fn two_relays_on_one_database_publish_every_row_once_in_order() {
 #[tokio::test]
 async fn published_rows_older_than_the_retention_are_pruned_and_unpublished_ones_kept() {
     let bus = bus().await;
-    let mut tx = bus.pool.begin().await.unwrap();
+    let mut tx = event_bus::Tx::begin(&bus.pool).await.unwrap();
     for n in 0..3 {
-        outbox::enqueue(&mut tx, &bus.single(), &envelope(n))
-            .await
-            .unwrap();
+        tx.enqueue(&bus.single(), &envelope(n)).unwrap();
     }
     tx.commit().await.unwrap();
     let relay = Relay::new(
@@ -160,10 +150,8 @@ async fn published_rows_older_than_the_retention_are_pruned_and_unpublished_ones
         Wake::new(),
     );
     relay.publish_pending().await.unwrap();
-    let mut tx = bus.pool.begin().await.unwrap();
-    outbox::enqueue(&mut tx, &bus.single(), &envelope(3))
-        .await
-        .unwrap();
+    let mut tx = event_bus::Tx::begin(&bus.pool).await.unwrap();
+    tx.enqueue(&bus.single(), &envelope(3)).unwrap();
     tx.commit().await.unwrap();
     // Two of the published rows are past the retention.
     sqlx::query("UPDATE outbox SET published_at = now() - interval '2 hours' WHERE seq IN (SELECT seq FROM outbox WHERE published_at IS NOT NULL ORDER BY seq LIMIT 2)")

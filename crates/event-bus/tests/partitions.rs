@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use common::{bus, eventually};
 use event_bus::relay::Pass;
-use event_bus::{Consumer, Envelope, Publisher, Relay, RelayConfig, Stream, Wake, outbox};
+use event_bus::{Consumer, Envelope, Publisher, Relay, RelayConfig, Stream, Wake};
 use test_support::TestRedis;
 use tokio_util::sync::CancellationToken;
 
@@ -28,12 +28,12 @@ async fn a_partitioned_streams_events_keep_to_their_keys_partition_in_order_and_
 
     // Through the outbox, in several transactions, as services publish.
     for chunk in (0..EVENTS).collect::<Vec<_>>().chunks(50) {
-        let mut tx = bus.pool.begin().await.unwrap();
+        let mut tx = event_bus::Tx::begin(&bus.pool).await.unwrap();
         for &n in chunk {
             let event = Envelope::new("test.happened", "tests", &serde_json::json!({"seq": n}))
                 .unwrap()
                 .keyed(format!("k{}", n % KEYS));
-            outbox::enqueue(&mut tx, &stream, &event).await.unwrap();
+            tx.enqueue(&stream, &event).unwrap();
         }
         tx.commit().await.unwrap();
     }

@@ -9,15 +9,14 @@ use std::sync::atomic::AtomicUsize;
 use std::time::Duration;
 
 use common::{bus, config, effect, effects, envelope, eventually};
-use event_bus::{Consumer, Publisher, Relay, RelayConfig, Wake, outbox};
+use event_bus::{Consumer, Publisher, Relay, RelayConfig, Wake};
 use test_support::TestRedis;
 use tokio_util::sync::CancellationToken;
 
 async fn enqueue(pool: &sqlx::PgPool, stream: &str, range: std::ops::Range<usize>) {
-    let mut tx = pool.begin().await.unwrap();
+    let mut tx = event_bus::Tx::begin(pool).await.unwrap();
     for n in range {
-        outbox::enqueue(&mut tx, &event_bus::Stream::single(stream), &envelope(n))
-            .await
+        tx.enqueue(&event_bus::Stream::single(stream), &envelope(n))
             .unwrap();
     }
     tx.commit().await.unwrap();

@@ -5,7 +5,10 @@
 //! last units, at most `available` of them succeed and `available` never goes below
 //! zero. Lines are taken in product-id order so two orders over the same products
 //! cannot deadlock, and in one transaction, so a line that fails rolls back the lines
-//! before it.
+//! before it. Orders that arrive together are reserved with one statement
+//! ([`reserve_all`]) when the stock covers all of them.
+
+use std::collections::HashSet;
 
 use sqlx::{Postgres, Transaction};
 use uuid::Uuid;
@@ -95,35 +98,123 @@ pub async fn reserve(
     Ok(Reserved::All)
 }
 
-/// Gives the order's held stock back. Returns whether anything was held.
-pub async fn release(tx: &mut Transaction<'_, Postgres>, order_id: Uuid) -> sqlx::Result<bool> {
-    let released: Vec<(Uuid, i64)> = sqlx::query_as(
-        "UPDATE reservations SET status = 'released', updated_at = now()
-         WHERE order_id = $1 AND status IN ('reserved', 'committed')
-         RETURNING product_id, quantity",
-    )
-    .bind(order_id)
-    .fetch_all(&mut **tx)
-    .await?;
-    for (product_id, quantity) in &released {
-        sqlx::query(
-            "UPDATE products SET available = available + $2, updated_at = now() WHERE id = $1",
-        )
-        .bind(product_id)
-        .bind(quantity)
-        .execute(&mut **tx)
-        .await?;
+/// Reserves every line of every order of `orders` within `tx`, in one statement, if
+/// every product has stock for all of them together; returns whether it did. On `false`
+/// some lines may be taken: the caller must roll `tx` back (and reserve the orders one
+/// by one with [`reserve`], which can turn some away). The rows are locked in
+/// product-id order, as [`reserve`] locks them. The orders must not be reserved or
+/// cancelled already, and their quantities positive.
+pub async fn reserve_all(
+    tx: &mut Transaction<'_, Postgres>,
+    orders: &[(Uuid, &[(Uuid, i64)])],
+) -> sqlx::Result<bool> {
+    let mut order_ids = Vec::new();
+    let mut product_ids = Vec::new();
+    let mut quantities = Vec::new();
+    for (order_id, lines) in orders {
+        for (product_id, quantity) in *lines {
+            order_ids.push(*order_id);
+            product_ids.push(*product_id);
+            quantities.push(*quantity);
+        }
     }
-    Ok(!released.is_empty())
+    sqlx::query_scalar(
+        "WITH line AS (
+             SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::int8[])
+                 AS l(order_id, product_id, quantity)
+         ),
+         wanted AS (
+             SELECT product_id, sum(quantity)::int8 AS quantity FROM line GROUP BY product_id
+         ),
+         locked AS (
+             SELECT id FROM products WHERE id IN (SELECT product_id FROM wanted)
+             ORDER BY id FOR UPDATE
+         ),
+         taken AS (
+             UPDATE products p SET available = p.available - w.quantity, updated_at = now()
+             FROM wanted w
+             WHERE p.id = w.product_id AND p.available >= w.quantity
+               AND p.id IN (SELECT id FROM locked)
+             RETURNING p.id
+         ),
+         enough AS (
+             SELECT (SELECT count(*) FROM taken) = (SELECT count(*) FROM wanted) AS all_taken
+         ),
+         held AS (
+             INSERT INTO reservations (order_id, product_id, quantity, status)
+             SELECT order_id, product_id, quantity, 'reserved' FROM line
+             WHERE (SELECT all_taken FROM enough)
+             RETURNING 1
+         )
+         SELECT all_taken AND (SELECT count(*) FROM held) = cardinality($1::uuid[])
+         FROM enough",
+    )
+    .bind(&order_ids)
+    .bind(&product_ids)
+    .bind(&quantities)
+    .fetch_one(&mut **tx)
+    .await
 }
 
-/// Marks the order's held stock as sold (its payment succeeded).
-pub async fn commit(tx: &mut Transaction<'_, Postgres>, order_id: Uuid) -> sqlx::Result<()> {
+/// Which of `orders` were reserved before, and which cancelled (one statement).
+pub async fn reserved_or_cancelled(
+    tx: &mut Transaction<'_, Postgres>,
+    orders: &[Uuid],
+) -> sqlx::Result<(HashSet<Uuid>, HashSet<Uuid>)> {
+    let rows: Vec<(Uuid, bool)> = sqlx::query_as(
+        "SELECT DISTINCT order_id, true FROM reservations WHERE order_id = ANY($1)
+         UNION ALL
+         SELECT order_id, false FROM cancelled_orders WHERE order_id = ANY($1)",
+    )
+    .bind(orders)
+    .fetch_all(&mut **tx)
+    .await?;
+    let mut reserved = HashSet::new();
+    let mut cancelled = HashSet::new();
+    for (order, was_reserved) in rows {
+        if was_reserved {
+            reserved.insert(order);
+        } else {
+            cancelled.insert(order);
+        }
+    }
+    Ok((reserved, cancelled))
+}
+
+/// Gives the held stock of `orders` back, in one statement. Returns the orders that
+/// had stock held.
+pub async fn release(
+    tx: &mut Transaction<'_, Postgres>,
+    orders: &[Uuid],
+) -> sqlx::Result<HashSet<Uuid>> {
+    let released: Vec<Uuid> = sqlx::query_scalar(
+        "WITH released AS (
+             UPDATE reservations SET status = 'released', updated_at = now()
+             WHERE order_id = ANY($1) AND status IN ('reserved', 'committed')
+             RETURNING order_id, product_id, quantity
+         ),
+         back AS (
+             UPDATE products p SET available = p.available + r.quantity, updated_at = now()
+             FROM (SELECT product_id, sum(quantity)::int8 AS quantity FROM released
+                   GROUP BY product_id) r
+             WHERE p.id = r.product_id
+         )
+         SELECT DISTINCT order_id FROM released",
+    )
+    .bind(orders)
+    .fetch_all(&mut **tx)
+    .await?;
+    Ok(released.into_iter().collect())
+}
+
+/// Marks the held stock of `orders` as sold (their payments succeeded), in one
+/// statement.
+pub async fn commit(tx: &mut Transaction<'_, Postgres>, orders: &[Uuid]) -> sqlx::Result<()> {
     sqlx::query(
         "UPDATE reservations SET status = 'committed', updated_at = now()
-         WHERE order_id = $1 AND status = 'reserved'",
+         WHERE order_id = ANY($1) AND status = 'reserved'",
     )
-    .bind(order_id)
+    .bind(orders)
     .execute(&mut **tx)
     .await
     .map(drop)

@@ -211,3 +211,114 @@ async fn an_order_cancelled_before_its_creation_is_handled_never_holds_stock() {
     assert_eq!(app.available(&a).await, 5);
     assert_eq!(count(&app, types::INVENTORY_RESERVED).await, 0);
 }
+
+/// `events_batches_split_total` of the service: batches that failed and ran event by
+/// event.
+async fn batches_split(app: &TestApp) -> u64 {
+    let metrics =
+        test_support::http::text(app.request(reqwest::Method::GET, "/metrics", false)).await;
+    metrics
+        .lines()
+        .filter(|l| l.starts_with("events_batches_split_total"))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
+        .sum()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn orders_reserved_together_take_effect_once_though_an_event_among_them_always_fails() {
+    let app = spawn_app().await;
+    let a = app.product("A", 100, 1_000).await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let b = app.product("B", 100, 1_000).await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let orders: Vec<OrderCreated> = (0..40)
+        .map(|n| order(&[(&a, 1), (&b, 1 + n % 3)]))
+        .collect();
+    let mut events: Vec<Envelope> = orders
+        .iter()
+        .map(|o| Envelope::new(types::ORDER_CREATED, "tests", o).unwrap())
+        .collect();
+    // An order.created that can never be applied, three times among the others, and one
+    // good event delivered twice.
+    for at in [5, 20, 35] {
+        let broken = serde_json::json!({"order_id": "not an id", "items": "none"});
+        events.insert(
+            at,
+            Envelope::new(types::ORDER_CREATED, "tests", &broken).unwrap(),
+        );
+    }
+    events.push(events[0].clone());
+    Publisher::new(app.redis.clone(), 10_000)
+        .publish_batch(&app.stream(streams::ORDER), &events)
+        .await
+        .unwrap();
+
+    let dead = event_bus::dead_letter_stream(&app.stream(streams::ORDER));
+    let settled = eventually(Duration::from_secs(20), || async {
+        let mut redis = app.redis.clone();
+        let dead_letters: usize = redis::cmd("XLEN")
+            .arg(&dead)
+            .query_async(&mut redis)
+            .await
+            .unwrap();
+        dead_letters == 3 && count(&app, types::INVENTORY_RESERVED).await == 40
+    })
+    .await;
+    assert!(
+        settled,
+        "not every good order was reserved, or not every broken one dead-lettered"
+    );
+    assert!(
+        batches_split(&app).await >= 1,
+        "no batch held a broken event: the batched path was not tested"
+    );
+    // Exactly once: one reservation per line, one event per order, stock taken once.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let reserved: std::collections::HashSet<String> = app
+        .events(streams::INVENTORY)
+        .await
+        .into_iter()
+        .filter(|(t, _)| t == types::INVENTORY_RESERVED)
+        .map(|(_, data)| data["order_id"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(reserved.len(), 40);
+    assert_eq!(count(&app, types::INVENTORY_RESERVED).await, 40);
+    let b_taken: i64 = (0..40).map(|n| 1 + n % 3).sum();
+    assert_eq!(app.available(&a).await, 1_000 - 40);
+    assert_eq!(app.available(&b).await, 1_000 - b_taken);
+    let pool = sqlx::PgPool::connect(app.db.url()).await.unwrap();
+    let lines: i64 = sqlx::query_scalar("SELECT count(*) FROM reservations")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(lines, 80);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn orders_that_together_exceed_the_stock_are_reserved_one_by_one_and_only_what_fits() {
+    let app = spawn_app().await;
+    let a = app.product("A", 100, 10).await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let events: Vec<Envelope> = (0..25)
+        .map(|_| Envelope::new(types::ORDER_CREATED, "tests", &order(&[(&a, 1)])).unwrap())
+        .collect();
+    Publisher::new(app.redis.clone(), 10_000)
+        .publish_batch(&app.stream(streams::ORDER), &events)
+        .await
+        .unwrap();
+    let settled = eventually(Duration::from_secs(20), || async {
+        count(&app, types::INVENTORY_RESERVED).await + count(&app, types::INVENTORY_REJECTED).await
+            == 25
+    })
+    .await;
+    assert!(settled);
+    assert_eq!(count(&app, types::INVENTORY_RESERVED).await, 10);
+    assert_eq!(count(&app, types::INVENTORY_REJECTED).await, 15);
+    assert_eq!(app.available(&a).await, 0);
+}

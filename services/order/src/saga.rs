@@ -8,14 +8,16 @@
 //!
 //! Each move is a conditional update from `pending`, so an order its user cancelled
 //! meanwhile stays cancelled (the payment service refunds a capture when it sees that
-//! order's `order.cancelled`), and a redelivered event finds nothing to move. The
-//! move, the inbox mark and the emitted event commit in one transaction, which events
-//! arriving together share (`event_bus::inbox::Effect`).
+//! order's `order.cancelled`), and a redelivered event finds nothing to move. The events
+//! ready together move their orders in one statement, and the moves, the inbox marks
+//! and the emitted events commit in one transaction (`event_bus::inbox::Effect`).
+
+use std::collections::HashMap;
 
 use contracts::events::{OrderCancelled, OrderConfirmed, OrderRef, types};
 use event_bus::saga::{Emitter, Participant};
-use event_bus::{Effect, Envelope, HandlerError, OrRetry};
-use sqlx::{Postgres, Transaction};
+use event_bus::{Effect, Envelope, HandlerError, OrRetry, Tx};
+use uuid::Uuid;
 
 use crate::orders::{self, Order, reasons};
 use crate::state::SERVICE;
@@ -38,51 +40,69 @@ pub fn cancelled(order: &Order) -> OrderCancelled {
     }
 }
 
-/// Moves the event's order, if it can move, and emits what it became; in `tx`, with
-/// the event's inbox mark.
-async fn apply(
-    tx: &mut Transaction<'static, Postgres>,
-    event: &Envelope,
-    emitter: &Emitter,
-) -> Result<(), HandlerError> {
-    let order: OrderRef = event.decode().map_err(HandlerError::poison)?;
-    let cancel_reason = match event.event_type.as_str() {
+/// What `event` asks of its order: confirm it (`None`) or cancel it with a reason;
+/// `Err` for an event of no move.
+fn wanted(event: &Envelope) -> Result<Option<(Uuid, Option<&'static str>)>, HandlerError> {
+    let reason = match event.event_type.as_str() {
+        types::PAYMENT_SUCCEEDED => None,
         types::INVENTORY_REJECTED => Some(reasons::OUT_OF_STOCK),
         types::PAYMENT_DECLINED => Some(reasons::PAYMENT_DECLINED),
-        _ => None,
+        _ => return Ok(None),
     };
-    if event.event_type == types::PAYMENT_SUCCEEDED {
-        if let Some(order) = orders::confirm(tx, order.order_id)
-            .await
-            .or_retry(|| format!("confirming order {}", order.order_id))?
-        {
-            let confirmed = OrderConfirmed {
-                order_id: order.id,
-                user_id: order.user_id,
-                total_cents: order.total_cents,
-                currency: order.currency.clone(),
-            };
-            emitter
-                .emit(tx, event, types::ORDER_CONFIRMED, &confirmed)
-                .await?;
-            tracing::info!(order_id = %order.id, "order confirmed");
+    let order: OrderRef = event.decode().map_err(HandlerError::poison)?;
+    Ok(Some((order.order_id, reason)))
+}
+
+/// Moves the orders of `events` that can move, in one statement, and emits what each
+/// became; in `tx`, with the events' inbox marks.
+async fn apply(tx: &mut Tx, events: &[Envelope], emitter: &Emitter) -> Result<(), HandlerError> {
+    let mut moves = Vec::with_capacity(events.len());
+    let mut causes: HashMap<Uuid, &Envelope> = HashMap::with_capacity(events.len());
+    for event in events {
+        if let Some((order_id, reason)) = wanted(event)? {
+            moves.push((order_id, reason));
+            // An order named twice moves once, by its first event.
+            causes.entry(order_id).or_insert(event);
         }
-    } else if let Some(reason) = cancel_reason
-        && let Some(order) = orders::cancel(tx, order.order_id, reason, &[orders::Status::Pending])
-            .await
-            .or_retry(|| format!("cancelling order {}", order.order_id))?
-    {
-        emitter
-            .emit(tx, event, types::ORDER_CANCELLED, &cancelled(&order))
-            .await?;
-        tracing::info!(order_id = %order.id, reason, "order cancelled");
+    }
+    if moves.is_empty() {
+        return Ok(());
+    }
+    let moved = orders::move_pending(tx, &moves)
+        .await
+        .or_retry(|| format!("moving {} orders", moves.len()))?;
+    for order in moved {
+        let cause = causes[&order.id];
+        match order.cancel_reason {
+            None => {
+                let confirmed = OrderConfirmed {
+                    order_id: order.id,
+                    user_id: order.user_id,
+                    total_cents: order.total_cents,
+                    currency: order.currency,
+                };
+                emitter.emit(tx, cause, types::ORDER_CONFIRMED, &confirmed)?;
+                tracing::info!(order_id = %order.id, "order confirmed");
+            }
+            Some(reason) => {
+                tracing::info!(order_id = %order.id, reason, "order cancelled");
+                let cancelled = OrderCancelled {
+                    order_id: order.id,
+                    user_id: order.user_id,
+                    reason,
+                    total_cents: order.total_cents,
+                    currency: order.currency,
+                };
+                emitter.emit(tx, cause, types::ORDER_CANCELLED, &cancelled)?;
+            }
+        }
     }
     Ok(())
 }
 
 /// The service's saga, emitting onto `stream` (this service's stream).
 pub fn participant(stream: event_bus::Stream) -> impl Effect {
-    Participant::new(Emitter::new(SERVICE, stream), |tx, event, emitter| {
-        Box::pin(apply(tx, event, emitter))
+    Participant::new(Emitter::new(SERVICE, stream), |tx, events, emitter| {
+        Box::pin(apply(tx, events, emitter))
     })
 }

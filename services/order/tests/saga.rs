@@ -183,3 +183,107 @@ async fn a_mixed_run_is_consistent() {
     }
     assert_consistent(&system, &HashMap::from([(a, 4), (b, 100)])).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn orders_moved_together_take_effect_once_though_an_event_among_them_always_fails() {
+    use std::time::Duration;
+
+    use contracts::events::{streams, types};
+    use event_bus::Envelope;
+
+    let mut system = start().await;
+    let buyer = system.user().await;
+    let product = system.product(100, 1_000).await;
+    // No payment service: the orders wait, reserved, for the outcomes sent below.
+    system.payment.kill();
+    let mut ids = Vec::new();
+    for _ in 0..25 {
+        ids.push(system.order(&buyer, &[(&product, 1)], "tok_visa").await);
+    }
+    let reserved = eventually(Duration::from_secs(20), || async {
+        common::events(&system, streams::INVENTORY)
+            .await
+            .iter()
+            .filter(|(t, _)| t == types::INVENTORY_RESERVED)
+            .count()
+            == 25
+    })
+    .await;
+    assert!(reserved);
+
+    // 20 payments succeeded and 5 declined, sent together, with an outcome that can
+    // never be applied three times among them and one event delivered twice.
+    let outcome = |id: &str| {
+        serde_json::json!({"order_id": id, "payment_id": uuid::Uuid::new_v4(),
+            "user_id": buyer.id, "amount_cents": 100, "currency": "USD"})
+    };
+    let mut events: Vec<Envelope> = ids
+        .iter()
+        .enumerate()
+        .map(|(n, id)| {
+            let kind = if n < 20 {
+                types::PAYMENT_SUCCEEDED
+            } else {
+                types::PAYMENT_DECLINED
+            };
+            Envelope::new(kind, "tests", &outcome(id)).unwrap()
+        })
+        .collect();
+    for at in [3, 12, 22] {
+        let broken = serde_json::json!({"order_id": "not an id"});
+        events.insert(
+            at,
+            Envelope::new(types::PAYMENT_SUCCEEDED, "tests", &broken).unwrap(),
+        );
+    }
+    events.push(events[0].clone());
+    event_bus::Publisher::new(test_support::redis().await, 10_000)
+        .publish_batch(&system.stream(streams::PAYMENT), &events)
+        .await
+        .unwrap();
+
+    assert!(system.all_settled(Duration::from_secs(20)).await);
+    let dead = event_bus::dead_letter_stream(&system.stream(streams::PAYMENT));
+    let dead_lettered = eventually(Duration::from_secs(20), || async {
+        let groups: Vec<String> = test_support::streams::entries(&dead)
+            .await
+            .iter()
+            .filter_map(|e| e.get::<String>("group"))
+            .collect();
+        groups.iter().filter(|g| *g == "order").count() == 3
+    })
+    .await;
+    assert!(
+        dead_lettered,
+        "the broken outcomes were not dead-lettered by the order service"
+    );
+    let metrics =
+        test_support::http::text(system.client.get(format!("{}/metrics", system.order.url())))
+            .await;
+    assert!(
+        metrics
+            .lines()
+            .any(|l| l.starts_with("events_batches_split_total") && !l.ends_with(" 0")),
+        "no batch held a broken outcome: the batched path was not tested\n{metrics}"
+    );
+
+    let statuses: Vec<Value> = system.all_orders().await;
+    let confirmed = statuses
+        .iter()
+        .filter(|o| o["status"] == "confirmed")
+        .count();
+    let declined = statuses
+        .iter()
+        .filter(|o| o["status"] == "cancelled" && o["cancel_reason"] == "payment_declined")
+        .count();
+    assert_eq!((confirmed, declined), (20, 5));
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let emitted = common::events(&system, streams::ORDER).await;
+    let of = |kind: &str| emitted.iter().filter(|(t, _)| t == kind).count();
+    assert_eq!(
+        of(types::ORDER_CONFIRMED),
+        20,
+        "an order was confirmed twice or not at all"
+    );
+    assert_eq!(of(types::ORDER_CANCELLED), 5);
+}

@@ -15,7 +15,7 @@
 use std::sync::Arc;
 
 use contracts::events::{InventoryReserved, OrderRef, PaymentOutcome, types};
-use event_bus::saga::{remember_cancelled, was_cancelled};
+use event_bus::saga::{cancelled_among, remember_cancelled};
 use event_bus::{Envelope, HandlerError, OrRetry, inbox, outbox};
 use sqlx::PgPool;
 
@@ -60,7 +60,9 @@ pub async fn handle(saga: Arc<Saga>, event: Envelope) -> Result<(), HandlerError
         .or_retry(|| format!("reading the payment of order {}", order.order_id))?;
     match event.event_type.as_str() {
         types::INVENTORY_RESERVED => {
-            let cancelled = was_cancelled(&mut tx, order.order_id).await?;
+            let cancelled = cancelled_among(&mut tx, &[order.order_id])
+                .await?
+                .contains(&order.order_id);
             if existing.is_none() && !cancelled {
                 let reserved: InventoryReserved = event.decode().map_err(HandlerError::poison)?;
                 let request = ChargeRequest {
@@ -102,13 +104,12 @@ pub async fn handle(saga: Arc<Saga>, event: Envelope) -> Result<(), HandlerError
                     SERVICE,
                     event_type,
                     &outcome(&payment),
-                )
-                .await?;
+                )?;
                 tracing::info!(order_id = %payment.order_id, status = status.as_str(), "payment made");
             }
         }
         types::ORDER_CANCELLED => {
-            remember_cancelled(&mut tx, order.order_id).await?;
+            remember_cancelled(&mut tx, &[order.order_id]).await?;
             if let Some(payment) = existing.filter(|p| p.status == Status::Succeeded) {
                 saga.provider
                     .refund(&payment.provider_ref)
@@ -124,8 +125,7 @@ pub async fn handle(saga: Arc<Saga>, event: Envelope) -> Result<(), HandlerError
                     SERVICE,
                     types::PAYMENT_REFUNDED,
                     &outcome(&payment),
-                )
-                .await?;
+                )?;
                 tracing::info!(order_id = %payment.order_id, "payment refunded");
             }
         }

@@ -79,10 +79,15 @@ impl Counter {
             .fetch_one(&mut connection)
             .await
             .map_err(|e| e.to_string())?;
-        if !preloaded.split(',').any(|l| l.trim() == "pg_stat_statements") {
-            return Err("the server does not preload pg_stat_statements: run saga-bench through \
+        if !preloaded
+            .split(',')
+            .any(|l| l.trim() == "pg_stat_statements")
+        {
+            return Err(
+                "the server does not preload pg_stat_statements: run saga-bench through \
                  ./scripts/bench, which starts a PostgreSQL that does"
-                .to_owned());
+                    .to_owned(),
+            );
         }
         sqlx::query("CREATE EXTENSION IF NOT EXISTS pg_stat_statements")
             .execute(&mut connection)

@@ -2,8 +2,10 @@
 //!
 //! A lane hands its next event to the batcher and waits for the outcome. The batcher
 //! takes every event waiting (up to [`MOST_AT_ONCE`]) and, in one transaction, records
-//! them in the inbox (one statement), applies the effect of each one not seen before,
-//! and commits: one commit for the lot. Under load, events gather while a transaction
+//! them in the inbox (one statement), hands those not seen before to the effect at
+//! once (which writes each kind of change for all of them in one statement), writes
+//! the events they emit to the outbox (one statement) and commits: one commit for the
+//! lot. Under load, events gather while a transaction
 //! runs, so the commits per event fall as the load rises; an event alone commits at
 //! once, by itself.
 //!
@@ -16,14 +18,17 @@ use std::collections::HashSet;
 use std::sync::Arc;
 
 use tokio::sync::{mpsc, oneshot};
-use uuid::Uuid;
 
 use super::entry::Entry;
-use super::handler::{Effects, traced};
+use tracing::Instrument;
+use uuid::Uuid;
+
+use super::handler::{Effects, Together};
 use super::shared::Shared;
 use crate::envelope::Envelope;
 use crate::error::HandlerError;
 use crate::inbox;
+use crate::outbox::Tx;
 
 /// Most events in one transaction: bounds how long its row locks are held.
 pub(super) const MOST_AT_ONCE: usize = 64;
@@ -102,20 +107,8 @@ async fn apply(shared: &Shared, effects: &Effects, jobs: &[Job]) -> Vec<Result<(
 
 /// Every job's effect in one transaction, or none.
 async fn together(shared: &Shared, effects: &Effects, jobs: &[Job]) -> Result<(), HandlerError> {
-    let mut tx = effects.pool.begin().await.map_err(HandlerError::retry)?;
-    let ids: Vec<Uuid> = jobs.iter().map(|job| job.envelope.id).collect();
-    let mut fresh: HashSet<Uuid> = inbox::record(&mut tx, &shared.config.group, &ids)
-        .await
-        .map_err(HandlerError::retry)?
-        .into_iter()
-        .collect();
-    for job in jobs {
-        // An event seen before, or twice in this batch, takes effect once.
-        if fresh.remove(&job.envelope.id) {
-            traced(&job.envelope, effects.effect.apply(&mut tx, &job.envelope)).await?;
-        }
-    }
-    effects.wake.commit(tx).await.map_err(HandlerError::retry)
+    let envelopes: Vec<&Envelope> = jobs.iter().map(|job| &job.envelope).collect();
+    in_one_transaction(shared, effects, &envelopes).await
 }
 
 /// One event's effect in a transaction of its own.
@@ -124,12 +117,42 @@ async fn alone(
     effects: &Effects,
     envelope: &Envelope,
 ) -> Result<(), HandlerError> {
-    let Some(mut tx) = inbox::begin(&effects.pool, &shared.config.group, envelope.id)
+    in_one_transaction(shared, effects, &[envelope]).await
+}
+
+/// Records `envelopes` in the inbox and applies the effect to those new to it, in one
+/// transaction, committed with the events the effect emitted.
+async fn in_one_transaction(
+    shared: &Shared,
+    effects: &Effects,
+    envelopes: &[&Envelope],
+) -> Result<(), HandlerError> {
+    let mut tx = Tx::begin(&effects.pool)
+        .await
+        .map_err(HandlerError::retry)?;
+    let ids: Vec<Uuid> = envelopes.iter().map(|e| e.id).collect();
+    let mut fresh: HashSet<Uuid> = inbox::record(&mut tx, &shared.config.group, &ids)
         .await
         .map_err(HandlerError::retry)?
-    else {
-        return Ok(());
-    };
-    traced(envelope, effects.effect.apply(&mut tx, envelope)).await?;
+        .into_iter()
+        .collect();
+    // An event seen before, or twice in this batch, takes effect once.
+    let new: Vec<&Envelope> = envelopes
+        .iter()
+        .copied()
+        .filter(|e| fresh.remove(&e.id))
+        .collect();
+    if new.is_empty() {
+        return tx.rollback().await.map_err(HandlerError::retry);
+    }
+    let handling = Together::of(&new);
+    let span = tracing::info_span!("events", group = %shared.config.group, events = new.len());
+    let applied = effects
+        .effect
+        .apply(&mut tx, &handling.events)
+        .instrument(span)
+        .await;
+    handling.finish(&new);
+    applied?;
     effects.wake.commit(tx).await.map_err(HandlerError::retry)
 }

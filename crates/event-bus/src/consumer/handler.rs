@@ -49,26 +49,52 @@ pub(super) async fn run_handler(
     }
 }
 
-/// Runs `handling` (the handling of `envelope`) in the event's trace, timed.
-///
-/// The handling continues the event's trace (a new span of it), so the calls it makes
-/// and the events it emits stay in the trace that produced the event.
-pub(super) async fn traced<T>(envelope: &Envelope, handling: impl Future<Output = T>) -> T {
-    let started = Instant::now();
-    let trace = envelope
-        .trace()
-        .map_or_else(TraceParent::new_root, |t| t.child());
-    let span = tracing::info_span!(
-        "event",
-        event_id = %envelope.id,
-        event_type = %envelope.event_type,
-        trace_id = %trace.trace_id_hex(),
-    );
-    let started_at = std::time::SystemTime::now();
-    let result = trace_context::scope(trace, handling).instrument(span).await;
+/// Events handled together (by an effect), each as a span of its own trace: the copies
+/// the effect is given carry that span as their `traceparent`, so the events the effect
+/// emits (`Envelope::caused_by`) continue each cause's trace under its handling.
+pub(super) struct Together {
+    pub events: Vec<Envelope>,
+    spans: Vec<TraceParent>,
+    started: Instant,
+    started_at: std::time::SystemTime,
+}
+
+impl Together {
+    pub fn of(envelopes: &[&Envelope]) -> Self {
+        let mut events = Vec::with_capacity(envelopes.len());
+        let mut spans = Vec::with_capacity(envelopes.len());
+        for envelope in envelopes {
+            let span = envelope
+                .trace()
+                .map_or_else(TraceParent::new_root, |t| t.child());
+            let mut event = (*envelope).clone();
+            event.traceparent = Some(span.to_string());
+            events.push(event);
+            spans.push(span);
+        }
+        Self {
+            events,
+            spans,
+            started: Instant::now(),
+            started_at: std::time::SystemTime::now(),
+        }
+    }
+
+    /// Records each event's handling span (`envelopes`: the events as read) and time.
+    pub fn finish(self, envelopes: &[&Envelope]) {
+        let elapsed = self.started.elapsed().as_secs_f64();
+        for (envelope, span) in envelopes.iter().zip(self.spans) {
+            record(envelope, span, self.started_at);
+            metrics::histogram!("events_handler_duration_seconds").record(elapsed);
+        }
+    }
+}
+
+/// Records the handling of `envelope` as `span`, begun at `started_at`, in its trace.
+fn record(envelope: &Envelope, span: TraceParent, started_at: std::time::SystemTime) {
     service_kit::otel::record(
         service_kit::otel::Kind::Consumer,
-        trace,
+        span,
         envelope.trace().map(|t| t.span_id),
         started_at,
         || {
@@ -82,6 +108,26 @@ pub(super) async fn traced<T>(envelope: &Envelope, handling: impl Future<Output 
             )
         },
     );
+}
+
+/// Runs `handling` (the handling of `envelope`) in the event's trace, timed.
+///
+/// The handling continues the event's trace (a new span of it), so the calls it makes
+/// and the events it emits stay in the trace that produced the event.
+async fn traced<T>(envelope: &Envelope, handling: impl Future<Output = T>) -> T {
+    let started = Instant::now();
+    let trace = envelope
+        .trace()
+        .map_or_else(TraceParent::new_root, |t| t.child());
+    let span = tracing::info_span!(
+        "event",
+        event_id = %envelope.id,
+        event_type = %envelope.event_type,
+        trace_id = %trace.trace_id_hex(),
+    );
+    let started_at = std::time::SystemTime::now();
+    let result = trace_context::scope(trace, handling).instrument(span).await;
+    record(envelope, trace, started_at);
     metrics::histogram!("events_handler_duration_seconds").record(started.elapsed().as_secs_f64());
     result
 }

@@ -99,7 +99,7 @@ pub fn effect(
             sqlx::query("INSERT INTO effects (grp, event_id) VALUES ($1, $2)")
                 .bind(group)
                 .bind(envelope.id)
-                .execute(&mut *tx)
+                .execute(&mut **tx)
                 .await
                 .map_err(retry)?;
             tx.commit().await.map_err(retry)?;

@@ -241,28 +241,39 @@ pub async fn list(pool: &PgPool, user_id: Option<Uuid>, limit: i64) -> sqlx::Res
     Ok(assemble(rows, items))
 }
 
-/// What the saga tells of an order it confirmed.
+/// What the saga tells of an order it moved: confirmed, or cancelled with its reason.
 #[derive(Debug, Clone, FromRow)]
-pub struct Confirmed {
+pub struct Moved {
     pub id: Uuid,
     pub user_id: Uuid,
     pub total_cents: i64,
     pub currency: String,
+    pub cancel_reason: Option<String>,
 }
 
-/// Moves the order to `confirmed` if it is `pending`; returns it if it moved (without
-/// its lines, which the confirmation does not carry: one statement).
-pub async fn confirm(
+/// Moves each order of `moves` that is `pending` to `confirmed` (a reason of `None`)
+/// or to `cancelled` with its reason; returns those that moved. One statement for any
+/// number, without the orders' lines, which the saga's events do not carry. An order
+/// named twice moves once, by its first move.
+pub async fn move_pending(
     tx: &mut Transaction<'_, Postgres>,
-    id: Uuid,
-) -> sqlx::Result<Option<Confirmed>> {
+    moves: &[(Uuid, Option<&str>)],
+) -> sqlx::Result<Vec<Moved>> {
+    let ids: Vec<Uuid> = moves.iter().map(|(id, _)| *id).collect();
+    let reasons: Vec<Option<&str>> = moves.iter().map(|(_, reason)| *reason).collect();
     sqlx::query_as(
-        "UPDATE orders SET status = 'confirmed', updated_at = now()
-         WHERE id = $1 AND status = 'pending'
-         RETURNING id, user_id, total_cents, currency",
+        "UPDATE orders o
+         SET status = CASE WHEN m.reason IS NULL THEN 'confirmed' ELSE 'cancelled' END,
+             cancel_reason = m.reason, updated_at = now()
+         FROM (SELECT DISTINCT ON (id) id, reason
+               FROM unnest($1::uuid[], $2::text[]) WITH ORDINALITY AS m(id, reason, n)
+               ORDER BY id, n) AS m
+         WHERE o.id = m.id AND o.status = 'pending'
+         RETURNING o.id, o.user_id, o.total_cents, o.currency, o.cancel_reason",
     )
-    .bind(id)
-    .fetch_optional(&mut **tx)
+    .bind(&ids)
+    .bind(&reasons)
+    .fetch_all(&mut **tx)
     .await
 }
 

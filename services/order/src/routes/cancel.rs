@@ -22,9 +22,7 @@ pub async fn cancel(
     Path(id): Path<String>,
 ) -> Result<(StatusCode, Json<Order>), Problem> {
     let order = visible_order(&state, &id, &caller).await?;
-    let mut tx = state
-        .pool
-        .begin()
+    let mut tx = event_bus::Tx::begin(&state.pool)
         .await
         .with_context(|| format!("cancelling order {}", order.id))?;
     let cancelled = orders::cancel(

@@ -68,9 +68,7 @@ pub async fn create(
     }
     let priced = request.price(&products?).map_err(Problem::validation)?;
 
-    let mut tx = state
-        .pool
-        .begin()
+    let mut tx = event_bus::Tx::begin(&state.pool)
         .await
         .context("opening the transaction of a new order")?;
     let order = match orders::insert(&mut tx, caller.user_id, &priced, key.as_ref())

@@ -5,7 +5,6 @@ use anyhow::Context;
 use event_bus::Envelope;
 use service_kit::Problem;
 use service_kit::internal_auth::Caller;
-use sqlx::{Postgres, Transaction};
 use uuid::Uuid;
 
 use crate::orders::{self, Order};
@@ -32,14 +31,13 @@ pub(super) async fn visible_order(
 /// `order` names the order in what a failure logs.
 pub(super) async fn commit_with_event(
     state: &AppState,
-    mut tx: Transaction<'static, Postgres>,
+    mut tx: event_bus::Tx,
     order: Uuid,
     event_type: &str,
     payload: &impl serde::Serialize,
 ) -> Result<(), Problem> {
     let event = request_event(event_type, payload)?.keyed(order.to_string());
-    event_bus::outbox::enqueue(&mut tx, &state.order_events, &event)
-        .await
+    tx.enqueue(&state.order_events, &event)
         .with_context(|| format!("enqueueing {event_type} for order {order}"))?;
     state
         .wake

@@ -7,7 +7,7 @@ use serde::Deserialize;
 use service_kit::{Json, Problem};
 
 use contracts::events::{UserRegistered, types};
-use event_bus::{Envelope, outbox};
+use event_bus::Envelope;
 
 use crate::state::AppState;
 use crate::users::{self, InsertError, NewUser, User};
@@ -46,13 +46,11 @@ pub async fn register(
 
     let password_hash = state.passwords.hash(password).await?;
     // The account and its `user.registered` event commit together.
-    let mut tx = state
-        .pool
-        .begin()
+    let mut tx = event_bus::Tx::begin(&state.pool)
         .await
         .context("opening the transaction of a registration")?;
     let user = users::insert(
-        &mut *tx,
+        &mut **tx,
         NewUser {
             email,
             name,
@@ -76,8 +74,7 @@ pub async fn register(
     if let Some(request_id) = service_kit::request_id::current() {
         event = event.correlated(request_id);
     }
-    outbox::enqueue(&mut tx, &state.user_events, &event)
-        .await
+    tx.enqueue(&state.user_events, &event)
         .context("enqueueing a registration's event")?;
     state
         .wake

@@ -363,11 +363,7 @@ fn print_counts(windows: &[(usize, &Counts); 2], idle: &Counts) {
         .zip(&saturated_counts.services)
         .zip(&idle.services)
         .map(|((a, s), i)| (a.clone(), s.clone(), i.clone()))
-        .chain([(
-            alone_counts.total(),
-            saturated_counts.total(),
-            idle.total(),
-        )]);
+        .chain([(alone_counts.total(), saturated_counts.total(), idle.total())]);
     for (a, s, i) in rows {
         let name = if a.service == "all" {
             "**all**".to_owned()
