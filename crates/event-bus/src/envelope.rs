@@ -42,6 +42,20 @@ pub struct Envelope {
     pub data: serde_json::Value,
 }
 
+/// The span publishing an event of `event_type` under `parent`, recorded: the span the
+/// consumers' spans continue.
+fn publishing(event_type: &str, parent: TraceParent) -> TraceParent {
+    let span = parent.child();
+    service_kit::otel::record(
+        service_kit::otel::Kind::Producer,
+        span,
+        Some(parent.span_id),
+        std::time::SystemTime::now(),
+        || (format!("{event_type} publish").into(), Vec::new()),
+    );
+    span
+}
+
 impl Envelope {
     /// A new event of `event_type` from `source` carrying `data`, in the trace of the
     /// request or event being handled (if any).
@@ -51,18 +65,7 @@ impl Envelope {
         data: &impl Serialize,
     ) -> Result<Self, serde_json::Error> {
         let event_type = event_type.into();
-        let current = trace_context::current();
-        let traceparent = current.map(|t| t.child());
-        if let (Some(parent), Some(span)) = (current, traceparent) {
-            // The publishing span: the one the consumers' spans continue.
-            service_kit::otel::record(
-                service_kit::otel::Kind::Producer,
-                span,
-                Some(parent.span_id),
-                std::time::SystemTime::now(),
-                || (format!("{event_type} publish").into(), Vec::new()),
-            );
-        }
+        let traceparent = trace_context::current().map(|parent| publishing(&event_type, parent));
         Ok(Self {
             id: Uuid::now_v7(),
             event_type,
@@ -101,7 +104,9 @@ impl Envelope {
         }
         if self.traceparent.is_none() {
             // Outside any request or handler: the effect continues its cause's trace.
-            self.traceparent = cause.trace().map(|t| t.child().to_string());
+            self.traceparent = cause
+                .trace()
+                .map(|parent| publishing(&self.event_type, parent).to_string());
         }
         self
     }
