@@ -6,10 +6,9 @@
 //! - an [`Effect`], given to [`Consumer::with_effects`](crate::Consumer::with_effects):
 //!   the consumer opens the transaction, records the events in the inbox (one
 //!   statement), applies the effects of all the events ready together at once (so an
-//!   effect can write a batch with one statement per kind of write) and commits. For
-//!   effects that are database writes alone.
-//! - [`begin`], for a handler that must do more than write (call a card provider): it
-//!   opens its own transaction, one per event.
+//!   effect can write a batch with one statement per kind of write) and commits. A
+//!   call to another system goes in [`Effect::prepare`], before the transaction opens.
+//! - [`begin`], for a handler of one event at a time: it opens its own transaction.
 
 use futures::future::BoxFuture;
 use sqlx::{PgPool, Postgres, Transaction};
@@ -30,6 +29,20 @@ use crate::outbox::Tx;
 /// neighbours. An effect may so run more than once for one event: only what it writes
 /// through `tx` may count.
 pub trait Effect: Send + Sync + 'static {
+    /// What must happen outside any transaction before `events` are applied: a call to
+    /// another system that is safe to repeat (a charge under an idempotency key), whose
+    /// answers the effect keeps for `apply` to record. The consumer calls it before it
+    /// opens the events' transaction, so no transaction (nor its row locks) waits on
+    /// that system; again for each event when a batch falls back to one by one; and
+    /// for events the inbox may then find processed already. By default, nothing.
+    fn prepare<'a>(
+        &'a self,
+        events: &'a [&'a Envelope],
+    ) -> BoxFuture<'a, Result<(), HandlerError>> {
+        let _ = events;
+        Box::pin(async { Ok(()) })
+    }
+
     fn apply<'a>(
         &'a self,
         tx: &'a mut Tx,

@@ -91,6 +91,9 @@ pub async fn remember_cancelled(
     tx: &mut Transaction<'_, Postgres>,
     ids: &[Uuid],
 ) -> Result<(), HandlerError> {
+    if ids.is_empty() {
+        return Ok(());
+    }
     sqlx::query(
         "INSERT INTO cancelled_orders (order_id) SELECT unnest($1::uuid[])
          ON CONFLICT DO NOTHING",

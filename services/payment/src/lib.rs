@@ -75,15 +75,8 @@ impl Application {
             config.client.breaker(),
             Duration::from_millis(config.payment_provider_timeout_ms),
         );
-        let saga = Arc::new(Saga {
-            pool: base.pool.clone(),
-            provider,
-            stream: base.stream(streams::PAYMENT),
-            wake: base.wake(),
-        });
-        base.start_consumer(&service, subscription, move |event| {
-            saga::handle(saga.clone(), event)
-        });
+        let saga = Saga::new(base.pool.clone(), provider, base.stream(streams::PAYMENT));
+        base.start_effects(&service, subscription, saga);
         Ok(service)
     }
 }

@@ -1,5 +1,7 @@
 //! Payments: one per order, and their storage.
 
+use std::collections::HashSet;
+
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use sqlx::{FromRow, PgPool, Postgres, Transaction};
@@ -43,6 +45,7 @@ pub struct Payment {
 /// A payment about to be recorded.
 #[derive(Debug, Clone)]
 pub struct NewPayment {
+    pub id: Uuid,
     pub order_id: Uuid,
     pub user_id: Uuid,
     pub amount_cents: i64,
@@ -51,58 +54,116 @@ pub struct NewPayment {
     pub provider_ref: String,
 }
 
-/// Serialises everything done about one order, across this service's replicas, until
-/// `tx` ends: a charge and a cancellation of one order never interleave.
-pub async fn lock_order(tx: &mut Transaction<'_, Postgres>, order_id: Uuid) -> sqlx::Result<()> {
-    sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended($1::text, 0))")
-        .bind(order_id)
-        .execute(&mut **tx)
-        .await
-        .map(drop)
+impl NewPayment {
+    /// The payment as [`insert_all`] records it.
+    pub fn recorded(&self) -> Payment {
+        Payment {
+            id: self.id,
+            order_id: self.order_id,
+            amount_cents: self.amount_cents,
+            currency: self.currency.clone(),
+            status: self.status,
+            created_at: Utc::now(),
+            user_id: self.user_id,
+            provider_ref: self.provider_ref.clone(),
+        }
+    }
 }
 
-/// The order's payment, if it has one.
-pub async fn for_order(
+/// Which of the orders `ids` have a payment or were cancelled: those a charge must
+/// not be made for. One read, outside any transaction: a cancellation it misses is
+/// seen by the transaction that records the charge.
+pub async fn paid_or_cancelled(pool: &PgPool, ids: &[Uuid]) -> sqlx::Result<HashSet<Uuid>> {
+    let settled: Vec<Uuid> = sqlx::query_scalar(
+        "SELECT order_id FROM payments WHERE order_id = ANY($1)
+         UNION SELECT order_id FROM cancelled_orders WHERE order_id = ANY($1)",
+    )
+    .bind(ids)
+    .fetch_all(pool)
+    .await?;
+    Ok(settled.into_iter().collect())
+}
+
+/// Serialises everything done about the orders `ids`, across this service's replicas,
+/// until `tx` ends: a charge and a cancellation of one order never interleave. The
+/// locks are taken in one order (of their keys), so two batches never deadlock.
+pub async fn lock_orders(tx: &mut Transaction<'_, Postgres>, ids: &[Uuid]) -> sqlx::Result<()> {
+    sqlx::query(
+        "SELECT pg_advisory_xact_lock(key)
+         FROM (SELECT DISTINCT hashtextextended(id::text, 0) AS key
+               FROM unnest($1::uuid[]) AS id ORDER BY key) AS keys",
+    )
+    .bind(ids)
+    .execute(&mut **tx)
+    .await
+    .map(drop)
+}
+
+/// The payments of the orders `ids`.
+pub async fn for_orders(
     tx: &mut Transaction<'_, Postgres>,
-    order_id: Uuid,
-) -> sqlx::Result<Option<Payment>> {
+    ids: &[Uuid],
+) -> sqlx::Result<Vec<Payment>> {
     sqlx::query_as(
         "SELECT id, order_id, amount_cents, currency, status, created_at, user_id, provider_ref
-         FROM payments WHERE order_id = $1",
+         FROM payments WHERE order_id = ANY($1)",
     )
-    .bind(order_id)
-    .fetch_optional(&mut **tx)
+    .bind(ids)
+    .fetch_all(&mut **tx)
     .await
 }
 
-/// Records a payment.
-pub async fn insert(
+/// Records `payments`, in one statement.
+pub async fn insert_all(
     tx: &mut Transaction<'_, Postgres>,
-    payment: &NewPayment,
-) -> sqlx::Result<Payment> {
-    sqlx::query_as(
+    payments: &[&NewPayment],
+) -> sqlx::Result<()> {
+    if payments.is_empty() {
+        return Ok(());
+    }
+    let column = |f: fn(&NewPayment) -> Uuid| payments.iter().map(|p| f(p)).collect::<Vec<_>>();
+    sqlx::query(
         "INSERT INTO payments (id, order_id, user_id, amount_cents, currency, status, provider_ref)
-         VALUES ($1, $2, $3, $4, $5, $6, $7)
-         RETURNING id, order_id, amount_cents, currency, status, created_at, user_id, provider_ref",
+         SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::bigint[], $5::text[],
+                              $6::text[], $7::text[])",
     )
-    .bind(Uuid::now_v7())
-    .bind(payment.order_id)
-    .bind(payment.user_id)
-    .bind(payment.amount_cents)
-    .bind(&payment.currency)
-    .bind(payment.status)
-    .bind(&payment.provider_ref)
-    .fetch_one(&mut **tx)
+    .bind(column(|p| p.id))
+    .bind(column(|p| p.order_id))
+    .bind(column(|p| p.user_id))
+    .bind(payments.iter().map(|p| p.amount_cents).collect::<Vec<_>>())
+    .bind(
+        payments
+            .iter()
+            .map(|p| p.currency.as_str())
+            .collect::<Vec<_>>(),
+    )
+    .bind(
+        payments
+            .iter()
+            .map(|p| p.status.as_str())
+            .collect::<Vec<_>>(),
+    )
+    .bind(
+        payments
+            .iter()
+            .map(|p| p.provider_ref.as_str())
+            .collect::<Vec<_>>(),
+    )
+    .execute(&mut **tx)
     .await
+    .map(drop)
 }
 
-/// Marks a captured payment refunded.
-pub async fn mark_refunded(tx: &mut Transaction<'_, Postgres>, id: Uuid) -> sqlx::Result<()> {
+/// Marks the captured payments `ids` refunded, in one statement.
+pub async fn mark_refunded(tx: &mut Transaction<'_, Postgres>, ids: &[Uuid]) -> sqlx::Result<()> {
+    if ids.is_empty() {
+        return Ok(());
+    }
     sqlx::query(
         "UPDATE payments SET status = 'refunded', updated_at = now()
-         WHERE id = $1 AND status = 'succeeded'",
+         WHERE id = ANY($1) AND status = 'succeeded'",
     )
-    .bind(id)
+    .bind(ids)
     .execute(&mut **tx)
     .await
     .map(drop)

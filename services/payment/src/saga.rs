@@ -5,19 +5,31 @@
 //! | `inventory.reserved` | charges the order's total, once | `payment.succeeded` / `payment.declined` |
 //! | `order.cancelled` | refunds a capture; remembers the cancellation so a later `inventory.reserved` charges nothing | `payment.refunded` |
 //!
-//! Each handler runs in one transaction with its inbox mark and the event it emits, and
-//! first takes the order's advisory lock: a charge and a cancellation of one order
-//! never interleave, on one replica or several. The provider is called inside that
-//! transaction; if the process dies after charging and before committing, the retry
-//! charges again with the same idempotency key (the order id), which a provider
-//! answers with the same charge, so an order is charged at most once.
+//! The events ready together are one batch ([`event_bus::Effect`]). The card provider
+//! is called first, outside any transaction ([`Effect::prepare`]): one read finds the
+//! orders already paid or cancelled, and the others are charged, several at once, each
+//! under its order id as the idempotency key. Then one transaction takes the batch's
+//! orders' advisory locks (a charge and a cancellation of one order never interleave,
+//! on one replica or several), records the charges and the cancellations, one
+//! statement for each, with the inbox marks and the emitted events.
+//!
+//! A charge made and not recorded (the process died, the transaction failed) is made
+//! again when the event is redelivered, with the same key, which the provider answers
+//! with the same charge: an order is charged at most once. An order cancelled between
+//! its charge and the recording is refunded at once and recorded as refunded.
 
-use std::sync::Arc;
+use std::collections::{HashMap, HashSet};
+use std::sync::Mutex;
+use std::time::Duration;
 
 use contracts::events::{InventoryReserved, OrderRef, PaymentOutcome, types};
-use event_bus::saga::{cancelled_among, remember_cancelled};
-use event_bus::{Envelope, HandlerError, OrRetry, inbox, outbox};
+use event_bus::saga::{Emitter, cancelled_among, remember_cancelled};
+use event_bus::{Effect, Envelope, HandlerError, OrRetry, Tx};
+use futures::StreamExt;
+use futures::future::BoxFuture;
 use sqlx::PgPool;
+use tokio::time::Instant;
+use uuid::Uuid;
 
 use crate::payments::{self, NewPayment, Payment, Status};
 use crate::provider::{ChargeOutcome, ChargeRequest, GuardedProvider};
@@ -26,14 +38,48 @@ use crate::state::SERVICE;
 /// The event types this service consumes.
 pub const HANDLED: &[&str] = &[types::INVENTORY_RESERVED, types::ORDER_CANCELLED];
 
-/// What the handlers need.
+/// Most charges in flight to the provider at once, per batch.
+const CHARGES_AT_ONCE: usize = 16;
+
+/// How long a charge's answer waits for its batch's transaction; answers older than
+/// this were for batches that never ran (the inbox found them processed) and are
+/// dropped.
+const ANSWER_KEPT: Duration = Duration::from_secs(60);
+
+/// The service's saga: charges and refunds, emitting onto the payment stream.
 pub struct Saga {
-    pub pool: PgPool,
-    pub provider: GuardedProvider,
-    /// This service's stream.
-    pub stream: event_bus::Stream,
-    /// Commits what wrote to the outbox, waking the relay.
-    pub wake: event_bus::Wake,
+    pool: PgPool,
+    provider: GuardedProvider,
+    emitter: Emitter,
+    /// The provider's answers to the charges prepared, by the id of the event that
+    /// asked for each, until a transaction records them.
+    answers: Mutex<HashMap<Uuid, (Instant, ChargeOutcome)>>,
+}
+
+/// What an event asks of this service.
+enum Step {
+    Charge(InventoryReserved),
+    Cancel(Uuid),
+}
+
+fn step(event: &Envelope) -> Result<Option<Step>, HandlerError> {
+    Ok(match event.event_type.as_str() {
+        types::INVENTORY_RESERVED => {
+            Some(Step::Charge(event.decode().map_err(HandlerError::poison)?))
+        }
+        types::ORDER_CANCELLED => {
+            let order: OrderRef = event.decode().map_err(HandlerError::poison)?;
+            Some(Step::Cancel(order.order_id))
+        }
+        _ => None,
+    })
+}
+
+fn order_of(step: &Step) -> Uuid {
+    match step {
+        Step::Charge(reserved) => reserved.order_id,
+        Step::Cancel(order_id) => *order_id,
+    }
 }
 
 fn outcome(payment: &Payment) -> PaymentOutcome {
@@ -46,93 +92,216 @@ fn outcome(payment: &Payment) -> PaymentOutcome {
     }
 }
 
-/// Applies one event, exactly once.
-pub async fn handle(saga: Arc<Saga>, event: Envelope) -> Result<(), HandlerError> {
-    let Some(mut tx) = inbox::open(&saga.pool, SERVICE, &event).await? else {
-        return Ok(());
-    };
-    let order: OrderRef = event.decode().map_err(HandlerError::poison)?;
-    payments::lock_order(&mut tx, order.order_id)
-        .await
-        .or_retry(|| format!("locking order {}", order.order_id))?;
-    let existing = payments::for_order(&mut tx, order.order_id)
-        .await
-        .or_retry(|| format!("reading the payment of order {}", order.order_id))?;
-    match event.event_type.as_str() {
-        types::INVENTORY_RESERVED => {
-            let cancelled = cancelled_among(&mut tx, &[order.order_id])
-                .await?
-                .contains(&order.order_id);
-            if existing.is_none() && !cancelled {
-                let reserved: InventoryReserved = event.decode().map_err(HandlerError::poison)?;
-                let request = ChargeRequest {
-                    idempotency_key: reserved.order_id.to_string(),
-                    amount_cents: reserved.total_cents,
-                    currency: reserved.currency.clone(),
-                    payment_method: reserved.payment_method.clone(),
-                };
-                let (status, reference, event_type) = match saga
-                    .provider
-                    .charge(&request)
-                    .await
-                    .or_retry(|| format!("charging order {}", order.order_id))?
-                {
-                    ChargeOutcome::Approved { reference } => {
-                        (Status::Succeeded, reference, types::PAYMENT_SUCCEEDED)
+fn charge_of(reserved: &InventoryReserved) -> ChargeRequest {
+    ChargeRequest {
+        idempotency_key: reserved.order_id.to_string(),
+        amount_cents: reserved.total_cents,
+        currency: reserved.currency.clone(),
+        payment_method: reserved.payment_method.clone(),
+    }
+}
+
+impl Saga {
+    pub fn new(pool: PgPool, provider: GuardedProvider, stream: event_bus::Stream) -> Self {
+        Self {
+            pool,
+            provider,
+            emitter: Emitter::new(SERVICE, stream),
+            answers: Mutex::new(HashMap::new()),
+        }
+    }
+
+    fn answers(&self) -> std::sync::MutexGuard<'_, HashMap<Uuid, (Instant, ChargeOutcome)>> {
+        self.answers
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Charges the orders of `events` not yet paid nor cancelled, outside any
+    /// transaction, keeping the answers for [`Saga::record`].
+    async fn charge(&self, events: &[&Envelope]) -> Result<(), HandlerError> {
+        let mut wanted = Vec::new();
+        let mut cancelled_here = HashSet::new();
+        for event in events {
+            match step(event)? {
+                Some(Step::Charge(reserved)) if !cancelled_here.contains(&reserved.order_id) => {
+                    wanted.push((event.id, reserved));
+                }
+                Some(Step::Cancel(order_id)) => {
+                    cancelled_here.insert(order_id);
+                }
+                _ => {}
+            }
+        }
+        if wanted.is_empty() {
+            return Ok(());
+        }
+        let ids: Vec<Uuid> = wanted.iter().map(|(_, r)| r.order_id).collect();
+        let settled = payments::paid_or_cancelled(&self.pool, &ids)
+            .await
+            .or_retry(|| format!("reading the payments of {} orders", ids.len()))?;
+        let charges: Vec<(Uuid, Uuid, ChargeRequest)> = wanted
+            .iter()
+            .filter(|(_, reserved)| !settled.contains(&reserved.order_id))
+            .map(|(event_id, reserved)| (*event_id, reserved.order_id, charge_of(reserved)))
+            .collect();
+        let provider = &self.provider;
+        let answers: Vec<(Uuid, ChargeOutcome)> = futures::stream::iter(charges)
+            .map(|(event_id, order_id, request)| {
+                let provider = provider.clone();
+                async move {
+                    let answer = provider
+                        .charge(&request)
+                        .await
+                        .or_retry(|| format!("charging order {order_id}"))?;
+                    Ok::<_, HandlerError>((event_id, answer))
+                }
+            })
+            .buffer_unordered(CHARGES_AT_ONCE)
+            .collect::<Vec<_>>()
+            .await
+            .into_iter()
+            .collect::<Result<_, _>>()?;
+        let now = Instant::now();
+        let mut kept = self.answers();
+        kept.retain(|_, (at, _)| now.duration_since(*at) < ANSWER_KEPT);
+        kept.extend(answers.into_iter().map(|(id, answer)| (id, (now, answer))));
+        Ok(())
+    }
+
+    /// Records what `events` did, in `tx`: the charges answered, the cancellations and
+    /// the refunds they call for, one statement for each kind.
+    async fn record(&self, tx: &mut Tx, events: &[Envelope]) -> Result<(), HandlerError> {
+        let mut steps = Vec::with_capacity(events.len());
+        for event in events {
+            if let Some(step) = step(event)? {
+                steps.push((event, step));
+            }
+        }
+        if steps.is_empty() {
+            return Ok(());
+        }
+        let ids: Vec<Uuid> = steps.iter().map(|(_, step)| order_of(step)).collect();
+        payments::lock_orders(tx, &ids)
+            .await
+            .or_retry(|| format!("locking {} orders", ids.len()))?;
+        let mut paid: HashMap<Uuid, Payment> = payments::for_orders(tx, &ids)
+            .await
+            .or_retry(|| format!("reading the payments of {} orders", ids.len()))?
+            .into_iter()
+            .map(|payment| (payment.order_id, payment))
+            .collect();
+        let mut cancelled: HashSet<Uuid> = cancelled_among(tx, &ids).await?;
+        let mut answers: HashMap<Uuid, ChargeOutcome> = {
+            let mut kept = self.answers();
+            steps
+                .iter()
+                .filter_map(|(event, _)| Some((event.id, kept.remove(&event.id)?.1)))
+                .collect()
+        };
+
+        // The batch's steps in stream order, against what is recorded and what the
+        // steps before them did.
+        let mut new_payments = Vec::new();
+        let mut newly_cancelled = Vec::new();
+        let mut refunds: Vec<(&Envelope, Uuid)> = Vec::new();
+        for (event, step) in &steps {
+            match step {
+                Step::Charge(reserved) => {
+                    if paid.contains_key(&reserved.order_id) {
+                        continue;
                     }
-                    ChargeOutcome::Declined { reference } => {
-                        (Status::Declined, reference, types::PAYMENT_DECLINED)
+                    let answer = answers.remove(&event.id);
+                    if cancelled.contains(&reserved.order_id) && answer.is_none() {
+                        continue;
                     }
-                };
-                let payment = payments::insert(
-                    &mut tx,
-                    &NewPayment {
+                    let Some(answer) = answer else {
+                        return Err(HandlerError::Retry(anyhow::anyhow!(
+                            "no answer from the provider for order {}",
+                            reserved.order_id
+                        )));
+                    };
+                    let (status, reference) = match answer {
+                        ChargeOutcome::Approved { reference } => (Status::Succeeded, reference),
+                        ChargeOutcome::Declined { reference } => (Status::Declined, reference),
+                    };
+                    if status == Status::Succeeded && cancelled.contains(&reserved.order_id) {
+                        // Cancelled while its charge was made: hand the money back.
+                        refunds.push((event, reserved.order_id));
+                    }
+                    let payment = NewPayment {
+                        id: Uuid::now_v7(),
                         order_id: reserved.order_id,
                         user_id: reserved.user_id,
                         amount_cents: reserved.total_cents,
-                        currency: reserved.currency,
+                        currency: reserved.currency.clone(),
                         status,
                         provider_ref: reference,
-                    },
-                )
+                    };
+                    paid.insert(reserved.order_id, payment.recorded());
+                    new_payments.push((*event, payment));
+                }
+                Step::Cancel(order_id) => {
+                    if cancelled.insert(*order_id) {
+                        newly_cancelled.push(*order_id);
+                    }
+                    if paid
+                        .get(order_id)
+                        .is_some_and(|p| p.status == Status::Succeeded)
+                        && !refunds.iter().any(|(_, id)| id == order_id)
+                    {
+                        refunds.push((event, *order_id));
+                    }
+                }
+            }
+        }
+
+        remember_cancelled(tx, &newly_cancelled).await?;
+        payments::insert_all(tx, &new_payments.iter().map(|(_, p)| p).collect::<Vec<_>>())
+            .await
+            .or_retry(|| format!("recording {} payments", new_payments.len()))?;
+        for (event, payment) in &new_payments {
+            let event_type = match payment.status {
+                Status::Declined => types::PAYMENT_DECLINED,
+                _ => types::PAYMENT_SUCCEEDED,
+            };
+            self.emitter
+                .emit(tx, event, event_type, &outcome(&payment.recorded()))?;
+            tracing::info!(order_id = %payment.order_id, status = payment.status.as_str(), "payment made");
+        }
+
+        // Refunds are rare (a cancellation after a capture): one provider call each.
+        let mut refunded = Vec::with_capacity(refunds.len());
+        for (event, order_id) in refunds {
+            let payment = &paid[&order_id];
+            self.provider
+                .refund(&payment.provider_ref)
                 .await
-                .or_retry(|| format!("recording the payment of order {}", order.order_id))?;
-                outbox::enqueue_caused_by(
-                    &mut tx,
-                    &saga.stream,
-                    &event,
-                    SERVICE,
-                    event_type,
-                    &outcome(&payment),
-                )?;
-                tracing::info!(order_id = %payment.order_id, status = status.as_str(), "payment made");
-            }
+                .or_retry(|| format!("refunding order {order_id}"))?;
+            self.emitter
+                .emit(tx, event, types::PAYMENT_REFUNDED, &outcome(payment))?;
+            tracing::info!(%order_id, "payment refunded");
+            refunded.push(payment.id);
         }
-        types::ORDER_CANCELLED => {
-            remember_cancelled(&mut tx, &[order.order_id]).await?;
-            if let Some(payment) = existing.filter(|p| p.status == Status::Succeeded) {
-                saga.provider
-                    .refund(&payment.provider_ref)
-                    .await
-                    .or_retry(|| format!("refunding order {}", order.order_id))?;
-                payments::mark_refunded(&mut tx, payment.id)
-                    .await
-                    .or_retry(|| format!("recording the refund of order {}", order.order_id))?;
-                outbox::enqueue_caused_by(
-                    &mut tx,
-                    &saga.stream,
-                    &event,
-                    SERVICE,
-                    types::PAYMENT_REFUNDED,
-                    &outcome(&payment),
-                )?;
-                tracing::info!(order_id = %payment.order_id, "payment refunded");
-            }
-        }
-        _ => {}
+        payments::mark_refunded(tx, &refunded)
+            .await
+            .or_retry(|| format!("recording {} refunds", refunded.len()))
     }
-    saga.wake
-        .commit(tx)
-        .await
-        .or_retry(|| format!("committing what was done for order {}", order.order_id))
+}
+
+impl Effect for Saga {
+    fn prepare<'a>(
+        &'a self,
+        events: &'a [&'a Envelope],
+    ) -> BoxFuture<'a, Result<(), HandlerError>> {
+        Box::pin(self.charge(events))
+    }
+
+    fn apply<'a>(
+        &'a self,
+        tx: &'a mut Tx,
+        events: &'a [Envelope],
+    ) -> BoxFuture<'a, Result<(), HandlerError>> {
+        Box::pin(self.record(tx, events))
+    }
 }

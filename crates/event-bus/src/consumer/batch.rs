@@ -1,7 +1,9 @@
 //! Effects in shared transactions: events ready together commit together.
 //!
 //! A lane hands its next event to the batcher and waits for the outcome. The batcher
-//! takes every event waiting (up to [`MOST_AT_ONCE`]) and, in one transaction, records
+//! takes every event waiting (up to [`MOST_AT_ONCE`]), lets the effect do what it must
+//! outside a transaction (`Effect::prepare`: a card provider's charges) and, in one
+//! transaction, records
 //! them in the inbox (one statement), hands those not seen before to the effect at
 //! once (which writes each kind of change for all of them in one statement), writes
 //! the events they emit to the outbox (one statement) and commits: one commit for the
@@ -127,6 +129,7 @@ async fn in_one_transaction(
     effects: &Effects,
     envelopes: &[&Envelope],
 ) -> Result<(), HandlerError> {
+    effects.effect.prepare(envelopes).await?;
     let mut tx = Tx::begin(&effects.pool)
         .await
         .map_err(HandlerError::retry)?;
