@@ -10,8 +10,13 @@
 //!   call to another system goes in [`Effect::prepare`], before the transaction opens.
 //! - [`begin`], for a handler of one event at a time: it opens its own transaction.
 
+use std::collections::{HashMap, HashSet};
+use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
+
 use futures::future::BoxFuture;
 use sqlx::{PgPool, Postgres, Transaction};
+use tokio::time::Instant;
 use uuid::Uuid;
 
 use crate::envelope::Envelope;
@@ -30,17 +35,21 @@ use crate::outbox::Tx;
 /// through `tx` may count.
 pub trait Effect: Send + Sync + 'static {
     /// What must happen outside any transaction before `events` are applied: a call to
-    /// another system that is safe to repeat (a charge under an idempotency key), whose
-    /// answers the effect keeps for `apply` to record. The consumer calls it before it
-    /// opens the events' transaction, so no transaction (nor its row locks) waits on
-    /// that system; again for each event when a batch falls back to one by one; and
-    /// for events the inbox may then find processed already. By default, nothing.
+    /// another system that is safe to repeat (a charge under an idempotency key, a
+    /// read), whose answers the effect keeps ([`Answers`]) for `apply` to record. The
+    /// consumer calls it before it opens the events' transaction, so no transaction
+    /// (nor its row locks) waits on that system; again for each event when a batch
+    /// falls back to one by one; and for events the inbox may then find processed.
+    ///
+    /// Returns the ids of the events it found to have no effect at all: the consumer
+    /// acknowledges those without a transaction or an inbox mark. By default, nothing
+    /// to do and every event applied.
     fn prepare<'a>(
         &'a self,
         events: &'a [&'a Envelope],
-    ) -> BoxFuture<'a, Result<(), HandlerError>> {
+    ) -> BoxFuture<'a, Result<HashSet<Uuid>, HandlerError>> {
         let _ = events;
-        Box::pin(async { Ok(()) })
+        Box::pin(async { Ok(HashSet::new()) })
     }
 
     fn apply<'a>(
@@ -48,6 +57,48 @@ pub trait Effect: Send + Sync + 'static {
         tx: &'a mut Tx,
         events: &'a [Envelope],
     ) -> BoxFuture<'a, Result<(), HandlerError>>;
+}
+
+/// What an effect's [`Effect::prepare`] learned for each event (a provider's answer, a
+/// user read from another service), kept by event id until the effect's `apply` takes
+/// it. An answer no transaction took (the inbox found its event processed) is dropped
+/// after a minute.
+pub struct Answers<T> {
+    kept: Mutex<HashMap<Uuid, (Instant, T)>>,
+}
+
+impl<T> Default for Answers<T> {
+    fn default() -> Self {
+        Self {
+            kept: Mutex::new(HashMap::new()),
+        }
+    }
+}
+
+impl<T> Answers<T> {
+    /// How long an answer waits for its event's transaction.
+    const KEPT: Duration = Duration::from_secs(60);
+
+    fn kept(&self) -> MutexGuard<'_, HashMap<Uuid, (Instant, T)>> {
+        self.kept.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Keeps `answers`, by event id (replacing an earlier answer for one).
+    pub fn keep(&self, answers: impl IntoIterator<Item = (Uuid, T)>) {
+        let now = Instant::now();
+        let mut kept = self.kept();
+        kept.retain(|_, (at, _)| now.duration_since(*at) < Self::KEPT);
+        kept.extend(answers.into_iter().map(|(id, answer)| (id, (now, answer))));
+    }
+
+    /// Takes the answers kept for `events`.
+    pub fn take(&self, events: &[Envelope]) -> HashMap<Uuid, T> {
+        let mut kept = self.kept();
+        events
+            .iter()
+            .filter_map(|event| Some((event.id, kept.remove(&event.id)?.1)))
+            .collect()
+    }
 }
 
 /// Opens a transaction that has already recorded `event_id` as processed by `group`.

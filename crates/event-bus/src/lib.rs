@@ -61,7 +61,7 @@ pub use dead_letters::dead_letter_stream;
 pub use envelope::{ENVELOPE_FIELD, Envelope};
 pub use error::{HandlerError, OrRetry};
 pub use foundation::{Foundation, Subscription};
-pub use inbox::Effect;
+pub use inbox::{Answers, Effect};
 pub use outbox::{Tx, Wake};
 pub use publisher::Publisher;
 pub use relay::{Relay, RelayConfig};

@@ -1,100 +1,156 @@
-//! What the service does with each event it consumes.
+//! What the service does with the events it consumes.
 //!
 //! | on | does |
 //! |---|---|
 //! | `order.confirmed`, `order.cancelled` | stores the user's notification and queues its email |
 //! | every subscribable event (see [`crate::webhooks::EVENTS`]) | queues a delivery for each webhook subscribed to it |
 //!
-//! All of it commits with the event's inbox mark, so a redelivered event stores and
-//! queues nothing more; the notification's unique key (user, kind, order) keeps it to
-//! one per order and kind even if two events said the same thing.
+//! The events ready together are one batch ([`event_bus::Effect`]). First, outside any
+//! transaction: one read of the event types webhooks subscribe to (an event that tells
+//! no user and that no webhook wants needs nothing, not even an inbox mark) and one
+//! call to the user service for the users of the batch's notifications. Then one
+//! transaction stores the notifications with their emails and queues the webhook
+//! deliveries, one statement for each, with the inbox marks: a redelivered event stores
+//! and queues nothing more; the notification's unique key (user, kind, order) keeps it
+//! to one per order and kind even if two events said the same thing.
 
-use std::sync::Arc;
+use std::collections::{HashMap, HashSet};
 
 use contracts::events::{OrderCancelled, OrderConfirmed, types};
-use contracts::users::UserClient;
-use event_bus::{Envelope, HandlerError, OrRetry, inbox};
+use contracts::users::{User, UserClient};
+use event_bus::{Answers, Effect, Envelope, HandlerError, OrRetry, Tx};
+use futures::future::BoxFuture;
 use sqlx::PgPool;
 use uuid::Uuid;
 
 use crate::notifications::{self, NewNotification};
-use crate::state::SERVICE;
 use crate::webhooks;
 
 /// The event types this service consumes.
 pub const HANDLED: &[&str] = webhooks::EVENTS;
 
-/// What the handler needs.
-pub struct Context {
-    pub pool: PgPool,
-    pub users: UserClient,
+/// What the service does with events: notifications and webhook deliveries.
+pub struct Notifier {
+    pool: PgPool,
+    users: UserClient,
+    /// The user each notification goes to (`None`: no such user), read before the
+    /// transaction, by the id of the event telling it.
+    recipients: Answers<Option<User>>,
 }
 
-/// Applies one event, exactly once.
-pub async fn handle(context: Arc<Context>, event: Envelope) -> Result<(), HandlerError> {
-    let tells_its_user = matches!(
-        event.event_type.as_str(),
-        types::ORDER_CONFIRMED | types::ORDER_CANCELLED
-    );
-    if !tells_its_user
-        && !webhooks::subscribed(&context.pool, &event.event_type)
-            .await
-            .or_retry(|| "reading the webhooks subscribed")?
-    {
-        // Nothing to store and no one to deliver to: one read, no transaction.
-        return Ok(());
-    }
-    let Some(mut tx) = inbox::open(&context.pool, SERVICE, &event).await? else {
-        return Ok(());
-    };
-    let message = match event.event_type.as_str() {
-        types::ORDER_CONFIRMED => {
-            let order: OrderConfirmed = event.decode().map_err(HandlerError::poison)?;
-            Some(Message::confirmed(&order))
-        }
-        types::ORDER_CANCELLED => {
-            let order: OrderCancelled = event.decode().map_err(HandlerError::poison)?;
-            Some(Message::cancelled(&order))
-        }
+/// What `event` tells its user, if anything.
+fn message(event: &Envelope) -> Result<Option<Message>, HandlerError> {
+    Ok(match event.event_type.as_str() {
+        types::ORDER_CONFIRMED => Some(Message::confirmed(
+            &event.decode().map_err(HandlerError::poison)?,
+        )),
+        types::ORDER_CANCELLED => Some(Message::cancelled(
+            &event.decode().map_err(HandlerError::poison)?,
+        )),
         _ => None,
-    };
-    if let Some(message) = message {
-        let user = context
-            .users
-            .get_users_by_ids(&[message.user_id])
-            .await
-            .or_retry(|| format!("reading user {}", message.user_id))?
-            .into_iter()
-            .next();
-        if user.is_none() {
-            tracing::warn!(user_id = %message.user_id, "no such user: notification stored without an email");
+    })
+}
+
+impl Notifier {
+    pub fn new(pool: PgPool, users: UserClient) -> Self {
+        Self {
+            pool,
+            users,
+            recipients: Answers::default(),
         }
-        let greeting = user.as_ref().map_or("Hello", |u| u.name.as_str());
-        let notification = NewNotification {
-            user_id: message.user_id,
-            kind: event.event_type.clone(),
-            order_id: message.order_id,
-            subject: message.subject.clone(),
-            text: format!("Hello {greeting},\n\n{}\n\n— Switchyard\n", message.text),
-            html: format!(
-                "<!doctype html><html><body><p>Hello {},</p><p>{}</p><p>— Switchyard</p></body></html>",
-                escape_html(greeting),
-                escape_html(&message.text)
-            ),
-            recipient: user.map(|u| u.email),
-            message_id: format!("<{}@switchyard>", event.id),
-        };
-        notifications::insert(&mut tx, &notification)
-            .await
-            .or_retry(|| format!("storing the notification of event {}", event.id))?;
     }
-    let body = serde_json::to_string(&event).map_err(HandlerError::poison)?;
-    webhooks::enqueue(&mut tx, event.id, &event.event_type, &body)
-        .await
-        .or_retry(|| format!("enqueueing the webhook deliveries of event {}", event.id))?;
-    tx.commit()
-        .await
-        .or_retry(|| format!("committing the handling of event {}", event.id))
+
+    /// Reads, outside any transaction, what the events' transaction needs: who each
+    /// notification goes to. Returns the events that need nothing.
+    async fn prepare(&self, events: &[&Envelope]) -> Result<HashSet<Uuid>, HandlerError> {
+        let mut told = Vec::new();
+        let mut untold = Vec::new();
+        for event in events {
+            match message(event)? {
+                Some(message) => told.push((event.id, message.user_id)),
+                None => untold.push(*event),
+            }
+        }
+        let mut idle = HashSet::new();
+        if !untold.is_empty() {
+            let subscribed = webhooks::subscribed(&self.pool)
+                .await
+                .or_retry(|| "reading the webhooks subscribed")?;
+            idle.extend(
+                untold
+                    .iter()
+                    .filter(|e| !subscribed.contains(&e.event_type))
+                    .map(|e| e.id),
+            );
+        }
+        if !told.is_empty() {
+            let mut ids: Vec<Uuid> = told.iter().map(|(_, user)| *user).collect();
+            ids.sort_unstable();
+            ids.dedup();
+            let users: HashMap<Uuid, User> = self
+                .users
+                .get_users_by_ids(&ids)
+                .await
+                .or_retry(|| format!("reading {} users", ids.len()))?
+                .into_iter()
+                .map(|user| (user.id, user))
+                .collect();
+            self.recipients.keep(
+                told.into_iter()
+                    .map(|(event, user)| (event, users.get(&user).cloned())),
+            );
+        }
+        Ok(idle)
+    }
+
+    /// Stores the notifications and queues the webhook deliveries of `events`, in `tx`.
+    async fn apply(&self, tx: &mut Tx, events: &[Envelope]) -> Result<(), HandlerError> {
+        let mut recipients = self.recipients.take(events);
+        let mut stored = Vec::new();
+        for event in events {
+            let Some(message) = message(event)? else {
+                continue;
+            };
+            let Some(user) = recipients.remove(&event.id) else {
+                return Err(HandlerError::Retry(anyhow::anyhow!(
+                    "the user of event {} was not read",
+                    event.id
+                )));
+            };
+            if user.is_none() {
+                tracing::warn!(user_id = %message.user_id, "no such user: notification stored without an email");
+            }
+            stored.push(message.to(user.as_ref(), event));
+        }
+        notifications::insert_all(tx, &stored)
+            .await
+            .or_retry(|| format!("storing {} notifications", stored.len()))?;
+        let deliveries = events
+            .iter()
+            .map(|event| Ok((event, serde_json::to_string(event)?)))
+            .collect::<serde_json::Result<Vec<_>>>()
+            .map_err(HandlerError::poison)?;
+        webhooks::enqueue_all(tx, &deliveries)
+            .await
+            .or_retry(|| format!("queueing the webhook deliveries of {} events", events.len()))
+    }
+}
+
+impl Effect for Notifier {
+    fn prepare<'a>(
+        &'a self,
+        events: &'a [&'a Envelope],
+    ) -> BoxFuture<'a, Result<HashSet<Uuid>, HandlerError>> {
+        Box::pin(Notifier::prepare(self, events))
+    }
+
+    fn apply<'a>(
+        &'a self,
+        tx: &'a mut Tx,
+        events: &'a [Envelope],
+    ) -> BoxFuture<'a, Result<(), HandlerError>> {
+        Box::pin(Notifier::apply(self, tx, events))
+    }
 }
 
 /// What an order event tells its user.
@@ -131,6 +187,29 @@ impl Message {
             order_id: order.order_id,
             subject: format!("Order {} cancelled", order.order_id),
             text: format!("Your order {} is cancelled: {why}.", order.order_id),
+        }
+    }
+}
+
+impl Message {
+    /// The notification telling this to `user` (`None`: stored without an email), for
+    /// `event`.
+    fn to(&self, user: Option<&User>, event: &Envelope) -> NewNotification {
+        let greeting = user.map_or("there", |u| u.name.as_str());
+        NewNotification {
+            id: Uuid::now_v7(),
+            user_id: self.user_id,
+            kind: event.event_type.clone(),
+            order_id: self.order_id,
+            subject: self.subject.clone(),
+            text: format!("Hello {greeting},\n\n{}\n\n— Switchyard\n", self.text),
+            html: format!(
+                "<!doctype html><html><body><p>Hello {},</p><p>{}</p><p>— Switchyard</p></body></html>",
+                escape_html(greeting),
+                escape_html(&self.text)
+            ),
+            recipient: user.map(|u| u.email.clone()),
+            message_id: format!("<{}@switchyard>", event.id),
         }
     }
 }

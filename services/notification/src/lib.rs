@@ -25,7 +25,6 @@ pub mod state;
 pub mod targets;
 pub mod webhooks;
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use contracts::events::streams;
@@ -88,13 +87,11 @@ impl Application {
         )
         .await?;
 
-        let context = Arc::new(events::Context {
-            pool: base.pool.clone(),
-            users,
-        });
-        base.start_consumer(&service, subscription, move |event| {
-            events::handle(context.clone(), event)
-        });
+        base.start_effects(
+            &service,
+            subscription,
+            events::Notifier::new(base.pool.clone(), users),
+        );
         let backoff = config.backoff();
         let pool = base.pool.clone();
         service.spawn_task("email sender", move |cancel| {

@@ -20,6 +20,7 @@ pub struct Notification {
 /// A notification to store, with its email.
 #[derive(Debug, Clone)]
 pub struct NewNotification {
+    pub id: Uuid,
     pub user_id: Uuid,
     pub kind: String,
     pub order_id: Uuid,
@@ -35,43 +36,50 @@ pub struct NewNotification {
 /// The channel notifications are sent on.
 pub const EMAIL: &str = "email";
 
-/// Stores the notification and queues its email, unless this user, kind and order
-/// already have one. Returns whether it was new.
-pub async fn insert(
+/// Stores the notifications and queues their emails, each unless its user, kind and
+/// order already have one, in one statement.
+pub async fn insert_all(
     tx: &mut Transaction<'_, Postgres>,
-    notification: &NewNotification,
-) -> sqlx::Result<bool> {
-    let id: Option<Uuid> = sqlx::query_scalar(
-        "INSERT INTO notifications (id, user_id, kind, order_id, subject, body, channel)
-         VALUES ($1, $2, $3, $4, $5, $6, $7)
-         ON CONFLICT (user_id, kind, order_id) DO NOTHING
-         RETURNING id",
-    )
-    .bind(Uuid::now_v7())
-    .bind(notification.user_id)
-    .bind(&notification.kind)
-    .bind(notification.order_id)
-    .bind(&notification.subject)
-    .bind(&notification.text)
-    .bind(EMAIL)
-    .fetch_optional(&mut **tx)
-    .await?;
-    let (Some(id), Some(recipient)) = (id, &notification.recipient) else {
-        return Ok(id.is_some());
-    };
+    notifications: &[NewNotification],
+) -> sqlx::Result<()> {
+    if notifications.is_empty() {
+        return Ok(());
+    }
+    let text = |f: fn(&NewNotification) -> &str| notifications.iter().map(f).collect::<Vec<_>>();
     sqlx::query(
-        "INSERT INTO emails (notification_id, recipient, subject, text_body, html_body, message_id)
-         VALUES ($1, $2, $3, $4, $5, $6)",
+        "WITH given AS (
+             SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::uuid[], $5::text[],
+                                  $6::text[], $7::text[], $8::text[], $9::text[])
+                 AS g(id, user_id, kind, order_id, subject, body, html, recipient, message_id)
+         ), stored AS (
+             INSERT INTO notifications (id, user_id, kind, order_id, subject, body, channel)
+             SELECT id, user_id, kind, order_id, subject, body, $10 FROM given
+             ON CONFLICT (user_id, kind, order_id) DO NOTHING
+             RETURNING id
+         )
+         INSERT INTO emails (notification_id, recipient, subject, text_body, html_body, message_id)
+         SELECT g.id, g.recipient, g.subject, g.body, g.html, g.message_id
+         FROM given g JOIN stored s ON s.id = g.id
+         WHERE g.recipient IS NOT NULL",
     )
-    .bind(id)
-    .bind(recipient)
-    .bind(&notification.subject)
-    .bind(&notification.text)
-    .bind(&notification.html)
-    .bind(&notification.message_id)
+    .bind(notifications.iter().map(|n| n.id).collect::<Vec<_>>())
+    .bind(notifications.iter().map(|n| n.user_id).collect::<Vec<_>>())
+    .bind(text(|n| &n.kind))
+    .bind(notifications.iter().map(|n| n.order_id).collect::<Vec<_>>())
+    .bind(text(|n| &n.subject))
+    .bind(text(|n| &n.text))
+    .bind(text(|n| &n.html))
+    .bind(
+        notifications
+            .iter()
+            .map(|n| n.recipient.as_deref())
+            .collect::<Vec<_>>(),
+    )
+    .bind(text(|n| &n.message_id))
+    .bind(EMAIL)
     .execute(&mut **tx)
-    .await?;
-    Ok(true)
+    .await
+    .map(drop)
 }
 
 /// The newest `limit` notifications of `user_id`.

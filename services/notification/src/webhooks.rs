@@ -1,6 +1,9 @@
 //! Webhook subscriptions, their deliveries and the log of every attempt.
 
+use std::collections::HashSet;
+
 use chrono::{DateTime, Utc};
+use event_bus::Envelope;
 use serde::Serialize;
 use sqlx::{FromRow, PgPool, Postgres, Transaction};
 use uuid::Uuid;
@@ -94,33 +97,46 @@ pub async fn attempts(pool: &PgPool, id: Uuid, limit: i64) -> sqlx::Result<Vec<A
     .await
 }
 
-/// Whether any active webhook is subscribed to `event_type`: an event no one is
-/// subscribed to needs no transaction at all.
-pub async fn subscribed(pool: &PgPool, event_type: &str) -> sqlx::Result<bool> {
-    sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM webhooks WHERE active AND $1 = ANY(events))")
-        .bind(event_type)
-        .fetch_one(pool)
-        .await
+/// The event types some active webhook is subscribed to: an event of another type that
+/// tells no user needs no transaction at all.
+pub async fn subscribed(pool: &PgPool) -> sqlx::Result<HashSet<String>> {
+    let types: Vec<String> =
+        sqlx::query_scalar("SELECT DISTINCT unnest(events) FROM webhooks WHERE active")
+            .fetch_all(pool)
+            .await?;
+    Ok(types.into_iter().collect())
 }
 
-/// Queues `body` (an event envelope) for every active webhook subscribed to
-/// `event_type`, once per webhook and event.
-pub async fn enqueue(
+/// Queues each event (with its envelope as the body) for every active webhook
+/// subscribed to its type, once per webhook and event, in one statement.
+pub async fn enqueue_all(
     tx: &mut Transaction<'_, Postgres>,
-    event_id: Uuid,
-    event_type: &str,
-    body: &str,
-) -> sqlx::Result<u64> {
-    Ok(sqlx::query(
+    events: &[(&Envelope, String)],
+) -> sqlx::Result<()> {
+    if events.is_empty() {
+        return Ok(());
+    }
+    sqlx::query(
         "INSERT INTO webhook_deliveries (id, webhook_id, event_id, event_type, body)
-         SELECT gen_random_uuid(), id, $1, $2, $3 FROM webhooks
-         WHERE active AND $2 = ANY(events)
+         SELECT gen_random_uuid(), w.id, e.event_id, e.event_type, e.body
+         FROM unnest($1::uuid[], $2::text[], $3::text[]) AS e(event_id, event_type, body)
+         JOIN webhooks w ON w.active AND e.event_type = ANY(w.events)
          ON CONFLICT (webhook_id, event_id) DO NOTHING",
     )
-    .bind(event_id)
-    .bind(event_type)
-    .bind(body)
+    .bind(events.iter().map(|(e, _)| e.id).collect::<Vec<_>>())
+    .bind(
+        events
+            .iter()
+            .map(|(e, _)| e.event_type.as_str())
+            .collect::<Vec<_>>(),
+    )
+    .bind(
+        events
+            .iter()
+            .map(|(_, body)| body.as_str())
+            .collect::<Vec<_>>(),
+    )
     .execute(&mut **tx)
-    .await?
-    .rows_affected())
+    .await
+    .map(drop)
 }

@@ -119,3 +119,87 @@ async fn users_see_only_their_own_notifications() {
     );
     assert_eq!(app.smtp.received().len(), 3);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn notifications_stored_together_take_effect_once_though_an_event_among_them_always_fails() {
+    use contracts::events::{OrderConfirmed, streams, types};
+    use event_bus::{Envelope, Publisher};
+    use wiremock::matchers::method;
+    use wiremock::{Mock, MockServer, ResponseTemplate};
+
+    let app = spawn_app(&[]).await;
+    let receiver = MockServer::start().await;
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(200))
+        .mount(&receiver)
+        .await;
+    app.webhook(
+        &format!("{}/hook", receiver.uri()),
+        &["order.confirmed"],
+        "whsec-test-0123456789abcdef",
+    )
+    .await;
+    let (ada, grace) = (app.user("Ada").await, app.user("Grace").await);
+    let mut events: Vec<Envelope> = (0..30)
+        .map(|n| {
+            let user = if n % 2 == 0 { &ada } else { &grace };
+            let order = OrderConfirmed {
+                order_id: uuid::Uuid::new_v4(),
+                user_id: user.id,
+                total_cents: 2_400,
+                currency: "USD".into(),
+            };
+            Envelope::new(types::ORDER_CONFIRMED, "order", &order).unwrap()
+        })
+        .collect();
+    // An order.confirmed that can never be applied, three times among the others, and
+    // one good event delivered twice.
+    for at in [4, 15, 26] {
+        let broken = serde_json::json!({"order_id": "not an id"});
+        events.insert(
+            at,
+            Envelope::new(types::ORDER_CONFIRMED, "order", &broken).unwrap(),
+        );
+    }
+    events.push(events[0].clone());
+    let stream = format!("{}{}", app.keys.prefix(), streams::ORDER);
+    Publisher::new(app.redis.clone(), 10_000)
+        .publish_batch(&stream, &events)
+        .await
+        .unwrap();
+    app.quiet().await;
+
+    let mut redis = app.redis.clone();
+    let dead_letters: usize = redis::cmd("XLEN")
+        .arg(event_bus::dead_letter_stream(&stream))
+        .query_async(&mut redis)
+        .await
+        .unwrap();
+    assert_eq!(dead_letters, 3, "each broken event dead-lettered");
+    let metrics = test_support::http::text(
+        app.client
+            .get(format!("{}/metrics", app.url()))
+            .bearer_auth(common::KEY),
+    )
+    .await;
+    let split: u64 = metrics
+        .lines()
+        .filter(|l| l.starts_with("events_batches_split_total"))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
+        .sum();
+    assert!(
+        split >= 1,
+        "no batch held a broken event: the batched path was not tested"
+    );
+    // Exactly once: one email, one notification and one delivery per good event.
+    let mail = app.smtp.received();
+    assert_eq!(mail.len(), 30);
+    let to_ada = mail.iter().filter(|m| m.to == [ada.email.as_str()]).count();
+    assert_eq!(to_ada, 15);
+    let stored: i64 = sqlx::query_scalar("SELECT count(*) FROM notifications")
+        .fetch_one(&app.pool)
+        .await
+        .unwrap();
+    assert_eq!(stored, 30);
+    assert_eq!(receiver.received_requests().await.unwrap().len(), 30);
+}

@@ -19,16 +19,13 @@
 //! its charge and the recording is refunded at once and recorded as refunded.
 
 use std::collections::{HashMap, HashSet};
-use std::sync::Mutex;
-use std::time::Duration;
 
 use contracts::events::{InventoryReserved, OrderRef, PaymentOutcome, types};
 use event_bus::saga::{Emitter, cancelled_among, remember_cancelled};
-use event_bus::{Effect, Envelope, HandlerError, OrRetry, Tx};
+use event_bus::{Answers, Effect, Envelope, HandlerError, OrRetry, Tx};
 use futures::StreamExt;
 use futures::future::BoxFuture;
 use sqlx::PgPool;
-use tokio::time::Instant;
 use uuid::Uuid;
 
 use crate::payments::{self, NewPayment, Payment, Status};
@@ -41,19 +38,13 @@ pub const HANDLED: &[&str] = &[types::INVENTORY_RESERVED, types::ORDER_CANCELLED
 /// Most charges in flight to the provider at once, per batch.
 const CHARGES_AT_ONCE: usize = 16;
 
-/// How long a charge's answer waits for its batch's transaction; answers older than
-/// this were for batches that never ran (the inbox found them processed) and are
-/// dropped.
-const ANSWER_KEPT: Duration = Duration::from_secs(60);
-
 /// The service's saga: charges and refunds, emitting onto the payment stream.
 pub struct Saga {
     pool: PgPool,
     provider: GuardedProvider,
     emitter: Emitter,
-    /// The provider's answers to the charges prepared, by the id of the event that
-    /// asked for each, until a transaction records them.
-    answers: Mutex<HashMap<Uuid, (Instant, ChargeOutcome)>>,
+    /// The provider's answers to the charges prepared, until a transaction records them.
+    answers: Answers<ChargeOutcome>,
 }
 
 /// What an event asks of this service.
@@ -107,19 +98,13 @@ impl Saga {
             pool,
             provider,
             emitter: Emitter::new(SERVICE, stream),
-            answers: Mutex::new(HashMap::new()),
+            answers: Answers::default(),
         }
-    }
-
-    fn answers(&self) -> std::sync::MutexGuard<'_, HashMap<Uuid, (Instant, ChargeOutcome)>> {
-        self.answers
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     /// Charges the orders of `events` not yet paid nor cancelled, outside any
     /// transaction, keeping the answers for [`Saga::record`].
-    async fn charge(&self, events: &[&Envelope]) -> Result<(), HandlerError> {
+    async fn charge(&self, events: &[&Envelope]) -> Result<HashSet<Uuid>, HandlerError> {
         let mut wanted = Vec::new();
         let mut cancelled_here = HashSet::new();
         for event in events {
@@ -134,7 +119,7 @@ impl Saga {
             }
         }
         if wanted.is_empty() {
-            return Ok(());
+            return Ok(HashSet::new());
         }
         let ids: Vec<Uuid> = wanted.iter().map(|(_, r)| r.order_id).collect();
         let settled = payments::paid_or_cancelled(&self.pool, &ids)
@@ -162,11 +147,8 @@ impl Saga {
             .await
             .into_iter()
             .collect::<Result<_, _>>()?;
-        let now = Instant::now();
-        let mut kept = self.answers();
-        kept.retain(|_, (at, _)| now.duration_since(*at) < ANSWER_KEPT);
-        kept.extend(answers.into_iter().map(|(id, answer)| (id, (now, answer))));
-        Ok(())
+        self.answers.keep(answers);
+        Ok(HashSet::new())
     }
 
     /// Records what `events` did, in `tx`: the charges answered, the cancellations and
@@ -192,13 +174,7 @@ impl Saga {
             .map(|payment| (payment.order_id, payment))
             .collect();
         let mut cancelled: HashSet<Uuid> = cancelled_among(tx, &ids).await?;
-        let mut answers: HashMap<Uuid, ChargeOutcome> = {
-            let mut kept = self.answers();
-            steps
-                .iter()
-                .filter_map(|(event, _)| Some((event.id, kept.remove(&event.id)?.1)))
-                .collect()
-        };
+        let mut answers = self.answers.take(events);
 
         // The batch's steps in stream order, against what is recorded and what the
         // steps before them did.
@@ -293,7 +269,7 @@ impl Effect for Saga {
     fn prepare<'a>(
         &'a self,
         events: &'a [&'a Envelope],
-    ) -> BoxFuture<'a, Result<(), HandlerError>> {
+    ) -> BoxFuture<'a, Result<HashSet<Uuid>, HandlerError>> {
         Box::pin(self.charge(events))
     }
 

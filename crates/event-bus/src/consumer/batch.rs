@@ -129,7 +129,15 @@ async fn in_one_transaction(
     effects: &Effects,
     envelopes: &[&Envelope],
 ) -> Result<(), HandlerError> {
-    effects.effect.prepare(envelopes).await?;
+    let idle = effects.effect.prepare(envelopes).await?;
+    let envelopes: Vec<&Envelope> = envelopes
+        .iter()
+        .copied()
+        .filter(|e| !idle.contains(&e.id))
+        .collect();
+    if envelopes.is_empty() {
+        return Ok(());
+    }
     let mut tx = Tx::begin(&effects.pool)
         .await
         .map_err(HandlerError::retry)?;
