@@ -118,17 +118,6 @@ pub async fn begin(pool: &PgPool, group: &str, event_id: Uuid) -> sqlx::Result<O
     }
 }
 
-/// [`begin`] for `event`, in a handler: a failure to open is worth retrying.
-pub async fn open(
-    pool: &PgPool,
-    group: &str,
-    event: &Envelope,
-) -> Result<Option<Tx>, HandlerError> {
-    begin(pool, group, event.id)
-        .await
-        .map_err(HandlerError::retry)
-}
-
 /// Records `event_ids` as processed by `group` in `tx`; returns those not recorded
 /// before (one round trip for any number).
 pub(crate) async fn record(
