@@ -129,13 +129,23 @@ pub async fn insert(
     key: Option<&IdempotencyKey>,
 ) -> sqlx::Result<Inserted> {
     let id = Uuid::now_v7();
+    // The order and its lines in one statement: the lines are written only when the
+    // order row is.
     let row: Option<OrderRow> = sqlx::query_as(
-        "INSERT INTO orders (id, user_id, status, total_cents, currency, payment_method,
-                             idempotency_key, request_digest)
-         VALUES ($1, $2, 'pending', $3, $4, $5, $6, $7)
-         ON CONFLICT (user_id, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
-         RETURNING id, user_id, status, cancel_reason, total_cents, currency,
-                   payment_method, created_at, updated_at",
+        "WITH stored AS (
+             INSERT INTO orders (id, user_id, status, total_cents, currency, payment_method,
+                                 idempotency_key, request_digest)
+             VALUES ($1, $2, 'pending', $3, $4, $5, $6, $7)
+             ON CONFLICT (user_id, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
+             RETURNING id, user_id, status, cancel_reason, total_cents, currency,
+                       payment_method, created_at, updated_at
+         ), lines AS (
+             INSERT INTO order_items (order_id, line, product_id, quantity, unit_price_cents)
+             SELECT stored.id, (l.n - 1)::integer, l.product_id, l.quantity, l.unit_price_cents
+             FROM stored, unnest($8::uuid[], $9::bigint[], $10::bigint[])
+                 WITH ORDINALITY AS l(product_id, quantity, unit_price_cents, n)
+         )
+         SELECT * FROM stored",
     )
     .bind(id)
     .bind(user_id)
@@ -144,6 +154,15 @@ pub async fn insert(
     .bind(&order.payment_method)
     .bind(key.map(|k| &k.key))
     .bind(key.map(|k| &k.digest))
+    .bind(order.items.iter().map(|i| i.product_id).collect::<Vec<_>>())
+    .bind(order.items.iter().map(|i| i.quantity).collect::<Vec<_>>())
+    .bind(
+        order
+            .items
+            .iter()
+            .map(|i| i.unit_price_cents)
+            .collect::<Vec<_>>(),
+    )
     .fetch_optional(&mut **tx)
     .await?;
     let Some(row) = row else {
@@ -154,19 +173,6 @@ pub async fn insert(
         };
         return used.map(Inserted::Existing).ok_or(sqlx::Error::RowNotFound);
     };
-    for (line, item) in order.items.iter().enumerate() {
-        sqlx::query(
-            "INSERT INTO order_items (order_id, line, product_id, quantity, unit_price_cents)
-             VALUES ($1, $2, $3, $4, $5)",
-        )
-        .bind(id)
-        .bind(i32::try_from(line).unwrap_or(i32::MAX))
-        .bind(item.product_id)
-        .bind(item.quantity)
-        .bind(item.unit_price_cents)
-        .execute(&mut **tx)
-        .await?;
-    }
     Ok(Inserted::New(row.with_items(order.items.clone())))
 }
 
