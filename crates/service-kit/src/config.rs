@@ -62,8 +62,9 @@ pub struct DatabaseConfig {
     pub database_url: sqlx::postgres::PgConnectOptions,
 
     /// Largest number of pooled database connections. Unset: 8 for requests, plus what
-    /// the service's background work can hold at once (one for the outbox relay, and one
-    /// per event handler running at once: EVENT_CONSUMER_CONCURRENCY).
+    /// the service's background work can hold at once (one per event handler running
+    /// at once: EVENT_CONSUMER_CONCURRENCY). The outbox relay has one connection of its
+    /// own besides.
     #[arg(long, env = "DATABASE_MAX_CONNECTIONS", value_parser = clap::value_parser!(u32).range(1..=1000), hide_env_values = true)]
     pub database_max_connections: Option<u32>,
 

@@ -53,8 +53,9 @@ impl Application {
     /// Connects to the database and Redis (waiting for them), migrates, makes sure a
     /// signing key and the configured admin exist, and binds the listen address.
     pub async fn build(config: Config) -> anyhow::Result<Server> {
+        // No background work holds a pooled connection: the relay opens its own.
         let pool =
-            service_kit::database::connect_and_migrate(&config.service.database, 1, &MIGRATOR)
+            service_kit::database::connect_and_migrate(&config.service.database, 0, &MIGRATOR)
                 .await?;
         event_bus::schema::install(&pool).await?;
         let redis = config.service.redis.connect().await?;
