@@ -17,6 +17,9 @@
 //! again when the event is redelivered, with the same key, which the provider answers
 //! with the same charge: an order is charged at most once. An order cancelled between
 //! its charge and the recording is refunded at once and recorded as refunded.
+//!
+//! Refunds (a cancellation after a capture: rare) are still made inside the
+//! transaction that records them, one provider call each.
 
 use std::collections::{HashMap, HashSet};
 
