@@ -1,9 +1,7 @@
 //! The moves every service's part of a saga makes: its effects emit onto its own stream
 //! ([`Emitter`], [`Participant`]), and a cancellation that arrives before the event it
-//! cancels is remembered, so that event, when it comes, does nothing ([`remember_cancelled`],
-//! [`cancelled_among`]).
-
-use std::collections::HashSet;
+//! cancels is remembered, so that event, when it comes, does nothing ([`remember_cancelled`];
+//! each service reads its `cancelled_orders` in the statements that decide).
 
 use futures::future::BoxFuture;
 use serde::Serialize;
@@ -103,18 +101,4 @@ pub async fn remember_cancelled(
     .await
     .map(drop)
     .map_err(HandlerError::retry)
-}
-
-/// Which of the sagas `ids` were cancelled ([`remember_cancelled`]), in one statement.
-pub async fn cancelled_among(
-    tx: &mut Transaction<'_, Postgres>,
-    ids: &[Uuid],
-) -> Result<HashSet<Uuid>, HandlerError> {
-    let cancelled: Vec<Uuid> =
-        sqlx::query_scalar("SELECT order_id FROM cancelled_orders WHERE order_id = ANY($1)")
-            .bind(ids)
-            .fetch_all(&mut **tx)
-            .await
-            .map_err(HandlerError::retry)?;
-    Ok(cancelled.into_iter().collect())
 }

@@ -99,18 +99,73 @@ pub async fn lock_orders(tx: &mut Transaction<'_, Postgres>, ids: &[Uuid]) -> sq
     .map(drop)
 }
 
-/// The payments of the orders `ids`.
-pub async fn for_orders(
+/// What is recorded about the orders `ids`: their payments, and which of them were
+/// cancelled. One statement; run it after [`lock_orders`] (a statement of its own, so
+/// this one's snapshot sees everything committed before the locks were granted).
+pub async fn recorded_for(
     tx: &mut Transaction<'_, Postgres>,
     ids: &[Uuid],
-) -> sqlx::Result<Vec<Payment>> {
-    sqlx::query_as(
-        "SELECT id, order_id, amount_cents, currency, status, created_at, user_id, provider_ref
-         FROM payments WHERE order_id = ANY($1)",
+) -> sqlx::Result<(Vec<Payment>, HashSet<Uuid>)> {
+    #[derive(FromRow)]
+    struct Row {
+        order_id: Uuid,
+        cancelled: bool,
+        id: Option<Uuid>,
+        amount_cents: Option<i64>,
+        currency: Option<String>,
+        status: Option<Status>,
+        created_at: Option<DateTime<Utc>>,
+        user_id: Option<Uuid>,
+        provider_ref: Option<String>,
+    }
+    let rows: Vec<Row> = sqlx::query_as(
+        "SELECT o.id AS order_id, c.order_id IS NOT NULL AS cancelled, p.id, p.amount_cents,
+                p.currency, p.status, p.created_at, p.user_id, p.provider_ref
+         FROM (SELECT DISTINCT unnest($1::uuid[]) AS id) AS o
+         LEFT JOIN payments p ON p.order_id = o.id
+         LEFT JOIN cancelled_orders c ON c.order_id = o.id
+         WHERE p.id IS NOT NULL OR c.order_id IS NOT NULL",
     )
     .bind(ids)
     .fetch_all(&mut **tx)
-    .await
+    .await?;
+    let mut payments = Vec::new();
+    let mut cancelled = HashSet::new();
+    for row in rows {
+        if row.cancelled {
+            cancelled.insert(row.order_id);
+        }
+        // A payment's columns are all NOT NULL: present together or not at all.
+        if let (
+            Some(id),
+            Some(amount_cents),
+            Some(currency),
+            Some(status),
+            Some(created_at),
+            Some(user_id),
+            Some(provider_ref),
+        ) = (
+            row.id,
+            row.amount_cents,
+            row.currency,
+            row.status,
+            row.created_at,
+            row.user_id,
+            row.provider_ref,
+        ) {
+            payments.push(Payment {
+                id,
+                order_id: row.order_id,
+                amount_cents,
+                currency,
+                status,
+                created_at,
+                user_id,
+                provider_ref,
+            });
+        }
+    }
+    Ok((payments, cancelled))
 }
 
 /// Records `payments`, in one statement.

@@ -24,7 +24,7 @@
 use std::collections::{HashMap, HashSet};
 
 use contracts::events::{InventoryReserved, OrderRef, PaymentOutcome, types};
-use event_bus::saga::{Emitter, cancelled_among, remember_cancelled};
+use event_bus::saga::{Emitter, remember_cancelled};
 use event_bus::{Answers, Effect, Envelope, HandlerError, OrRetry, Tx};
 use futures::StreamExt;
 use futures::future::BoxFuture;
@@ -170,13 +170,13 @@ impl Saga {
         payments::lock_orders(tx, &ids)
             .await
             .or_retry(|| format!("locking {} orders", ids.len()))?;
-        let mut paid: HashMap<Uuid, Payment> = payments::for_orders(tx, &ids)
+        let (recorded, mut cancelled) = payments::recorded_for(tx, &ids)
             .await
-            .or_retry(|| format!("reading the payments of {} orders", ids.len()))?
+            .or_retry(|| format!("reading the payments of {} orders", ids.len()))?;
+        let mut paid: HashMap<Uuid, Payment> = recorded
             .into_iter()
             .map(|payment| (payment.order_id, payment))
             .collect();
-        let mut cancelled: HashSet<Uuid> = cancelled_among(tx, &ids).await?;
         let mut answers = self.answers.take(events);
 
         // The batch's steps in stream order, against what is recorded and what the
