@@ -10,7 +10,7 @@ use std::ops::{Deref, DerefMut};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use sqlx::{PgPool, Postgres, Transaction};
-use tokio::sync::mpsc;
+use tokio::sync::{Notify, mpsc};
 use uuid::Uuid;
 
 use crate::envelope::Envelope;
@@ -33,6 +33,7 @@ pub(crate) struct Staged {
 pub struct Tx {
     tx: Transaction<'static, Postgres>,
     staged: Vec<Staged>,
+    wakes: Vec<Arc<Notify>>,
 }
 
 impl Deref for Tx {
@@ -53,6 +54,7 @@ impl From<Transaction<'static, Postgres>> for Tx {
         Self {
             tx,
             staged: Vec::new(),
+            wakes: Vec::new(),
         }
     }
 }
@@ -74,6 +76,15 @@ impl Tx {
         Ok(())
     }
 
+    /// Wakes `worker` once this transaction has committed: a worker in this process
+    /// that waits for the rows it writes (a queue of emails, say) takes them at once
+    /// instead of at its next poll. Nothing wakes it if the transaction rolls back.
+    pub fn wake_after_commit(&mut self, worker: &Arc<Notify>) {
+        if !self.wakes.iter().any(|w| Arc::ptr_eq(w, worker)) {
+            self.wakes.push(Arc::clone(worker));
+        }
+    }
+
     /// How many events this transaction publishes so far.
     pub fn events(&self) -> usize {
         self.staged.len()
@@ -92,6 +103,9 @@ impl Tx {
             write_rows(&mut self.tx, &self.staged).await?;
         }
         self.tx.commit().await?;
+        for worker in &self.wakes {
+            worker.notify_one();
+        }
         Ok(self.staged)
     }
 

@@ -7,11 +7,13 @@
 //! a timeout, a refused connection) is retried until the attempts run out. A target
 //! that now resolves to an internal address is refused and not retried.
 
+use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 use sqlx::{FromRow, PgPool};
+use tokio::sync::Notify;
 use uuid::Uuid;
 
 use crate::queue::{self, Backoff};
@@ -37,6 +39,8 @@ pub struct Sender {
     pub policy: TargetPolicy,
     pub timeout: Duration,
     pub backoff: Backoff,
+    /// Woken when this process queued deliveries.
+    pub wake: Arc<Notify>,
 }
 
 #[derive(FromRow)]
@@ -60,7 +64,10 @@ enum Outcome {
 impl Sender {
     /// Sends due deliveries until `cancel`.
     pub async fn run(self, cancel: tokio_util::sync::CancellationToken) {
-        queue::run("webhooks", self.backoff.poll, cancel, || self.send_due()).await;
+        queue::run("webhooks", self.backoff.poll, &self.wake, cancel, || {
+            self.send_due()
+        })
+        .await;
     }
 
     async fn send_due(&self) -> anyhow::Result<usize> {

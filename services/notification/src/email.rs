@@ -8,11 +8,13 @@
 //! marking leaves the row to be sent again after the lease; the `Message-ID`, derived
 //! from the event, is the same both times, so mail systems recognise the duplicate.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use lettre::message::{Mailbox, MultiPart};
 use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 use sqlx::{FromRow, PgPool};
+use tokio::sync::Notify;
 use uuid::Uuid;
 
 use crate::queue::{self, Backoff};
@@ -71,9 +73,10 @@ pub async fn run(
     pool: PgPool,
     mailer: Mailer,
     backoff: Backoff,
+    wake: Arc<Notify>,
     cancel: tokio_util::sync::CancellationToken,
 ) {
-    queue::run("email", backoff.poll, cancel, || {
+    queue::run("email", backoff.poll, &wake, cancel, || {
         send_due(&pool, &mailer, &backoff)
     })
     .await;

@@ -15,12 +15,14 @@
 //! to one per order and kind even if two events said the same thing.
 
 use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
 
 use contracts::events::{OrderCancelled, OrderConfirmed, types};
 use contracts::users::{User, UserClient};
 use event_bus::{Answers, Effect, Envelope, HandlerError, OrRetry, Tx};
 use futures::future::BoxFuture;
 use sqlx::PgPool;
+use tokio::sync::Notify;
 use uuid::Uuid;
 
 use crate::notifications::{self, NewNotification};
@@ -36,6 +38,15 @@ pub struct Notifier {
     /// The user each notification goes to (`None`: no such user), read before the
     /// transaction, by the id of the event telling it.
     recipients: Answers<Option<User>>,
+    /// The email and webhook workers, woken when a transaction gave them work.
+    wakes: Wakes,
+}
+
+/// The queue workers a committed notification wakes.
+#[derive(Debug, Clone, Default)]
+pub struct Wakes {
+    pub emails: Arc<Notify>,
+    pub deliveries: Arc<Notify>,
 }
 
 /// What `event` tells its user, if anything.
@@ -52,11 +63,12 @@ fn message(event: &Envelope) -> Result<Option<Message>, HandlerError> {
 }
 
 impl Notifier {
-    pub fn new(pool: PgPool, users: UserClient) -> Self {
+    pub fn new(pool: PgPool, users: UserClient, wakes: Wakes) -> Self {
         Self {
             pool,
             users,
             recipients: Answers::default(),
+            wakes,
         }
     }
 
@@ -125,14 +137,21 @@ impl Notifier {
         notifications::insert_all(tx, &stored)
             .await
             .or_retry(|| format!("storing {} notifications", stored.len()))?;
+        if !stored.is_empty() {
+            tx.wake_after_commit(&self.wakes.emails);
+        }
         let deliveries = events
             .iter()
             .map(|event| Ok((event, serde_json::to_string(event)?)))
             .collect::<serde_json::Result<Vec<_>>>()
             .map_err(HandlerError::poison)?;
-        webhooks::enqueue_all(tx, &deliveries)
+        let queued = webhooks::enqueue_all(tx, &deliveries)
             .await
-            .or_retry(|| format!("queueing the webhook deliveries of {} events", events.len()))
+            .or_retry(|| format!("queueing the webhook deliveries of {} events", events.len()))?;
+        if queued > 0 {
+            tx.wake_after_commit(&self.wakes.deliveries);
+        }
+        Ok(())
     }
 }
 

@@ -87,15 +87,16 @@ impl Application {
         )
         .await?;
 
+        let wakes = events::Wakes::default();
         base.start_effects(
             &service,
             subscription,
-            events::Notifier::new(base.pool.clone(), users),
+            events::Notifier::new(base.pool.clone(), users, wakes.clone()),
         );
         let backoff = config.backoff();
         let pool = base.pool.clone();
         service.spawn_task("email sender", move |cancel| {
-            email::run(pool, mailer, backoff, cancel)
+            email::run(pool, mailer, backoff, wakes.emails, cancel)
         });
         let sender = Sender {
             pool: base.pool.clone(),
@@ -103,6 +104,7 @@ impl Application {
             policy,
             timeout,
             backoff,
+            wake: wakes.deliveries,
         };
         service.spawn_task("webhook sender", move |cancel| sender.run(cancel));
         Ok(service)

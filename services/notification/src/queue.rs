@@ -2,6 +2,8 @@
 
 use std::time::Duration;
 
+use tokio::sync::Notify;
+
 /// Retry timing of a durable delivery queue.
 #[derive(Debug, Clone, Copy)]
 pub struct Backoff {
@@ -38,10 +40,11 @@ impl Backoff {
 
 /// Runs a queue worker until `cancel`: `step` claims and handles a batch of due work
 /// and says how much it handled; when it handled nothing (or failed) the worker waits
-/// `poll` before looking again.
+/// `poll`, or until `wake` (work this process just committed), before looking again.
 pub async fn run<F, Fut>(
     name: &'static str,
     poll: Duration,
+    wake: &Notify,
     cancel: tokio_util::sync::CancellationToken,
     step: F,
 ) where
@@ -67,6 +70,7 @@ pub async fn run<F, Fut>(
         if idle {
             tokio::select! {
                 () = cancel.cancelled() => return,
+                () = wake.notified() => {}
                 () = tokio::time::sleep(poll) => {}
             }
         }

@@ -112,9 +112,9 @@ pub async fn subscribed(pool: &PgPool) -> sqlx::Result<HashSet<String>> {
 pub async fn enqueue_all(
     tx: &mut Transaction<'_, Postgres>,
     events: &[(&Envelope, String)],
-) -> sqlx::Result<()> {
+) -> sqlx::Result<u64> {
     if events.is_empty() {
-        return Ok(());
+        return Ok(0);
     }
     sqlx::query(
         "INSERT INTO webhook_deliveries (id, webhook_id, event_id, event_type, body)
@@ -138,5 +138,5 @@ pub async fn enqueue_all(
     )
     .execute(&mut **tx)
     .await
-    .map(drop)
+    .map(|done| done.rows_affected())
 }

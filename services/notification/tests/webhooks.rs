@@ -326,3 +326,40 @@ async fn webhooks_are_for_admins_and_never_show_their_secret() {
         .unwrap();
     assert_problem(log, 404).await;
 }
+
+#[tokio::test]
+async fn with_polls_ten_minutes_apart_the_email_and_the_delivery_go_out_as_their_event_commits() {
+    // Idle workers look for due work only every ten minutes: what they send within the
+    // test's patience, they were woken for by the commit that queued it.
+    let app = spawn_app(&["--delivery-poll-ms", "600000"]).await;
+    let receiver = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path("/hook"))
+        .respond_with(ResponseTemplate::new(200))
+        .mount(&receiver)
+        .await;
+    app.webhook(
+        &format!("{}/hook", receiver.uri()),
+        &["order.confirmed"],
+        SECRET,
+    )
+    .await;
+    let ada = app.user("Ada").await;
+    let event = app.confirm_order(&ada).await;
+    app.quiet().await;
+
+    let requests = receiver.received_requests().await.unwrap();
+    assert_eq!(requests.len(), 1, "one delivery");
+    assert_eq!(
+        requests[0]
+            .headers
+            .get("x-event-id")
+            .unwrap()
+            .to_str()
+            .unwrap(),
+        event.id.to_string()
+    );
+    let mail = app.smtp.received();
+    assert_eq!(mail.len(), 1, "one email");
+    assert_eq!(mail[0].to, [ada.email.as_str()]);
+}
