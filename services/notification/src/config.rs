@@ -66,7 +66,9 @@ pub struct Config {
     #[arg(long, env = "DELIVERY_BACKOFF_MAX_MS", default_value_t = 600_000, value_parser = clap::value_parser!(u64).range(1..), hide_env_values = true)]
     pub delivery_backoff_max_ms: u64,
 
-    /// Milliseconds between two looks for due emails and deliveries when idle.
+    /// Milliseconds between two looks for due emails and deliveries when idle. New work
+    /// wakes the workers as it commits; the poll finds retries coming due and work left
+    /// by another replica.
     #[arg(long, env = "DELIVERY_POLL_MS", default_value_t = 500, value_parser = clap::value_parser!(u64).range(10..), hide_env_values = true)]
     pub delivery_poll_ms: u64,
 

@@ -45,6 +45,19 @@ const SERVICES: [(&str, &str, bool, &str); 6] = [
     ("gateway", "gateway", false, "GATEWAY_URL"),
 ];
 
+/// A process's resident memory, in KiB (`/proc/<pid>/status`).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Memory {
+    /// Resident now (`VmRSS`).
+    pub resident: u64,
+    /// Of it, the process's own (`RssAnon`: heap, stacks, buffers); the rest is pages of
+    /// the program file and shared libraries, clean, which the kernel may drop and read
+    /// again whenever it needs the memory.
+    pub own: u64,
+    /// Resident at the peak (`VmHWM`).
+    pub peak: u64,
+}
+
 /// A signed-in user.
 pub struct User {
     pub id: String,
@@ -159,16 +172,20 @@ impl System {
         self.keys.prefix()
     }
 
-    /// Each service's resident memory now (`VmRSS`) and at its peak (`VmHWM`), in KiB.
-    pub async fn memory_kib(&self) -> Vec<(&'static str, u64, u64)> {
+    /// Each service's resident memory now and at its peak.
+    pub async fn memory(&self) -> Vec<(&'static str, Memory)> {
         let processes = self.processes.lock().await;
         SERVICES
             .iter()
             .map(|(name, ..)| {
                 let process = &processes[name];
-                let now = process.memory_kib("VmRSS").unwrap_or(0);
-                let peak = process.memory_kib("VmHWM").unwrap_or(0);
-                (*name, now, peak)
+                let kib = |field| process.memory_kib(field).unwrap_or(0);
+                let memory = Memory {
+                    resident: kib("VmRSS"),
+                    own: kib("RssAnon"),
+                    peak: kib("VmHWM"),
+                };
+                (*name, memory)
             })
             .collect()
     }
