@@ -71,9 +71,18 @@ impl ServiceProcess {
 
     /// A line of `/proc/<pid>/status`, in KiB (e.g. `VmRSS`, `VmHWM`); Linux only.
     pub fn memory_kib(&self, field: &str) -> Option<u64> {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid()?)).ok()?;
-        status
-            .lines()
+        self.proc_kib("status", field)
+    }
+
+    /// A line of `/proc/<pid>/smaps_rollup`, in KiB (e.g. `Pss`: resident memory with
+    /// each page shared with other processes counted as its share); Linux only.
+    pub fn mappings_kib(&self, field: &str) -> Option<u64> {
+        self.proc_kib("smaps_rollup", field)
+    }
+
+    fn proc_kib(&self, file: &str, field: &str) -> Option<u64> {
+        let text = std::fs::read_to_string(format!("/proc/{}/{file}", self.pid()?)).ok()?;
+        text.lines()
             .find_map(|line| line.strip_prefix(field)?.strip_prefix(':'))
             .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse().ok())
     }

@@ -54,6 +54,9 @@ pub struct Memory {
     /// the program file and shared libraries, clean, which the kernel may drop and read
     /// again whenever it needs the memory.
     pub own: u64,
+    /// Resident now with each page shared with other processes (the C library's, say)
+    /// counted as its share (`Pss`): summed over processes, what they occupy together.
+    pub proportional: u64,
     /// Resident at the peak (`VmHWM`).
     pub peak: u64,
 }
@@ -183,6 +186,7 @@ impl System {
                 let memory = Memory {
                     resident: kib("VmRSS"),
                     own: kib("RssAnon"),
+                    proportional: process.mappings_kib("Pss").unwrap_or(0),
                     peak: kib("VmHWM"),
                 };
                 (*name, memory)

@@ -7,6 +7,7 @@
 //!
 //! 1. idle memory: each service's RSS after start-up, and how much of it is its own
 //!    (anonymous: heap, stacks, buffers) rather than clean pages of its program file;
+//!    and the six together with the pages they share (the C library's) counted once;
 //! 2. one order at a time, nothing else running: `POST /api/orders` → `order.confirmed`;
 //! 3. saturation: `--clients` clients placing orders back to back for `--seconds`,
 //!    over `--products` products (orders spread over many rows) and again over one
@@ -523,6 +524,7 @@ async fn main() {
     let mib = |kib: u64| format!("{:.1} MiB", kib as f64 / 1024.0);
     let idle_total: u64 = idle.iter().map(|(_, m)| m.resident).sum();
     let own_total: u64 = idle.iter().map(|(_, m)| m.own).sum();
+    let proportional_total: u64 = idle.iter().map(|(_, m)| m.proportional).sum();
     let peak_total: u64 = loaded.iter().map(|(_, m)| m.peak).sum();
     for ((name, at_rest), (_, under_load)) in idle.iter().zip(&loaded) {
         println!(
@@ -539,6 +541,10 @@ async fn main() {
         mib(own_total),
         mib(idle_total - own_total.min(idle_total)),
         mib(peak_total)
+    );
+    println!(
+        "| the six together idle, pages they share with other processes split among them (sum of `Pss`) | {} |",
+        mib(proportional_total)
     );
 
     print_counts(
