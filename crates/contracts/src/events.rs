@@ -1,18 +1,7 @@
 //! Event payloads of the order saga, and the streams they travel on.
 
-use event_bus::Envelope;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
-
-/// The order an event is about (its payload's `order_id`): a saga consumer's
-/// `order_key`, so that events about one order are handled in stream order.
-pub fn order_key(event: &Envelope) -> Option<String> {
-    event
-        .data
-        .get("order_id")
-        .and_then(|id| id.as_str())
-        .map(str::to_owned)
-}
 
 /// Streams, one per producing domain.
 pub mod streams {

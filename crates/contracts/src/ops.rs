@@ -1,37 +1,27 @@
 //! The ops API every service serves under `/ops` (behind its service key, for an admin
-//! the gateway vouches for), and the client the gateway's console reads it with.
-//! One file: the routes and the client of one HTTP API, with the shapes they share,
-//! side by side so that neither end changes without the other.
+//! the gateway vouches for): the shapes it answers with, and the client the gateway's
+//! console reads it with. The routes are `service_host::ops`'s.
 //!
 //! - `GET /ops/report`: [`ServiceReport`]: version, readiness, breakers per peer,
 //!   outbox backlog, the group's streams, its dead letters.
 //! - `GET /ops/journey?key=&since=`: [`JourneyStep`]s: the events about one key (an
 //!   order id) this service committed, plus its own milestones (the notification
 //!   service's emails).
-//! - `GET /ops/throughput?since=`: events published per stream, type and minute.
-//! - `POST /ops/dead-letters/{replay|discard}` `{stream, id}`: 204, or 404 when there
-//!   is no such dead letter of this service's. Audited in the logs with the admin's id.
+//! - `GET /ops/throughput?since=`: [`MinuteCount`]s, events published per stream, type
+//!   and minute.
+//! - `POST /ops/dead-letters/{replay|discard}` [`DeadLetterRef`]: 204, or 404 when
+//!   there is no such dead letter of this service's. Audited in the logs with the
+//!   admin's id.
 //!
-//! The data is the bus's ([`event_bus::ops`]) and the client's
-//! ([`service_client::breakers`]); this module is only their HTTP shape, on both ends,
-//! so the two cannot drift apart.
+//! The event bus fills the stream, outbox and dead-letter shapes ([`StreamReport`],
+//! [`Backlog`], [`DeadLetter`]); the client fills the breakers
+//! ([`service_client::breakers`]).
 
-use std::sync::Arc;
-
-use axum::Router;
-use axum::extract::{Path, Query, State};
-use axum::http::StatusCode;
-use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
 use chrono::{DateTime, Utc};
-pub use event_bus::dead_letters::{Action, DeadLetter};
-pub use event_bus::ops::{Backlog, ConsumerReport, MinuteCount, Sources, StreamReport};
-use futures::future::BoxFuture;
+use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 use serde::{Deserialize, Serialize};
 use service_client::{Client, Error, PeerBreaker};
 use service_kit::internal_auth::Caller;
-use service_kit::json::Json;
-use service_kit::ops::Readiness;
 use service_kit::problem::{FieldError, Problem};
 
 /// One service as an operator sees it.
@@ -60,178 +50,90 @@ pub struct JourneyStep {
     pub traceparent: Option<String>,
 }
 
-/// A service's own milestones for a key since a time.
-pub type Milestones = Arc<
-    dyn Fn(String, DateTime<Utc>) -> BoxFuture<'static, anyhow::Result<Vec<JourneyStep>>>
-        + Send
-        + Sync,
->;
-
-/// What a service's ops routes read.
-#[derive(Clone)]
-pub struct OpsApi {
-    pub service: &'static str,
-    pub version: &'static str,
-    pub sources: Sources,
-    pub readiness: Readiness,
-    pub milestones: Option<Milestones>,
+/// One consumer group on one stream (a partition).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StreamReport {
+    pub stream: String,
+    pub group: String,
+    /// Entries in the stream now (it is capped, so not all it ever had).
+    pub length: u64,
+    /// Entries ever added to the stream.
+    pub entries_added: u64,
+    /// Entries the group has not been given yet (`None` when Redis cannot tell).
+    pub lag: Option<u64>,
+    /// Entries given to the group's consumers and not acknowledged.
+    pub pending: u64,
+    /// Age of the oldest pending entry, from its id's time.
+    pub oldest_pending_age_ms: Option<u64>,
+    pub consumers: Vec<ConsumerReport>,
 }
 
-impl OpsApi {
-    pub fn new(
-        service: &'static str,
-        version: &'static str,
-        sources: Sources,
-        readiness: Readiness,
-    ) -> Self {
-        Self {
-            service,
-            version,
-            sources,
-            readiness,
-            milestones: None,
+/// One consumer of a group.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConsumerReport {
+    pub name: String,
+    pub pending: u64,
+    /// Since the consumer last read or claimed.
+    pub idle_ms: u64,
+}
+
+/// What the outbox holds that is not published yet.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Backlog {
+    pub events: i64,
+    pub oldest_age_ms: Option<i64>,
+}
+
+/// Events of one type published to one stream in one minute.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MinuteCount {
+    pub stream: String,
+    pub event_type: String,
+    pub minute: DateTime<Utc>,
+    pub events: i64,
+}
+
+/// One dead-lettered entry.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeadLetter {
+    /// Its id in the dead-letter stream.
+    pub id: String,
+    pub envelope: String,
+    pub error: String,
+    pub group: String,
+    pub stream: String,
+    pub original_id: String,
+    /// Deliveries before the group gave up (0 when not recorded).
+    pub deliveries: u64,
+}
+
+/// What an operator may do with one dead letter.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Action {
+    /// Append it to its stream again, then remove it.
+    Replay,
+    /// Remove it.
+    Discard,
+}
+
+impl Action {
+    /// The action named `name` (`replay` or `discard`).
+    pub fn named(name: &str) -> Option<Self> {
+        match name {
+            "replay" => Some(Action::Replay),
+            "discard" => Some(Action::Discard),
+            _ => None,
         }
     }
 
-    /// The ops API of a service standing on `base` and reading `subscription`.
-    pub fn of(
-        service: &'static str,
-        version: &'static str,
-        base: &event_bus::Foundation,
-        subscription: Option<&event_bus::Subscription<'_>>,
-    ) -> Self {
-        Self::new(
-            service,
-            version,
-            base.ops_sources(subscription),
-            base.readiness(),
-        )
-    }
-
-    /// Adds the service's own milestones to the journeys it reports.
-    pub fn with_milestones(mut self, milestones: Milestones) -> Self {
-        self.milestones = Some(milestones);
-        self
-    }
-}
-
-/// The `/ops` routes; merge them into the service's router, behind its service key.
-pub fn router(api: OpsApi) -> Router {
-    Router::new()
-        .route("/ops/report", get(report))
-        .route("/ops/journey", get(journey))
-        .route("/ops/throughput", get(throughput))
-        .route("/ops/dead-letters/{action}", post(act_on_dead_letter))
-        .with_state(api)
-}
-
-fn admin_only(caller: &Caller) -> Result<(), Problem> {
-    if caller.is_admin() {
-        Ok(())
-    } else {
-        Err(Problem::forbidden("Only an admin may read the ops API."))
-    }
-}
-
-/// A 500 whose logged cause says what was being done.
-fn failed<E: Into<anyhow::Error>>(what: &'static str) -> impl FnOnce(E) -> Problem {
-    move |error| Problem::internal(error.into().context(what))
-}
-
-async fn report(State(api): State<OpsApi>, caller: Caller) -> Result<Json<ServiceReport>, Problem> {
-    admin_only(&caller)?;
-    let (failing, outbox, streams, dead_letters) = tokio::join!(
-        api.readiness.failing(),
-        event_bus::ops::outbox_backlog(&api.sources.pool),
-        api.sources.streams(),
-        api.sources.dead_letters(),
-    );
-    let read = |part: &str, failure: Option<String>| {
-        if let Some(error) = failure {
-            tracing::warn!(
-                part,
-                error,
-                "the ops report leaves out what it could not read"
-            );
+    /// `replay` or `discard`, as the API and the audit log name it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Action::Replay => "replay",
+            Action::Discard => "discard",
         }
-    };
-    read("outbox", outbox.as_ref().err().map(ToString::to_string));
-    read("streams", streams.as_ref().err().map(ToString::to_string));
-    read(
-        "dead letters",
-        dead_letters.as_ref().err().map(ToString::to_string),
-    );
-    Ok(Json(ServiceReport {
-        service: api.service.to_owned(),
-        version: api.version.to_owned(),
-        ready: failing.is_empty(),
-        failing: failing.into_iter().map(str::to_owned).collect(),
-        breakers: service_client::breakers(),
-        // A report names what it could not read rather than failing whole: the
-        // console is most needed when something is down.
-        outbox: outbox.ok(),
-        streams: streams.unwrap_or_default(),
-        dead_letters: dead_letters.unwrap_or_default(),
-    }))
-}
-
-#[derive(Debug, Deserialize)]
-struct JourneyQuery {
-    key: String,
-    since: DateTime<Utc>,
-}
-
-async fn journey(
-    State(api): State<OpsApi>,
-    caller: Caller,
-    Query(query): Query<JourneyQuery>,
-) -> Result<Json<Vec<JourneyStep>>, Problem> {
-    admin_only(&caller)?;
-    if query.key.is_empty() || query.key.len() > 128 {
-        return Err(Problem::validation(vec![FieldError::new(
-            "key",
-            "must be 1 to 128 characters",
-        )]));
     }
-    let published = event_bus::ops::published_with_key(&api.sources.pool, &query.key, query.since)
-        .await
-        .map_err(failed("reading the outbox"))?;
-    let mut steps: Vec<JourneyStep> = published
-        .into_iter()
-        .map(|event| JourneyStep {
-            step: event.event_type,
-            service: event.source,
-            at: event.occurred_at,
-            event_id: Some(event.id),
-            traceparent: event.traceparent,
-        })
-        .collect();
-    if let Some(milestones) = &api.milestones {
-        steps.extend(
-            milestones(query.key, query.since)
-                .await
-                .map_err(failed("reading the milestones"))?,
-        );
-    }
-    steps.sort_by_key(|step| step.at);
-    Ok(Json(steps))
-}
-
-#[derive(Debug, Deserialize)]
-struct ThroughputQuery {
-    since: DateTime<Utc>,
-}
-
-async fn throughput(
-    State(api): State<OpsApi>,
-    caller: Caller,
-    Query(query): Query<ThroughputQuery>,
-) -> Result<Json<Vec<MinuteCount>>, Problem> {
-    admin_only(&caller)?;
-    event_bus::ops::published_per_minute(&api.sources.pool, query.since)
-        .await
-        .map(Json)
-        .map_err(failed("counting the published events"))
 }
 
 /// The dead letter an action names.
@@ -262,36 +164,6 @@ pub fn is_entry_id(id: &str) -> bool {
             !part.is_empty() && part.len() <= 20 && part.bytes().all(|b| b.is_ascii_digit())
         })
     })
-}
-
-async fn act_on_dead_letter(
-    State(api): State<OpsApi>,
-    caller: Caller,
-    Path(action): Path<String>,
-    Json(letter): Json<DeadLetterRef>,
-) -> Result<Response, Problem> {
-    admin_only(&caller)?;
-    let action = Action::named(&action)
-        .ok_or_else(|| Problem::not_found("No such action: replay or discard."))?;
-    letter.check()?;
-    let done = api
-        .sources
-        .act_on_dead_letter(&letter.stream, &letter.id, action)
-        .await
-        .map_err(failed("acting on the dead letter"))?;
-    if !done {
-        return Err(Problem::not_found("No such dead letter."));
-    }
-    tracing::info!(
-        target: "audit",
-        admin = %caller.user_id,
-        action = action.as_str(),
-        stream = %letter.stream,
-        dead_letter = %letter.id,
-        "dead letter {}",
-        if action == Action::Replay { "replayed" } else { "discarded" },
-    );
-    Ok(StatusCode::NO_CONTENT.into_response())
 }
 
 /// Reads one service's ops API.
@@ -372,17 +244,16 @@ fn rfc3339(at: DateTime<Utc>) -> String {
     at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
 }
 
+/// Everything but RFC 3986's unreserved characters.
+const QUERY_VALUE: &AsciiSet = &NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'_')
+    .remove(b'.')
+    .remove(b'~');
+
 /// `value` percent-encoded for a query string (RFC 3986 unreserved characters kept).
 fn query_value(value: &str) -> String {
-    let mut encoded = String::with_capacity(value.len());
-    for byte in value.bytes() {
-        if byte.is_ascii_alphanumeric() || b"-_.~".contains(&byte) {
-            encoded.push(char::from(byte));
-        } else {
-            encoded.push_str(&format!("%{byte:02X}"));
-        }
-    }
-    encoded
+    utf8_percent_encode(value, QUERY_VALUE).to_string()
 }
 
 #[cfg(test)]

@@ -8,25 +8,12 @@
 
 use std::collections::HashMap;
 
+pub use contracts::ops::{Action, DeadLetter};
 use redis::Value;
 use redis::streams::StreamRangeReply;
 use service_kit::redis::Connection;
 
 use crate::envelope::ENVELOPE_FIELD;
-
-/// One dead-lettered entry.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub struct DeadLetter {
-    /// Its id in the dead-letter stream.
-    pub id: String,
-    pub envelope: String,
-    pub error: String,
-    pub group: String,
-    pub stream: String,
-    pub original_id: String,
-    /// Deliveries before the group gave up (0 when not recorded).
-    pub deliveries: u64,
-}
 
 fn field(map: &HashMap<String, Value>, name: &str) -> String {
     crate::reply::text(map.get(name))
@@ -107,35 +94,6 @@ pub async fn get(
     id: &str,
 ) -> redis::RedisResult<Option<DeadLetter>> {
     Ok(range(redis, stream, id, id).await?.into_iter().next())
-}
-
-/// What an operator may do with one dead letter.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Action {
-    /// Append it to its stream again, then remove it.
-    Replay,
-    /// Remove it.
-    Discard,
-}
-
-impl Action {
-    /// The action named `name` (`replay` or `discard`).
-    pub fn named(name: &str) -> Option<Self> {
-        match name {
-            "replay" => Some(Action::Replay),
-            "discard" => Some(Action::Discard),
-            _ => None,
-        }
-    }
-
-    /// `replay` or `discard`, as the API and the audit log name it.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Action::Replay => "replay",
-            Action::Discard => "discard",
-        }
-    }
 }
 
 /// Applies `action` to `letter`, a dead letter of `stream`.

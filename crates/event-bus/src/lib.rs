@@ -32,9 +32,8 @@
 //!   stream, remembering a cancellation that came early).
 //! - [`dead_letters`]: list, replay and discard what consumers gave up on.
 //! - [`ops`]: what an operator asks: group lag and pending, outbox backlog, the events
-//!   about one key, events per minute.
-//! - [`foundation`]: a service's connections, relay and consumer, wired the same way
-//!   in every service.
+//!   about one key, events per minute (in the shapes of `contracts::ops`, which the
+//!   gateway reads without this crate).
 //!
 //! This root only declares and re-exports: the modules import from each other, never
 //! from here, so no module imports one that imports it back.
@@ -44,7 +43,6 @@ pub mod consumer;
 pub mod dead_letters;
 pub mod envelope;
 pub mod error;
-pub mod foundation;
 pub mod inbox;
 pub mod ops;
 pub mod outbox;
@@ -60,7 +58,6 @@ pub use consumer::{Consumer, ConsumerConfig};
 pub use dead_letters::dead_letter_stream;
 pub use envelope::{ENVELOPE_FIELD, Envelope};
 pub use error::{HandlerError, OrRetry};
-pub use foundation::{Foundation, Subscription};
 pub use inbox::{Answers, Effect};
 pub use outbox::{Tx, Wake};
 pub use publisher::Publisher;

@@ -8,39 +8,13 @@
 use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
+use contracts::ops::{Backlog, ConsumerReport, DeadLetter, MinuteCount, StreamReport};
 use redis::Value;
 use serde::{Deserialize, Serialize};
 use service_kit::redis::Connection;
 use sqlx::PgPool;
 
 use crate::reply;
-
-/// One consumer group on one stream (a partition).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct StreamReport {
-    pub stream: String,
-    pub group: String,
-    /// Entries in the stream now (it is capped, so not all it ever had).
-    pub length: u64,
-    /// Entries ever added to the stream.
-    pub entries_added: u64,
-    /// Entries the group has not been given yet (`None` when Redis cannot tell).
-    pub lag: Option<u64>,
-    /// Entries given to the group's consumers and not acknowledged.
-    pub pending: u64,
-    /// Age of the oldest pending entry, from its id's time.
-    pub oldest_pending_age_ms: Option<u64>,
-    pub consumers: Vec<ConsumerReport>,
-}
-
-/// One consumer of a group.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ConsumerReport {
-    pub name: String,
-    pub pending: u64,
-    /// Since the consumer last read or claimed.
-    pub idle_ms: u64,
-}
 
 fn count(value: Option<&Value>) -> u64 {
     reply::integer(value)
@@ -126,13 +100,6 @@ fn age_ms(id: &str) -> Option<u64> {
     u64::try_from(now.saturating_sub(millis)).ok()
 }
 
-/// What the outbox holds that is not published yet.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Backlog {
-    pub events: i64,
-    pub oldest_age_ms: Option<i64>,
-}
-
 /// The outbox's unpublished rows: how many, and how long the oldest has waited.
 pub async fn outbox_backlog(pool: &PgPool) -> sqlx::Result<Backlog> {
     let (events, oldest_age_ms): (i64, Option<f64>) = sqlx::query_as(
@@ -201,15 +168,6 @@ pub async fn published_with_key(
         .collect())
 }
 
-/// Events of one type published to one stream in one minute.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct MinuteCount {
-    pub stream: String,
-    pub event_type: String,
-    pub minute: DateTime<Utc>,
-    pub events: i64,
-}
-
 /// Events published per stream, type and minute since `since`.
 pub async fn published_per_minute(
     pool: &PgPool,
@@ -260,7 +218,7 @@ impl Sources {
     }
 
     /// The dead letters this service's group gave up on, oldest first.
-    pub async fn dead_letters(&self) -> redis::RedisResult<Vec<crate::dead_letters::DeadLetter>> {
+    pub async fn dead_letters(&self) -> redis::RedisResult<Vec<DeadLetter>> {
         let Some((group, streams)) = &self.subscription else {
             return Ok(Vec::new());
         };
@@ -285,7 +243,7 @@ impl Sources {
         &self,
         stream: &str,
         id: &str,
-        action: crate::dead_letters::Action,
+        action: contracts::ops::Action,
     ) -> redis::RedisResult<bool> {
         let Some((group, streams)) = &self.subscription else {
             return Ok(false);

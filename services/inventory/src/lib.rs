@@ -21,8 +21,7 @@ pub mod saga;
 pub mod state;
 
 use contracts::events::streams;
-use contracts::ops::OpsApi;
-use event_bus::{Foundation, Subscription};
+use service_host::{Host, Spec, Subscription};
 use service_kit::server::Server;
 
 use crate::config::Config;
@@ -34,6 +33,21 @@ pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../../migrations/
 /// The port the inventory service listens on unless told otherwise.
 pub const DEFAULT_PORT: u16 = 8005;
 
+/// The inventory service: it holds stock for new orders and commits or releases it as
+/// their payments go.
+pub const SPEC: Spec = Spec {
+    name: SERVICE,
+    version: env!("CARGO_PKG_VERSION"),
+    default_port: DEFAULT_PORT,
+    migrator: &MIGRATOR,
+    publishes: &[streams::INVENTORY],
+    consumes: Some(Subscription {
+        streams: &[streams::ORDER, streams::PAYMENT],
+        event_types: saga::HANDLED,
+        in_key_order: true,
+    }),
+};
+
 /// Builds the inventory service.
 pub struct Application;
 
@@ -41,34 +55,17 @@ impl Application {
     /// Connects (waiting for the database and Redis), migrates, and starts the outbox
     /// relay and the event consumer beside the HTTP server.
     pub async fn build(config: Config) -> anyhow::Result<Server> {
-        let base = Foundation::connect(&config.service, &config.events, &MIGRATOR).await?;
-        let subscription = Subscription {
-            group: SERVICE,
-            streams: &[streams::ORDER, streams::PAYMENT],
-            event_types: saga::HANDLED,
-            order_key: Some(contracts::events::order_key),
+        let host = Host::connect(&SPEC, &config.service, &config.events).await?;
+        let saga = saga::participant(host.stream(streams::INVENTORY));
+        let state = AppState {
+            pool: host.pool.clone(),
         };
-        let ops = OpsApi::of(
-            SERVICE,
-            env!("CARGO_PKG_VERSION"),
-            &base,
-            Some(&subscription),
-        );
-        let service = Server::build(
-            &config.service.http,
-            DEFAULT_PORT,
-            routes::router()
-                .with_state(AppState {
-                    pool: base.pool.clone(),
-                })
-                .merge(contracts::ops::router(ops)),
+        host.serve(
+            routes::router().with_state(state),
             &config.inventory_service_key,
-            base.readiness(),
         )
-        .await?;
-        base.start_relay(&service);
-        let saga = saga::participant(base.stream(streams::INVENTORY));
-        base.start_effects(&service, subscription, saga);
-        Ok(service)
+        .consuming(saga)
+        .start()
+        .await
     }
 }

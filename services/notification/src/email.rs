@@ -130,7 +130,7 @@ async fn send_due(pool: &PgPool, mailer: &Mailer, backoff: &Backoff) -> anyhow::
 }
 
 /// The emails sent about an order, as steps of its journey in the ops console.
-pub fn milestones(pool: PgPool) -> contracts::ops::Milestones {
+pub fn milestones(pool: PgPool) -> service_host::Milestones {
     use futures::FutureExt;
     std::sync::Arc::new(move |key, since| {
         let pool = pool.clone();

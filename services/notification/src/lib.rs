@@ -28,9 +28,8 @@ pub mod webhooks;
 use std::time::Duration;
 
 use contracts::events::streams;
-use contracts::ops::OpsApi;
 use contracts::users::UserClient;
-use event_bus::{Foundation, Subscription};
+use service_host::{Host, Spec, Subscription};
 use service_kit::server::Server;
 
 use crate::config::Config;
@@ -44,6 +43,21 @@ pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../../migrations/
 
 /// The port the notification service listens on unless told otherwise.
 pub const DEFAULT_PORT: u16 = 8003;
+
+/// The notification service: it tells users and webhook subscribers about orders, in
+/// any order the events come (each notification stands alone).
+pub const SPEC: Spec = Spec {
+    name: SERVICE,
+    version: env!("CARGO_PKG_VERSION"),
+    default_port: DEFAULT_PORT,
+    migrator: &MIGRATOR,
+    publishes: &[],
+    consumes: Some(Subscription {
+        streams: &[streams::ORDER, streams::PAYMENT],
+        event_types: events::HANDLED,
+        in_key_order: false,
+    }),
+};
 
 /// Builds the notification service.
 pub struct Application;
@@ -59,47 +73,31 @@ impl Application {
         };
         let timeout = Duration::from_millis(config.webhook_timeout_ms);
         let webhook_client = targets::client(policy, timeout)?;
-        let base = Foundation::connect(&config.service, &config.events, &MIGRATOR).await?;
-        let subscription = Subscription {
-            group: SERVICE,
-            streams: &[streams::ORDER, streams::PAYMENT],
-            event_types: events::HANDLED,
-            order_key: None,
-        };
-        let ops = OpsApi::of(
-            SERVICE,
-            env!("CARGO_PKG_VERSION"),
-            &base,
-            Some(&subscription),
-        )
-        .with_milestones(email::milestones(base.pool.clone()));
-        let service = Server::build(
-            &config.service.http,
-            DEFAULT_PORT,
-            routes::router()
-                .with_state(AppState {
-                    pool: base.pool.clone(),
-                    policy,
-                })
-                .merge(contracts::ops::router(ops)),
-            &config.notification_service_key,
-            base.readiness(),
-        )
-        .await?;
-
+        let host = Host::connect(&SPEC, &config.service, &config.events).await?;
+        let pool = host.pool.clone();
         let wakes = events::Wakes::default();
-        base.start_effects(
-            &service,
-            subscription,
-            events::Notifier::new(base.pool.clone(), users, wakes.clone()),
-        );
+        let notifier = events::Notifier::new(pool.clone(), users, wakes.clone());
+        let state = AppState {
+            pool: pool.clone(),
+            policy,
+        };
+        let service = host
+            .serve(
+                routes::router().with_state(state),
+                &config.notification_service_key,
+            )
+            .consuming(notifier)
+            .with_milestones(email::milestones(pool.clone()))
+            .start()
+            .await?;
+
         let backoff = config.backoff();
-        let pool = base.pool.clone();
+        let emails = pool.clone();
         service.spawn_task("email sender", move |cancel| {
-            email::run(pool, mailer, backoff, wakes.emails, cancel)
+            email::run(emails, mailer, backoff, wakes.emails, cancel)
         });
         let sender = Sender {
-            pool: base.pool.clone(),
+            pool,
             client: webhook_client,
             policy,
             timeout,

@@ -19,9 +19,8 @@ pub mod state;
 
 use contracts::events::streams;
 use contracts::inventory::InventoryClient;
-use contracts::ops::OpsApi;
 use contracts::users::UserClient;
-use event_bus::{Foundation, Subscription};
+use service_host::{Host, Spec, Subscription};
 use service_kit::server::Server;
 
 use crate::config::Config;
@@ -33,6 +32,20 @@ pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../../migrations/
 /// The port the order service listens on unless told otherwise.
 pub const DEFAULT_PORT: u16 = 8004;
 
+/// The order service: it takes orders and settles each on the saga's answers.
+pub const SPEC: Spec = Spec {
+    name: SERVICE,
+    version: env!("CARGO_PKG_VERSION"),
+    default_port: DEFAULT_PORT,
+    migrator: &MIGRATOR,
+    publishes: &[streams::ORDER],
+    consumes: Some(Subscription {
+        streams: &[streams::INVENTORY, streams::PAYMENT],
+        event_types: saga::HANDLED,
+        in_key_order: true,
+    }),
+};
+
 /// Builds the order service.
 pub struct Application;
 
@@ -43,39 +56,21 @@ impl Application {
         let users = UserClient::new(config.user_service.client(SERVICE, &config.client)?);
         let inventory =
             InventoryClient::new(config.inventory_service.client(SERVICE, &config.client)?);
-        let base = Foundation::connect(&config.service, &config.events, &MIGRATOR).await?;
-        let order_events = base.stream(streams::ORDER);
-        let subscription = Subscription {
-            group: SERVICE,
-            streams: &[streams::INVENTORY, streams::PAYMENT],
-            event_types: saga::HANDLED,
-            order_key: Some(contracts::events::order_key),
-        };
-        let ops = OpsApi::of(
-            SERVICE,
-            env!("CARGO_PKG_VERSION"),
-            &base,
-            Some(&subscription),
-        );
+        let host = Host::connect(&SPEC, &config.service, &config.events).await?;
+        let order_events = host.stream(streams::ORDER);
         let state = AppState {
-            pool: base.pool.clone(),
+            pool: host.pool.clone(),
             users,
             inventory,
             order_events: order_events.clone(),
-            wake: base.wake(),
+            wake: host.wake(),
         };
-        let service = Server::build(
-            &config.service.http,
-            DEFAULT_PORT,
-            routes::router()
-                .with_state(state)
-                .merge(contracts::ops::router(ops)),
+        host.serve(
+            routes::router().with_state(state),
             &config.order_service_key,
-            base.readiness(),
         )
-        .await?;
-        base.start_relay(&service);
-        base.start_effects(&service, subscription, saga::participant(order_events));
-        Ok(service)
+        .consuming(saga::participant(order_events))
+        .start()
+        .await
     }
 }

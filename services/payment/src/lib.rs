@@ -22,8 +22,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use contracts::events::streams;
-use contracts::ops::OpsApi;
-use event_bus::{Foundation, Subscription};
+use service_host::{Host, Spec, Subscription};
 use service_kit::server::Server;
 
 use crate::config::Config;
@@ -37,6 +36,21 @@ pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../../migrations/
 /// The port the payment service listens on unless told otherwise.
 pub const DEFAULT_PORT: u16 = 8002;
 
+/// The payment service: it charges orders whose stock is held and refunds cancelled
+/// ones.
+pub const SPEC: Spec = Spec {
+    name: SERVICE,
+    version: env!("CARGO_PKG_VERSION"),
+    default_port: DEFAULT_PORT,
+    migrator: &MIGRATOR,
+    publishes: &[streams::PAYMENT],
+    consumes: Some(Subscription {
+        streams: &[streams::INVENTORY, streams::ORDER],
+        event_types: saga::HANDLED,
+        in_key_order: true,
+    }),
+};
+
 /// Builds the payment service.
 pub struct Application;
 
@@ -44,39 +58,22 @@ impl Application {
     /// Connects (waiting for the database and Redis), migrates, and starts the outbox
     /// relay and the event consumer beside the HTTP server.
     pub async fn build(config: Config) -> anyhow::Result<Server> {
-        let base = Foundation::connect(&config.service, &config.events, &MIGRATOR).await?;
-        let subscription = Subscription {
-            group: SERVICE,
-            streams: &[streams::INVENTORY, streams::ORDER],
-            event_types: saga::HANDLED,
-            order_key: Some(contracts::events::order_key),
-        };
-        let ops = OpsApi::of(
-            SERVICE,
-            env!("CARGO_PKG_VERSION"),
-            &base,
-            Some(&subscription),
-        );
-        let service = Server::build(
-            &config.service.http,
-            DEFAULT_PORT,
-            routes::router()
-                .with_state(AppState {
-                    pool: base.pool.clone(),
-                })
-                .merge(contracts::ops::router(ops)),
-            &config.payment_service_key,
-            base.readiness(),
-        )
-        .await?;
-        base.start_relay(&service);
+        let host = Host::connect(&SPEC, &config.service, &config.events).await?;
         let provider = GuardedProvider::new(
             Arc::new(SimulatedProvider::new(config.faults())),
             config.client.breaker(),
             Duration::from_millis(config.payment_provider_timeout_ms),
         );
-        let saga = Saga::new(base.pool.clone(), provider, base.stream(streams::PAYMENT));
-        base.start_effects(&service, subscription, saga);
-        Ok(service)
+        let saga = Saga::new(host.pool.clone(), provider, host.stream(streams::PAYMENT));
+        let state = AppState {
+            pool: host.pool.clone(),
+        };
+        host.serve(
+            routes::router().with_state(state),
+            &config.payment_service_key,
+        )
+        .consuming(saga)
+        .start()
+        .await
     }
 }

@@ -31,9 +31,7 @@ pub mod validation;
 use std::sync::Arc;
 
 use contracts::events::streams;
-use contracts::ops::OpsApi;
-use event_bus::{Relay, RelayConfig};
-use service_kit::ops::Readiness;
+use service_host::{Host, Spec};
 use service_kit::server::Server;
 
 use crate::config::Config;
@@ -46,6 +44,16 @@ pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../../migrations/
 /// The port the user service listens on unless told otherwise.
 pub const DEFAULT_PORT: u16 = 8001;
 
+/// The user service: it publishes each registration and consumes nothing.
+pub const SPEC: Spec = Spec {
+    name: SERVICE,
+    version: env!("CARGO_PKG_VERSION"),
+    default_port: DEFAULT_PORT,
+    migrator: &MIGRATOR,
+    publishes: &[streams::USER],
+    consumes: None,
+};
+
 /// Builds the user service.
 pub struct Application;
 
@@ -53,58 +61,21 @@ impl Application {
     /// Connects to the database and Redis (waiting for them), migrates, makes sure a
     /// signing key and the configured admin exist, and binds the listen address.
     pub async fn build(config: Config) -> anyhow::Result<Server> {
-        // No background work holds a pooled connection: the relay opens its own.
-        let pool =
-            service_kit::database::connect_and_migrate(&config.service.database, 0, &MIGRATOR)
-                .await?;
-        event_bus::schema::install(&pool).await?;
-        let redis = config.service.redis.connect().await?;
-        signing_keys::ensure_one(&pool).await?;
+        let host = Host::connect(&SPEC, &config.service, &config.events).await?;
+        signing_keys::ensure_one(&host.pool).await?;
         let passwords = Passwords::new().await?;
         if let Some(admin) = config.admin()? {
-            admin::ensure_admin(&pool, &passwords, admin).await?;
+            admin::ensure_admin(&host.pool, &passwords, admin).await?;
         }
-        service_kit::metrics::handle();
-
-        let wake = event_bus::Wake::new();
         let state = AppState {
-            pool: pool.clone(),
-            user_events: config.events.stream(streams::USER),
+            pool: host.pool.clone(),
+            user_events: host.stream(streams::USER),
             passwords,
             tokens: Arc::new(tokens::TokenSettings::from(&config)),
-            wake: wake.clone(),
+            wake: host.wake(),
         };
-        let readiness = Readiness::new()
-            .with_postgres(pool.clone())
-            .with_redis(redis.clone());
-        let sources = event_bus::ops::Sources {
-            pool: pool.clone(),
-            redis: redis.clone(),
-            subscription: None,
-        };
-        let ops = OpsApi::new(
-            SERVICE,
-            env!("CARGO_PKG_VERSION"),
-            sources,
-            readiness.clone(),
-        );
-        let service = Server::build(
-            &config.service.http,
-            DEFAULT_PORT,
-            routes::router()
-                .with_state(state)
-                .merge(contracts::ops::router(ops)),
-            &config.user_service_key,
-            readiness,
-        )
-        .await?;
-        let relay = Relay::new(
-            pool,
-            config.events.publisher(redis),
-            RelayConfig::default(),
-            wake,
-        );
-        service.spawn_task("outbox relay", |cancel| relay.run(cancel));
-        Ok(service)
+        host.serve(routes::router().with_state(state), &config.user_service_key)
+            .start()
+            .await
     }
 }
