@@ -19,7 +19,7 @@ use tower::retry::budget::{Budget, TpsBudget};
 
 use crate::breaker::{CircuitBreaker, Outcome};
 use crate::config::PeerConfig;
-use crate::error::{Error, ErrorKind};
+use crate::error::{Error, ErrorKind, Invalid};
 use crate::metrics::{CallOutcome, PeerMetrics};
 use crate::retry;
 
@@ -60,9 +60,9 @@ impl std::fmt::Debug for Client {
 impl Client {
     /// A client that calls `peer` on behalf of the service named `caller`.
     pub fn new(caller: &'static str, peer: PeerConfig) -> Result<Self, Error> {
-        let invalid = |message: String| Error {
+        let invalid = |why: Invalid| Error {
             peer: peer.name,
-            kind: ErrorKind::InvalidRequest(message),
+            kind: ErrorKind::InvalidRequest(why),
             attempts: 0,
         };
         let http = reqwest::Client::builder()
@@ -70,17 +70,18 @@ impl Client {
             .pool_idle_timeout(Duration::from_secs(60))
             .tcp_nodelay(true)
             .build()
-            .map_err(|e| invalid(e.to_string()))?;
-        let base_url = reqwest::Url::parse(&peer.base_url)
-            .map_err(|e| invalid(format!("the base URL {} is invalid: {e}", peer.base_url)))?;
+            .map_err(|e| invalid(Invalid::Client(e)))?;
+        let base_url = reqwest::Url::parse(&peer.base_url).map_err(|cause| {
+            invalid(Invalid::BaseUrl {
+                url: peer.base_url.clone(),
+                cause,
+            })
+        })?;
         if base_url.cannot_be_a_base() || !matches!(base_url.scheme(), "http" | "https") {
-            return Err(invalid(format!(
-                "the base URL {} is not an http(s) URL",
-                peer.base_url
-            )));
+            return Err(invalid(Invalid::NotHttp(peer.base_url.clone())));
         }
         let mut authorization = HeaderValue::from_str(&format!("Bearer {}", peer.key.expose()))
-            .map_err(|_| invalid("the service key is not a valid header value".into()))?;
+            .map_err(|_| invalid(Invalid::ServiceKey))?;
         authorization.set_sensitive(true);
         let service_name = HeaderValue::from_static(caller);
         let metrics = PeerMetrics::new(peer.name);
@@ -178,7 +179,7 @@ pub struct Call {
     body: Option<Bytes>,
     attempt_timeout: Option<Duration>,
     deadline: Option<Duration>,
-    error: Option<String>,
+    error: Option<Invalid>,
 }
 
 impl Call {
@@ -192,7 +193,7 @@ impl Call {
                 );
                 self.body = Some(Bytes::from(bytes));
             }
-            Err(error) => self.error = Some(error.to_string()),
+            Err(error) => self.error = Some(Invalid::Body(error)),
         }
         self
     }
@@ -209,7 +210,7 @@ impl Call {
             Ok(value) => {
                 self.headers.insert(IDEMPOTENCY_KEY, value);
             }
-            Err(_) => self.error = Some("the idempotency key is not a valid header value".into()),
+            Err(_) => self.error = Some(Invalid::IdempotencyKey),
         }
         self
     }
@@ -274,7 +275,7 @@ impl Call {
         let response = self.send().await?;
         response.json().map_err(|e| Error {
             peer,
-            kind: ErrorKind::Decode(e.to_string()),
+            kind: ErrorKind::Decode(e),
             attempts: response.attempts,
         })
     }
@@ -288,8 +289,8 @@ impl Call {
             kind,
             attempts,
         };
-        if let Some(message) = self.error.clone() {
-            return Err(fail(ErrorKind::InvalidRequest(message), 0));
+        if let Some(why) = self.error {
+            return Err(fail(ErrorKind::InvalidRequest(why), 0));
         }
 
         // The whole call must end by our own deadline and by the served request's.
@@ -385,7 +386,7 @@ impl Call {
                     let kind = if error.is_timeout() {
                         ErrorKind::Timeout
                     } else {
-                        ErrorKind::Transport(transport_message(&error))
+                        ErrorKind::Transport(error)
                     };
                     (kind, None)
                 }
@@ -489,15 +490,4 @@ impl Call {
         }
         (request, trace)
     }
-}
-
-fn transport_message(error: &reqwest::Error) -> String {
-    let mut message = error.to_string();
-    let mut source = std::error::Error::source(error);
-    while let Some(cause) = source {
-        message.push_str(": ");
-        message.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    message
 }

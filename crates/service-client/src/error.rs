@@ -30,18 +30,40 @@ pub enum ErrorKind {
     /// The peer answered with a non-2xx status.
     #[error("HTTP {status}")]
     Status { status: StatusCode, body: Bytes },
-    /// The connection failed or broke.
-    #[error("transport error: {0}")]
-    Transport(String),
+    /// The connection failed or broke (the message names every cause: the connection
+    /// refused, reset, the name not found).
+    #[error("transport error: {}", service_kit::telemetry::causes(.0))]
+    Transport(#[source] reqwest::Error),
     /// A retry was due but the peer's retry budget is spent; carries the last failure.
     #[error("retry budget exhausted after: {0}")]
     RetryBudgetExhausted(Box<ErrorKind>),
     /// The response body was not what the caller expected.
     #[error("could not decode the response: {0}")]
-    Decode(String),
+    Decode(#[source] serde_json::Error),
     /// The request could not be built (e.g. a body that would not serialise).
     #[error("invalid request: {0}")]
-    InvalidRequest(String),
+    InvalidRequest(#[source] Invalid),
+}
+
+/// Why a client or a request could not be built.
+#[derive(Debug, thiserror::Error)]
+pub enum Invalid {
+    #[error("the HTTP client could not be built: {0}")]
+    Client(#[source] reqwest::Error),
+    #[error("the base URL {url} is invalid: {cause}")]
+    BaseUrl {
+        url: String,
+        #[source]
+        cause: url::ParseError,
+    },
+    #[error("the base URL {0} is not an http(s) URL")]
+    NotHttp(String),
+    #[error("the service key is not a valid header value")]
+    ServiceKey,
+    #[error("the body could not be serialised: {0}")]
+    Body(#[source] serde_json::Error),
+    #[error("the idempotency key is not a valid header value")]
+    IdempotencyKey,
 }
 
 /// A failed call to a peer.

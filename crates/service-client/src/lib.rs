@@ -40,4 +40,4 @@ pub use breaker::{BreakerConfig, BreakerState, CircuitBreaker};
 pub use client::{Call, Client, Response};
 pub use concurrent::{Concurrent, concurrent};
 pub use config::{ClientSettings, PeerConfig};
-pub use error::{Error, ErrorKind, Fault};
+pub use error::{Error, ErrorKind, Fault, Invalid};

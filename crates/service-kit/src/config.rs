@@ -85,15 +85,28 @@ impl DatabaseConfig {
     }
 }
 
-fn parse_database_url(value: &str) -> Result<sqlx::postgres::PgConnectOptions, String> {
+/// Why a setting's value was refused: clap prints it after the setting's name.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum InvalidSetting {
+    #[error("expected a postgres:// or postgresql:// URL")]
+    DatabaseScheme,
+    /// The parser's own message may quote the URL, password included: it is dropped.
+    #[error("not a valid PostgreSQL connection URL")]
+    DatabaseUrl,
+    #[error("expected a redis:// or rediss:// URL, or redis+cluster://host:port,host:port")]
+    RedisUrl,
+    #[error("must be at least 16 characters")]
+    SecretTooShort,
+    #[error("must be visible ASCII characters only")]
+    SecretNotVisible,
+}
+
+fn parse_database_url(value: &str) -> Result<sqlx::postgres::PgConnectOptions, InvalidSetting> {
     let scheme_ok = value.starts_with("postgres://") || value.starts_with("postgresql://");
     if !scheme_ok {
-        return Err("expected a postgres:// or postgresql:// URL".to_owned());
+        return Err(InvalidSetting::DatabaseScheme);
     }
-    // The parser's message may quote the URL, password included: say only that it failed.
-    value
-        .parse()
-        .map_err(|_| "not a valid PostgreSQL connection URL".to_owned())
+    value.parse().map_err(|_| InvalidSetting::DatabaseUrl)
 }
 
 /// The Redis server (or cluster) shared by the event bus and the gateway's rate limiter.
@@ -138,13 +151,10 @@ impl std::fmt::Debug for RedisUrl {
     }
 }
 
-fn parse_redis_url(value: &str) -> Result<RedisUrl, String> {
+fn parse_redis_url(value: &str) -> Result<RedisUrl, InvalidSetting> {
     crate::redis::Client::open(value)
         .map(|_| RedisUrl(value.to_owned()))
-        .map_err(|_| {
-            "expected a redis:// or rediss:// URL, or redis+cluster://host:port,host:port"
-                .to_owned()
-        })
+        .map_err(|_| InvalidSetting::RedisUrl)
 }
 
 /// What every service with a database has: where it listens, its database, Redis and
@@ -212,12 +222,12 @@ impl std::fmt::Debug for Secret {
 
 /// Value parser for secrets: at least 16 characters, so a placeholder is not mistaken
 /// for a key.
-pub fn parse_secret(value: &str) -> Result<Secret, String> {
+pub fn parse_secret(value: &str) -> Result<Secret, InvalidSetting> {
     if value.chars().count() < 16 {
-        return Err("must be at least 16 characters".to_owned());
+        return Err(InvalidSetting::SecretTooShort);
     }
     if value.chars().any(|c| !c.is_ascii_graphic()) {
-        return Err("must be visible ASCII characters only".to_owned());
+        return Err(InvalidSetting::SecretNotVisible);
     }
     Ok(Secret(value.to_owned()))
 }

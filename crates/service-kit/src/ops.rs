@@ -22,7 +22,10 @@ use crate::problem::Problem;
 /// How long one dependency gets to answer a readiness check.
 const CHECK_TIMEOUT: Duration = Duration::from_secs(2);
 
-type Check = Arc<dyn Fn() -> BoxFuture<'static, Result<(), String>> + Send + Sync>;
+/// Why a dependency did not answer: its client's error, cause chain kept.
+pub type CheckError = Box<dyn std::error::Error + Send + Sync>;
+
+type Check = Arc<dyn Fn() -> BoxFuture<'static, Result<(), CheckError>> + Send + Sync>;
 
 /// The dependencies `/readyz` asks, by name.
 #[derive(Clone, Default)]
@@ -35,13 +38,18 @@ impl Readiness {
         Self::default()
     }
 
-    /// Adds a check: `name` appears in the 503 body when `check` fails or is too slow.
-    pub fn with_check<F, Fut>(mut self, name: &'static str, check: F) -> Self
+    /// Adds a check: `name` appears in the 503 body when `check` fails or is too slow,
+    /// and its error (with its causes) in the log.
+    pub fn with_check<F, Fut, E>(mut self, name: &'static str, check: F) -> Self
     where
         F: Fn() -> Fut + Send + Sync + 'static,
-        Fut: Future<Output = Result<(), String>> + Send + 'static,
+        Fut: Future<Output = Result<(), E>> + Send + 'static,
+        E: Into<CheckError>,
     {
-        self.checks.push((name, Arc::new(move || check().boxed())));
+        self.checks.push((
+            name,
+            Arc::new(move || check().map(|r| r.map_err(Into::into)).boxed()),
+        ));
         self
     }
 
@@ -49,13 +57,7 @@ impl Readiness {
     pub fn with_postgres(self, pool: sqlx::PgPool) -> Self {
         self.with_check("postgres", move || {
             let pool = pool.clone();
-            async move {
-                sqlx::query("SELECT 1")
-                    .execute(&pool)
-                    .await
-                    .map(drop)
-                    .map_err(|e| e.to_string())
-            }
+            async move { sqlx::query("SELECT 1").execute(&pool).await.map(drop) }
         })
     }
 
@@ -68,7 +70,6 @@ impl Readiness {
                     .query_async::<String>(&mut redis)
                     .await
                     .map(drop)
-                    .map_err(|e| e.to_string())
             }
         })
     }
@@ -82,6 +83,7 @@ impl Readiness {
                 match outcome {
                     Ok(Ok(())) => None,
                     Ok(Err(error)) => {
+                        let error = crate::telemetry::causes(error.as_ref());
                         tracing::warn!(dependency = name, error, "readiness check failed");
                         Some(*name)
                     }

@@ -38,3 +38,32 @@ pub fn init(service: &'static str, config: &TelemetryConfig) -> anyhow::Result<(
     }
     Ok(())
 }
+
+/// `error` and its causes, `: `-separated: one log field for an error that keeps its
+/// causes in `source()` rather than in its message.
+pub fn causes(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    #[derive(Debug, thiserror::Error)]
+    #[error("reading the config")]
+    struct Reading(#[source] std::io::Error);
+
+    #[test]
+    fn an_errors_causes_follow_its_message() {
+        let error = Reading(std::io::Error::other("permission denied"));
+        assert_eq!(
+            super::causes(&error),
+            "reading the config: permission denied"
+        );
+    }
+}

@@ -98,12 +98,26 @@ impl Config {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Addresses(pub Vec<IpAddr>);
 
-fn parse_addresses(value: &str) -> Result<Addresses, String> {
+/// An entry of a list of addresses that is not one.
+#[derive(Debug, thiserror::Error)]
+#[error("`{entry}` is not an IP address")]
+pub struct NotAnAddress {
+    entry: String,
+    #[source]
+    cause: std::net::AddrParseError,
+}
+
+fn parse_addresses(value: &str) -> Result<Addresses, NotAnAddress> {
     value
         .split(',')
         .map(str::trim)
         .filter(|s| !s.is_empty())
-        .map(|s| s.parse().map_err(|_| format!("`{s}` is not an IP address")))
+        .map(|s| {
+            s.parse().map_err(|cause| NotAnAddress {
+                entry: s.to_owned(),
+                cause,
+            })
+        })
         .collect::<Result<_, _>>()
         .map(Addresses)
 }

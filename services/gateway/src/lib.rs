@@ -41,6 +41,7 @@ pub mod upstream;
 use std::sync::Arc;
 use std::time::Duration;
 
+use anyhow::Context;
 use axum::http::{HeaderName, HeaderValue, Method};
 use contracts::ops::OpsClient;
 use service_client::Client;
@@ -126,11 +127,14 @@ impl Application {
             .with_check("jwks", move || {
                 let verifier = ready_verifier.clone();
                 async move {
-                    if verifier.has_keys().await || verifier.refresh().await.is_ok() {
-                        Ok(())
-                    } else {
-                        Err("the user service's JWKS could not be fetched".to_owned())
+                    if verifier.has_keys().await {
+                        return Ok(());
                     }
+                    verifier
+                        .refresh()
+                        .await
+                        .map(drop)
+                        .context("the user service's JWKS could not be fetched")
                 }
             });
         let console = Console {

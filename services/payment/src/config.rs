@@ -58,10 +58,15 @@ impl Config {
     }
 }
 
-fn parse_rate(value: &str) -> Result<f64, String> {
+/// A failure rate that is not one.
+#[derive(Debug, thiserror::Error)]
+#[error("`{0}` is not a number from 0 to 1")]
+pub struct NotARate(String);
+
+fn parse_rate(value: &str) -> Result<f64, NotARate> {
     match value.parse::<f64>() {
         Ok(rate) if (0.0..=1.0).contains(&rate) => Ok(rate),
-        _ => Err(format!("`{value}` is not a number from 0 to 1")),
+        _ => Err(NotARate(value.to_owned())),
     }
 }
 

@@ -77,7 +77,7 @@ pub struct Config {
     pub admin_password: Option<Secret>,
 }
 
-fn parse_admin_password(value: &str) -> Result<Secret, String> {
+fn parse_admin_password(value: &str) -> Result<Secret, validation::Invalid> {
     validation::password(value).map(|()| Secret::new(value))
 }
 

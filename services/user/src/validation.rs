@@ -10,18 +10,33 @@ pub const MAX_PASSWORD_CHARS: usize = 1024;
 /// Longest name accepted.
 pub const MAX_NAME_CHARS: usize = 200;
 
+/// Why a value was refused; its text is the field error a client reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum Invalid {
+    #[error("must not be empty")]
+    Empty,
+    #[error("must be at least {0} characters")]
+    TooShort(usize),
+    #[error("must be at most {0} characters")]
+    TooLong(usize),
+    #[error("is not an email address")]
+    NotAnEmail,
+    #[error("must not contain control characters")]
+    ControlCharacters,
+}
+
 /// A trimmed, plausibly deliverable address: `local@domain.tld`, at most 254 bytes, no
 /// spaces or control characters. Returns it trimmed.
-pub fn email(value: &str) -> Result<String, &'static str> {
+pub fn email(value: &str) -> Result<String, Invalid> {
     let value = value.trim();
     if value.is_empty() {
-        return Err("must not be empty");
+        return Err(Invalid::Empty);
     }
     if value.len() > 254 {
-        return Err("must be at most 254 characters");
+        return Err(Invalid::TooLong(254));
     }
     let Some((local, domain)) = value.split_once('@') else {
-        return Err("is not an email address");
+        return Err(Invalid::NotAnEmail);
     };
     let local_ok = !local.is_empty()
         && local.len() <= 64
@@ -38,31 +53,31 @@ pub fn email(value: &str) -> Result<String, &'static str> {
     if local_ok && domain_ok {
         Ok(value.to_owned())
     } else {
-        Err("is not an email address")
+        Err(Invalid::NotAnEmail)
     }
 }
 
 /// At least 8 characters, at most 1024.
-pub fn password(value: &str) -> Result<(), String> {
+pub fn password(value: &str) -> Result<(), Invalid> {
     let length = value.chars().count();
     if length < MIN_PASSWORD_CHARS {
-        Err(format!("must be at least {MIN_PASSWORD_CHARS} characters"))
+        Err(Invalid::TooShort(MIN_PASSWORD_CHARS))
     } else if length > MAX_PASSWORD_CHARS {
-        Err(format!("must be at most {MAX_PASSWORD_CHARS} characters"))
+        Err(Invalid::TooLong(MAX_PASSWORD_CHARS))
     } else {
         Ok(())
     }
 }
 
 /// Not empty after trimming, at most 200 characters. Returns it trimmed.
-pub fn name(value: &str) -> Result<String, String> {
+pub fn name(value: &str) -> Result<String, Invalid> {
     let value = value.trim();
     if value.is_empty() {
-        Err("must not be empty".to_owned())
+        Err(Invalid::Empty)
     } else if value.chars().count() > MAX_NAME_CHARS {
-        Err(format!("must be at most {MAX_NAME_CHARS} characters"))
+        Err(Invalid::TooLong(MAX_NAME_CHARS))
     } else if value.chars().any(char::is_control) {
-        Err("must not contain control characters".to_owned())
+        Err(Invalid::ControlCharacters)
     } else {
         Ok(value.to_owned())
     }

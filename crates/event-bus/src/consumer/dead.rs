@@ -16,7 +16,7 @@ pub(super) async fn dead_letter(
     let config = &shared.config;
     let raw = match &entry.envelope {
         Ok(envelope) => serde_json::to_string(envelope).unwrap_or_default(),
-        Err(reason) => reason.clone(),
+        Err(reason) => reason.to_string(),
     };
     let mut redis = shared.commands().await?;
     redis::pipe()

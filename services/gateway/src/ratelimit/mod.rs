@@ -46,6 +46,7 @@
 //! failing every request.
 
 use std::collections::{HashMap, VecDeque};
+use std::error::Error as _;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use std::time::{Duration, Instant};
@@ -126,7 +127,27 @@ struct Window {
 /// An admission waiting for its batch.
 struct Pending {
     key: String,
-    reply: oneshot::Sender<Result<Decision, String>>,
+    reply: oneshot::Sender<Result<Decision, Unanswered>>,
+}
+
+/// Why Redis did not decide a batch: its admissions are then decided in memory. Clone,
+/// as one failure answers every admission of the batch.
+#[derive(Debug, Clone, thiserror::Error)]
+enum Unanswered {
+    #[error("the rate-limit task stopped")]
+    Stopped,
+    #[error("no answer within {0:?}")]
+    TimedOut(Duration),
+    #[error("the rate-limit call failed")]
+    Redis(#[source] Arc<redis::RedisError>),
+    #[error("the rate-limit script answered {answered} numbers for {keys} keys")]
+    Malformed { answered: usize, keys: usize },
+}
+
+impl From<redis::RedisError> for Unanswered {
+    fn from(error: redis::RedisError) -> Self {
+        Self::Redis(Arc::new(error))
+    }
 }
 
 impl RateLimiter {
@@ -198,7 +219,7 @@ impl RateLimiter {
             Ok(()) => answer.await.ok(),
             Err(_) => None,
         };
-        let result = answered.unwrap_or_else(|| Err("the rate-limit task stopped".to_owned()));
+        let result = answered.unwrap_or(Err(Unanswered::Stopped));
         match result {
             Ok(decision) => {
                 self.shared.mark_redis_up();
@@ -209,7 +230,8 @@ impl RateLimiter {
             }
             Err(error) => {
                 tracing::warn!(
-                    error,
+                    error = %error,
+                    cause = error.source().map(tracing::field::display),
                     "Redis unreachable: rate limiting in this replica's memory"
                 );
                 self.shared.mark_redis_down(now + REDIS_RETRY_AFTER);
@@ -280,7 +302,7 @@ async fn send_batches(shared: Arc<Shared>, mut admissions: mpsc::UnboundedReceiv
         }
         let decided = tokio::time::timeout(REDIS_TIMEOUT, shared.decide(&mut redis, &batch))
             .await
-            .unwrap_or_else(|_| Err(format!("no answer within {REDIS_TIMEOUT:?}")));
+            .unwrap_or(Err(Unanswered::TimedOut(REDIS_TIMEOUT)));
         match decided {
             Ok(decisions) => {
                 for (pending, decision) in batch.drain(..).zip(decisions) {
@@ -302,10 +324,10 @@ impl Shared {
         &self,
         redis: &mut Option<Connection>,
         batch: &[Pending],
-    ) -> Result<Vec<Decision>, String> {
+    ) -> Result<Vec<Decision>, Unanswered> {
         let connection = match redis {
             Some(connection) => connection,
-            None => redis.insert(self.client.connect().await.map_err(|e| e.to_string())?),
+            None => redis.insert(self.client.connect().await?),
         };
         // The batch's distinct keys in order of first arrival, how many admissions
         // each wants, and for each admission its key and its place among that key's.
@@ -366,7 +388,7 @@ impl Shared {
         connection: &Connection,
         keys: &[&str],
         wanted: &[u32],
-    ) -> Result<Vec<Window>, String> {
+    ) -> Result<Vec<Window>, Unanswered> {
         if !connection.is_cluster() {
             return self.call(connection.clone(), keys, wanted).await;
         }
@@ -400,7 +422,7 @@ impl Shared {
         mut connection: Connection,
         keys: &[&str],
         wanted: &[u32],
-    ) -> Result<Vec<Window>, String> {
+    ) -> Result<Vec<Window>, Unanswered> {
         let mut invocation = self.script.prepare_invoke();
         for key in keys {
             invocation.key(*key);
@@ -410,16 +432,12 @@ impl Shared {
             invocation.arg(*count);
         }
         self.round_trips.fetch_add(1, Ordering::Relaxed);
-        let answers: Vec<i64> = invocation
-            .invoke_async(&mut connection)
-            .await
-            .map_err(|e| e.to_string())?;
+        let answers: Vec<i64> = invocation.invoke_async(&mut connection).await?;
         let (Some(&now), true) = (answers.last(), answers.len() == keys.len() * 2 + 1) else {
-            return Err(format!(
-                "the rate-limit script answered {} numbers for {} keys",
-                answers.len(),
-                keys.len()
-            ));
+            return Err(Unanswered::Malformed {
+                answered: answers.len(),
+                keys: keys.len(),
+            });
         };
         Ok(answers
             .chunks_exact(2)
