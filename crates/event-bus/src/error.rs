@@ -23,6 +23,32 @@ impl HandlerError {
     }
 }
 
+/// Why events were not published.
+#[derive(Debug, thiserror::Error)]
+pub enum PublishError {
+    #[error("an envelope would not encode")]
+    Encode(#[from] serde_json::Error),
+    #[error("Redis refused the XADD")]
+    Redis(#[from] redis::RedisError),
+    #[error("XADD returned no id")]
+    NoId,
+}
+
+/// Why a relay pass failed; the rows stay unpublished for the next.
+#[derive(Debug, thiserror::Error)]
+pub enum RelayError {
+    #[error("reading or marking the outbox")]
+    Outbox(#[from] sqlx::Error),
+    #[error("publishing the outbox's rows")]
+    Publish(#[from] PublishError),
+}
+
+impl From<redis::RedisError> for RelayError {
+    fn from(error: redis::RedisError) -> Self {
+        Self::Publish(PublishError::Redis(error))
+    }
+}
+
 /// What a failure worth retrying was doing: `.or_retry(|| format!("reserving order
 /// {id}"))`, as `anyhow`'s `with_context`, so the log says what failed for which event.
 pub trait OrRetry<T> {

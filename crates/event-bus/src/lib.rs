@@ -57,7 +57,7 @@ pub use config::EventsConfig;
 pub use consumer::{Consumer, ConsumerConfig};
 pub use dead_letters::dead_letter_stream;
 pub use envelope::{ENVELOPE_FIELD, Envelope};
-pub use error::{HandlerError, OrRetry};
+pub use error::{HandlerError, OrRetry, PublishError, RelayError};
 pub use inbox::{Answers, Effect};
 pub use outbox::{Tx, Wake};
 pub use publisher::Publisher;

@@ -22,6 +22,7 @@ use service_kit::redis::Connection;
 
 use crate::envelope::ENVELOPE_FIELD;
 use crate::envelope::Envelope;
+use crate::error::PublishError;
 use crate::stream::Stream;
 
 /// How long a batch waits for its replicas before it is published again: well inside
@@ -59,12 +60,11 @@ impl Publisher {
     }
 
     /// Appends one envelope to `stream` (a partition's key); returns its entry id.
-    pub async fn publish(&self, stream: &str, envelope: &Envelope) -> anyhow::Result<String> {
+    pub async fn publish(&self, stream: &str, envelope: &Envelope) -> Result<String, PublishError> {
         let mut ids = self
             .publish_batch(stream, std::slice::from_ref(envelope))
             .await?;
-        ids.pop()
-            .ok_or_else(|| anyhow::anyhow!("XADD returned no id"))
+        ids.pop().ok_or(PublishError::NoId)
     }
 
     /// Appends envelopes in one round trip, in order; returns their entry ids.
@@ -72,7 +72,7 @@ impl Publisher {
         &self,
         stream: &str,
         envelopes: &[Envelope],
-    ) -> anyhow::Result<Vec<String>> {
+    ) -> Result<Vec<String>, PublishError> {
         let entries = envelopes
             .iter()
             .map(|envelope| Ok((stream.to_owned(), serde_json::to_string(envelope)?)))
@@ -86,7 +86,7 @@ impl Publisher {
         &self,
         stream: &Stream,
         envelopes: &[Envelope],
-    ) -> anyhow::Result<Vec<String>> {
+    ) -> Result<Vec<String>, PublishError> {
         let entries = envelopes
             .iter()
             .map(|envelope| {

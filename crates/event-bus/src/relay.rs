@@ -27,6 +27,7 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
+use crate::error::RelayError;
 use crate::outbox::{Staged, Wake};
 use crate::publisher::Publisher;
 
@@ -96,12 +97,12 @@ impl Relay {
     }
 
     /// Publishes one batch of unpublished rows, oldest first, however new.
-    pub async fn publish_pending(&self) -> anyhow::Result<Pass> {
+    pub async fn publish_pending(&self) -> Result<Pass, RelayError> {
         self.sweep(Duration::ZERO).await
     }
 
     /// Publishes one batch of the rows unpublished for longer than `older_than`.
-    async fn sweep(&self, older_than: Duration) -> anyhow::Result<Pass> {
+    async fn sweep(&self, older_than: Duration) -> Result<Pass, RelayError> {
         let age = older_than.as_secs_f64();
         let found: bool = sqlx::query_scalar(
             "SELECT EXISTS (SELECT 1 FROM outbox WHERE published_at IS NULL
@@ -179,7 +180,7 @@ impl Relay {
                         Ok(Pass::Busy) => Duration::from_millis(25),
                         Err(error) => {
                             tracing::warn!(
-                                error = format!("{error:#}"),
+                                error = service_kit::telemetry::causes(&error),
                                 retry_in_ms = backoff.as_millis() as u64,
                                 "outbox relay failed; retrying"
                             );
@@ -216,7 +217,11 @@ impl Relay {
         match self.publisher.xadd(&entries).await {
             Ok(_) => published.extend(ids),
             Err(error) => {
-                tracing::warn!(%error, events = ids.len(), "publishing committed events failed; the sweep will retry them");
+                tracing::warn!(
+                    %error,
+                    events = ids.len(),
+                    "publishing committed events failed; the sweep will retry them"
+                );
                 metrics::counter!("outbox_relay_failures_total").increment(1);
             }
         }

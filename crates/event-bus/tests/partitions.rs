@@ -129,7 +129,7 @@ async fn a_batch_no_connected_replica_acknowledges_is_not_counted_published() {
     replica.pause();
     let error = publisher.publish("events", &event(2).unwrap()).await;
     replica.resume();
-    let error = error.unwrap_err().to_string();
+    let error = service_kit::telemetry::causes(&error.unwrap_err());
     assert!(error.contains("did not acknowledge"), "{error}");
 
     // Back in step: published again.

@@ -125,7 +125,7 @@ pub struct RedisConfig {
 
 impl RedisConfig {
     /// Connects to `REDIS_URL`, waiting for Redis to come up as long as configured.
-    pub async fn connect(&self) -> anyhow::Result<crate::redis::Connection> {
+    pub async fn connect(&self) -> Result<crate::redis::Connection, crate::start::StartError> {
         crate::redis::connect(
             &self.redis_url.0,
             std::time::Duration::from_secs(self.redis_connect_timeout_seconds),

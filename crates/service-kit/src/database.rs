@@ -3,12 +3,12 @@
 
 use std::time::Duration;
 
-use anyhow::Context;
 use sqlx::PgPool;
 use sqlx::migrate::Migrator;
 use sqlx::postgres::PgPoolOptions;
 
 use crate::config::DatabaseConfig;
+use crate::start::StartError;
 use crate::wait::wait_for;
 
 /// Connects (waiting for the server up to the configured time) and applies `migrator`;
@@ -21,17 +21,14 @@ pub async fn connect_and_migrate(
     config: &DatabaseConfig,
     background: u32,
     migrator: &Migrator,
-) -> anyhow::Result<PgPool> {
+) -> Result<PgPool, StartError> {
     let pool = connect(config, background).await?;
-    migrator
-        .run(&pool)
-        .await
-        .context("database migrations failed")?;
+    migrator.run(&pool).await.map_err(StartError::Migrate)?;
     Ok(pool)
 }
 
 /// Connects, waiting for the server up to the configured time.
-pub async fn connect(config: &DatabaseConfig, background: u32) -> anyhow::Result<PgPool> {
+pub async fn connect(config: &DatabaseConfig, background: u32) -> Result<PgPool, StartError> {
     let options = PgPoolOptions::new()
         .max_connections(config.max_connections(background))
         .acquire_timeout(Duration::from_secs(5));
@@ -40,10 +37,8 @@ pub async fn connect(config: &DatabaseConfig, background: u32) -> anyhow::Result
         options.clone().connect_with(config.database_url.clone())
     })
     .await
-    .with_context(|| {
-        format!(
-            "could not connect to PostgreSQL (DATABASE_URL) within {}s",
-            timeout.as_secs()
-        )
+    .map_err(|cause| StartError::Postgres {
+        seconds: timeout.as_secs(),
+        cause,
     })
 }

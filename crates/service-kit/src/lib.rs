@@ -23,7 +23,8 @@
 //! - [`otel`]: spans exported over OTLP when an endpoint is set.
 //! - [`internal_auth`]: the service-key check on internal routes and the [`Caller`]
 //!   identity it makes trustworthy.
-//! - [`database`] and [`redis`]: connections that wait for their server at start-up.
+//! - [`database`] and [`redis`]: connections that wait for their server at start-up;
+//!   [`start`]: why a service could not start.
 //!
 //! [`Caller`]: internal_auth::Caller
 
@@ -41,6 +42,7 @@ pub mod problem;
 pub mod redis;
 pub mod request_id;
 pub mod server;
+pub mod start;
 pub mod telemetry;
 pub mod trace_context;
 pub mod wait;

@@ -14,7 +14,7 @@
 
 use std::time::Duration;
 
-use anyhow::Context;
+use crate::start::StartError;
 use redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig};
 use redis::cluster::{ClusterClient, ClusterConfig};
 use redis::cluster_async::ClusterConnection;
@@ -200,15 +200,13 @@ fn cluster_nodes(url: &str) -> Option<Vec<String>> {
 }
 
 /// Connects to `url` (`REDIS_URL`), waiting up to `timeout` for Redis to come up.
-pub async fn connect(url: &str, timeout: Duration) -> anyhow::Result<Connection> {
-    let client = Client::open(url).context("REDIS_URL is invalid")?;
+pub async fn connect(url: &str, timeout: Duration) -> Result<Connection, StartError> {
+    let client = Client::open(url).map_err(StartError::RedisUrl)?;
     wait_for("redis", timeout, || client.connect())
         .await
-        .with_context(|| {
-            format!(
-                "could not connect to Redis (REDIS_URL) within {}s",
-                timeout.as_secs()
-            )
+        .map_err(|cause| StartError::Redis {
+            seconds: timeout.as_secs(),
+            cause,
         })
 }
 

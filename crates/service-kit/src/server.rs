@@ -29,6 +29,7 @@ use tokio_util::task::TaskTracker;
 use crate::config::{HttpConfig, Secret};
 use crate::internal_auth::{ServiceKey, require_service_key};
 use crate::ops::Readiness;
+use crate::start::StartError;
 
 /// Serves the connections a listener accepts until the token is cancelled, then drains
 /// them and returns.
@@ -47,10 +48,10 @@ pub struct Server {
 
 impl Server {
     /// Binds `addr` (port 0 picks a free port).
-    pub async fn bind(addr: SocketAddr) -> anyhow::Result<TcpListener> {
+    pub async fn bind(addr: SocketAddr) -> Result<TcpListener, StartError> {
         TcpListener::bind(addr)
             .await
-            .with_context(|| format!("could not listen on {addr}"))
+            .map_err(|cause| StartError::Listen { addr, cause })
     }
 
     /// The standard service: `api` behind this service's `key`, the ops routes beside
@@ -62,7 +63,7 @@ impl Server {
         api: Router,
         key: &Secret,
         readiness: Readiness,
-    ) -> anyhow::Result<Self> {
+    ) -> Result<Self, StartError> {
         let api = api.route_layer(from_fn_with_state(
             ServiceKey::new(key),
             require_service_key,
