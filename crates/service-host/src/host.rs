@@ -9,6 +9,8 @@ use service_kit::server::Server;
 use sqlx::PgPool;
 use sqlx::migrate::Migrator;
 
+use crate::error::HostError;
+
 /// What a service is: its name (also its consumer group and its events' source), its
 /// version, where it listens unless told otherwise, its migrations, and the streams it
 /// publishes to and consumes.
@@ -56,7 +58,7 @@ impl Host {
         spec: &'static Spec,
         service: &ServiceConfig,
         events: &EventsConfig,
-    ) -> anyhow::Result<Self> {
+    ) -> Result<Self, HostError> {
         // The consumer's handlers hold one connection each (a consumer of effects one at
         // a time, fewer than that bound); the relay opens its own.
         let background = match spec.consumes {
@@ -69,9 +71,11 @@ impl Host {
             spec.migrator,
         )
         .await?;
-        event_bus::schema::install(&pool).await?;
+        event_bus::schema::install(&pool)
+            .await
+            .map_err(HostError::Schema)?;
         let redis = service.redis.connect().await?;
-        let redis_client = service.redis.client()?;
+        let redis_client = service.redis.client().map_err(HostError::RedisUrl)?;
         service_kit::metrics::handle();
         Ok(Self {
             spec,

@@ -4,6 +4,7 @@
 use service_kit::config::Secret;
 use service_kit::server::Server;
 
+use crate::error::HostError;
 use crate::host::Host;
 use crate::ops::{Milestones, OpsApi};
 
@@ -55,7 +56,7 @@ impl Launch {
     /// publishes) and the consumer beside the server. A spec that consumes needs an effect ([`Launch::consuming`]), and
     /// one that does not takes none: either mismatch is an error here, not a consumer
     /// silently missing.
-    pub async fn start(self) -> anyhow::Result<Server> {
+    pub async fn start(self) -> Result<Server, HostError> {
         let Self {
             host,
             routes,
@@ -65,14 +66,8 @@ impl Launch {
         } = self;
         let spec = host.spec;
         match (&spec.consumes, &consumer) {
-            (Some(_), None) => anyhow::bail!(
-                "the {} service consumes events but was given no effect to apply",
-                spec.name
-            ),
-            (None, Some(_)) => anyhow::bail!(
-                "the {} service was given an effect but its spec consumes nothing",
-                spec.name
-            ),
+            (Some(_), None) => return Err(HostError::NoEffect(spec.name)),
+            (None, Some(_)) => return Err(HostError::NothingToConsume(spec.name)),
             _ => {}
         }
         let ops = OpsApi {

@@ -36,12 +36,15 @@
 //!   connections once made.
 //! - [`launch`]: [`Launch`], the builder that turns a host and its routes into a
 //!   running [`service_kit::server::Server`].
+//! - [`error`]: [`HostError`], why a service did not start.
 //! - [`ops`]: the `/ops` routes every service serves (shapes in [`contracts::ops`]).
 
+pub mod error;
 pub mod host;
 pub mod launch;
 pub mod ops;
 
+pub use error::HostError;
 pub use host::{Host, Spec, Subscription};
 pub use launch::Launch;
 pub use ops::Milestones;

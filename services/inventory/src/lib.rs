@@ -60,12 +60,14 @@ impl Application {
         let state = AppState {
             pool: host.pool.clone(),
         };
-        host.serve(
-            routes::router().with_state(state),
-            &config.inventory_service_key,
-        )
-        .consuming(saga)
-        .start()
-        .await
+        let service = host
+            .serve(
+                routes::router().with_state(state),
+                &config.inventory_service_key,
+            )
+            .consuming(saga)
+            .start()
+            .await?;
+        Ok(service)
     }
 }

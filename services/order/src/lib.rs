@@ -65,12 +65,14 @@ impl Application {
             order_events: order_events.clone(),
             wake: host.wake(),
         };
-        host.serve(
-            routes::router().with_state(state),
-            &config.order_service_key,
-        )
-        .consuming(saga::participant(order_events))
-        .start()
-        .await
+        let service = host
+            .serve(
+                routes::router().with_state(state),
+                &config.order_service_key,
+            )
+            .consuming(saga::participant(order_events))
+            .start()
+            .await?;
+        Ok(service)
     }
 }

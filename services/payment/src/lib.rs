@@ -68,12 +68,14 @@ impl Application {
         let state = AppState {
             pool: host.pool.clone(),
         };
-        host.serve(
-            routes::router().with_state(state),
-            &config.payment_service_key,
-        )
-        .consuming(saga)
-        .start()
-        .await
+        let service = host
+            .serve(
+                routes::router().with_state(state),
+                &config.payment_service_key,
+            )
+            .consuming(saga)
+            .start()
+            .await?;
+        Ok(service)
     }
 }

@@ -74,8 +74,10 @@ impl Application {
             tokens: Arc::new(tokens::TokenSettings::from(&config)),
             wake: host.wake(),
         };
-        host.serve(routes::router().with_state(state), &config.user_service_key)
+        let service = host
+            .serve(routes::router().with_state(state), &config.user_service_key)
             .start()
-            .await
+            .await?;
+        Ok(service)
     }
 }
