@@ -70,6 +70,7 @@ impl Launch {
             (None, Some(_)) => return Err(HostError::NothingToConsume(spec.name)),
             _ => {}
         }
+        let readiness = host.readiness();
         let ops = OpsApi {
             service: spec.name,
             version: spec.version,
@@ -81,7 +82,7 @@ impl Launch {
                     .as_ref()
                     .map(|_| (spec.name.to_owned(), host.partitions())),
             },
-            readiness: host.readiness(),
+            readiness: readiness.clone(),
             milestones,
         };
         let server = Server::build(
@@ -89,7 +90,7 @@ impl Launch {
             spec.default_port,
             routes.merge(crate::ops::router(ops)),
             &key,
-            host.readiness(),
+            readiness,
         )
         .await?;
         if !spec.publishes.is_empty() {

@@ -141,11 +141,19 @@ async fn dones(setup: &Setup) -> Vec<serde_json::Value> {
     test_support::streams::envelopes(&format!("{}dones", setup.keys.prefix())).await
 }
 
-fn admin(request: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
-    request
+/// `service`'s `/ops/report`, asked as an admin.
+async fn report_for_an_admin(service: &RunningServer) -> serde_json::Value {
+    reqwest::Client::new()
+        .get(format!("{}/ops/report", service.url()))
         .bearer_auth(KEY)
         .header("x-user-id", uuid::Uuid::new_v4().to_string())
         .header("x-user-roles", "admin")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
 }
 
 async fn start(spec: &'static Spec, setup: &Setup) -> RunningServer {
@@ -206,14 +214,7 @@ async fn a_consuming_service_applies_each_event_once_and_publishes_its_answers()
     }
 
     // The ops report names the service, and the partition its group reads.
-    let report: serde_json::Value =
-        admin(reqwest::Client::new().get(format!("{}/ops/report", service.url())))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+    let report = report_for_an_admin(&service).await;
     assert_eq!(report["service"], "things");
     assert_eq!(report["version"], "1.2.3");
     assert_eq!(report["ready"], true);
@@ -252,13 +253,7 @@ async fn a_publishing_service_serves_its_routes_behind_its_key_and_relays_what_i
         .await
         .unwrap();
     assert_eq!(as_user.status(), 403);
-    let report: serde_json::Value = admin(http.get(&report))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let report = report_for_an_admin(&service).await;
     assert_eq!(report["service"], "publisher");
     assert_eq!(report["streams"], serde_json::json!([]));
     service.stop().await.unwrap();

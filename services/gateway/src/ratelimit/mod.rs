@@ -46,7 +46,6 @@
 //! failing every request.
 
 use std::collections::{HashMap, VecDeque};
-use std::error::Error as _;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use std::time::{Duration, Instant};
@@ -230,8 +229,7 @@ impl RateLimiter {
             }
             Err(error) => {
                 tracing::warn!(
-                    error = %error,
-                    cause = error.source().map(tracing::field::display),
+                    error = service_kit::telemetry::causes(&error),
                     "Redis unreachable: rate limiting in this replica's memory"
                 );
                 self.shared.mark_redis_down(now + REDIS_RETRY_AFTER);
