@@ -18,6 +18,8 @@ FROM chef AS builder
 COPY --from=planner /src/recipe.json recipe.json
 RUN cargo chef cook --release --locked --recipe-path recipe.json
 COPY . .
+# No database in the build: the SQL macros compile from the offline data in .sqlx/.
+ENV SQLX_OFFLINE=true
 ARG SERVICE
 RUN test -n "${SERVICE}" || { echo "set --build-arg SERVICE=<binary>" >&2; exit 1; } \
     && cargo build --release --locked --bin "${SERVICE}" \

@@ -12,7 +12,6 @@ use crate::{List, none_if_not_found};
 
 /// A product as the inventory service returns it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[cfg_attr(feature = "sqlx", derive(sqlx::FromRow))]
 pub struct Product {
     pub id: Uuid,
     pub sku: String,

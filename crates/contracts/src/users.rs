@@ -10,7 +10,6 @@ use crate::{List, none_if_not_found};
 
 /// A user as the user service returns it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[cfg_attr(feature = "sqlx", derive(sqlx::FromRow))]
 pub struct User {
     pub id: Uuid,
     pub email: String,

@@ -125,12 +125,12 @@ pub(crate) async fn record(
     group: &str,
     event_ids: &[Uuid],
 ) -> sqlx::Result<Vec<Uuid>> {
-    sqlx::query_scalar(
+    sqlx::query_scalar!(
         "INSERT INTO inbox (consumer_group, event_id) SELECT $1, unnest($2::uuid[])
          ON CONFLICT DO NOTHING RETURNING event_id",
+        group,
+        event_ids,
     )
-    .bind(group)
-    .bind(event_ids)
     .fetch_all(&mut **tx)
     .await
 }

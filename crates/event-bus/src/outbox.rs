@@ -123,16 +123,16 @@ async fn write_rows(
     let ids: Vec<Uuid> = staged.iter().map(|s| s.id).collect();
     let streams: Vec<&str> = staged.iter().map(|s| s.stream.as_str()).collect();
     let envelopes: Vec<&str> = staged.iter().map(|s| s.envelope.as_str()).collect();
-    sqlx::query(
+    sqlx::query!(
         "INSERT INTO outbox (id, stream, envelope)
          SELECT id, stream, envelope::jsonb
          FROM unnest($1::uuid[], $2::text[], $3::text[]) WITH ORDINALITY
               AS e(id, stream, envelope, n)
          ORDER BY n",
+        &ids,
+        &streams as &[&str],
+        &envelopes as &[&str],
     )
-    .bind(&ids)
-    .bind(&streams)
-    .bind(&envelopes)
     .execute(&mut **tx)
     .await
     .map(drop)

@@ -104,37 +104,37 @@ impl Relay {
     /// Publishes one batch of the rows unpublished for longer than `older_than`.
     async fn sweep(&self, older_than: Duration) -> Result<Pass, RelayError> {
         let age = older_than.as_secs_f64();
-        let found: bool = sqlx::query_scalar(
-            "SELECT EXISTS (SELECT 1 FROM outbox WHERE published_at IS NULL
-                            AND created_at <= now() - make_interval(secs => $1))",
+        let found = sqlx::query_scalar!(
+            r#"SELECT EXISTS (SELECT 1 FROM outbox WHERE published_at IS NULL
+                              AND created_at <= now() - make_interval(secs => $1)) AS "found!""#,
+            age,
         )
-        .bind(age)
         .fetch_one(&self.pool)
         .await?;
         if !found {
             return Ok(Pass::Published(0));
         }
         let mut tx = self.pool.begin().await?;
-        let locked: bool = sqlx::query_scalar("SELECT pg_try_advisory_xact_lock($1)")
-            .bind(LOCK)
-            .fetch_one(&mut *tx)
-            .await?;
+        let locked =
+            sqlx::query_scalar!(r#"SELECT pg_try_advisory_xact_lock($1) AS "locked!""#, LOCK)
+                .fetch_one(&mut *tx)
+                .await?;
         if !locked {
             return Ok(Pass::Busy);
         }
-        let rows: Vec<(Uuid, String, String)> = sqlx::query_as(
-            "SELECT id, stream, envelope::text FROM outbox
+        let rows = sqlx::query!(
+            r#"SELECT id, stream, envelope::text AS "envelope!" FROM outbox
              WHERE published_at IS NULL AND created_at <= now() - make_interval(secs => $2)
-             ORDER BY seq LIMIT $1",
+             ORDER BY seq LIMIT $1"#,
+            self.config.batch_size,
+            age,
         )
-        .bind(self.config.batch_size)
-        .bind(age)
         .fetch_all(&mut *tx)
         .await?;
-        let ids: Vec<Uuid> = rows.iter().map(|(id, _, _)| *id).collect();
+        let ids: Vec<Uuid> = rows.iter().map(|row| row.id).collect();
         let entries: Vec<(String, String)> = rows
             .into_iter()
-            .map(|(_, stream, envelope)| (stream, envelope))
+            .map(|row| (row.stream, row.envelope))
             .collect();
         self.publisher.xadd(&entries).await?;
         mark(&mut *tx, &ids).await?;
@@ -145,10 +145,10 @@ impl Relay {
     /// Deletes rows published longer ago than the retention.
     pub async fn prune(&self) -> sqlx::Result<u64> {
         let secs = self.config.retention.as_secs_f64();
-        let result = sqlx::query(
+        let result = sqlx::query!(
             "DELETE FROM outbox WHERE published_at < now() - make_interval(secs => $1)",
+            secs,
         )
-        .bind(secs)
         .execute(&self.pool)
         .await?;
         Ok(result.rows_affected())
@@ -262,10 +262,10 @@ async fn next_batch(
 
 /// Marks the rows `ids` published.
 async fn mark<'e>(executor: impl sqlx::PgExecutor<'e>, ids: &[Uuid]) -> sqlx::Result<()> {
-    sqlx::query(
+    sqlx::query!(
         "UPDATE outbox SET published_at = now() WHERE id = ANY($1) AND published_at IS NULL",
+        ids,
     )
-    .bind(ids)
     .execute(executor)
     .await
     .map(drop)

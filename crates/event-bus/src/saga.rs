@@ -92,11 +92,11 @@ pub async fn remember_cancelled(
     if ids.is_empty() {
         return Ok(());
     }
-    sqlx::query(
+    sqlx::query!(
         "INSERT INTO cancelled_orders (order_id) SELECT unnest($1::uuid[])
          ON CONFLICT DO NOTHING",
+        ids,
     )
-    .bind(ids)
     .execute(&mut **tx)
     .await
     .map(drop)

@@ -181,7 +181,7 @@ async fn the_outbox_reports_its_backlog_the_events_of_a_key_and_its_events_per_m
         "waiting ones too, in commit order"
     );
 
-    sqlx::query("UPDATE outbox SET published_at = now()")
+    sqlx::query!("UPDATE outbox SET published_at = now()")
         .execute(&bus.pool)
         .await
         .unwrap();

@@ -124,11 +124,12 @@ async fn two_relays_on_one_database_publish_every_row_once_in_order() {
         .collect();
     let committed: Vec<uuid::Uuid> = events.iter().map(|e| e.id).collect();
     assert_eq!(published, committed, "published out of commit order");
-    let unpublished: i64 =
-        sqlx::query_scalar("SELECT count(*) FROM outbox WHERE published_at IS NULL")
-            .fetch_one(&bus.pool)
-            .await
-            .unwrap();
+    let unpublished: i64 = sqlx::query_scalar!(
+        r#"SELECT count(*) AS "count!" FROM outbox WHERE published_at IS NULL"#
+    )
+    .fetch_one(&bus.pool)
+    .await
+    .unwrap();
     assert_eq!(unpublished, 0);
 }
 
@@ -154,14 +155,18 @@ async fn published_rows_older_than_the_retention_are_pruned_and_unpublished_ones
     tx.enqueue(&bus.single(), &envelope(3)).unwrap();
     tx.commit().await.unwrap();
     // Two of the published rows are past the retention.
-    sqlx::query("UPDATE outbox SET published_at = now() - interval '2 hours' WHERE seq IN (SELECT seq FROM outbox WHERE published_at IS NOT NULL ORDER BY seq LIMIT 2)")
+    sqlx::query!("UPDATE outbox SET published_at = now() - interval '2 hours' WHERE seq IN (SELECT seq FROM outbox WHERE published_at IS NOT NULL ORDER BY seq LIMIT 2)")
         .execute(&bus.pool)
         .await
         .unwrap();
     assert_eq!(relay.prune().await.unwrap(), 2);
-    let left: (i64, i64) = sqlx::query_as("SELECT count(*) FILTER (WHERE published_at IS NOT NULL), count(*) FILTER (WHERE published_at IS NULL) FROM outbox")
-        .fetch_one(&bus.pool)
-        .await
-        .unwrap();
-    assert_eq!(left, (1, 1));
+    let left = sqlx::query!(
+        r#"SELECT count(*) FILTER (WHERE published_at IS NOT NULL) AS "published!",
+                  count(*) FILTER (WHERE published_at IS NULL) AS "waiting!"
+             FROM outbox"#
+    )
+    .fetch_one(&bus.pool)
+    .await
+    .unwrap();
+    assert_eq!((left.published, left.waiting), (1, 1));
 }

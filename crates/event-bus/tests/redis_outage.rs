@@ -58,10 +58,12 @@ async fn events_committed_while_redis_is_down_are_published_and_applied_once_it_
     redis_server.stop().await;
     enqueue(&bus.pool, &bus.stream, 20..40).await;
     tokio::time::sleep(Duration::from_millis(800)).await;
-    let waiting: i64 = sqlx::query_scalar("SELECT count(*) FROM outbox WHERE published_at IS NULL")
-        .fetch_one(&bus.pool)
-        .await
-        .unwrap();
+    let waiting: i64 = sqlx::query_scalar!(
+        r#"SELECT count(*) AS "count!" FROM outbox WHERE published_at IS NULL"#
+    )
+    .fetch_one(&bus.pool)
+    .await
+    .unwrap();
     assert_eq!(
         waiting, 20,
         "rows were marked published while Redis was down"

@@ -57,7 +57,12 @@ impl Readiness {
     pub fn with_postgres(self, pool: sqlx::PgPool) -> Self {
         self.with_check("postgres", move || {
             let pool = pool.clone();
-            async move { sqlx::query("SELECT 1").execute(&pool).await.map(drop) }
+            async move {
+                sqlx::query!(r#"SELECT 1 AS "one""#)
+                    .fetch_one(&pool)
+                    .await
+                    .map(drop)
+            }
         })
     }
 

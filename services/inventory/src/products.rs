@@ -85,26 +85,28 @@ impl NewProduct {
 
 /// Inserts a product; `None` when the SKU is taken.
 pub async fn insert(pool: &PgPool, product: &NewProduct) -> sqlx::Result<Option<Product>> {
-    sqlx::query_as(
+    sqlx::query_as!(
+        Product,
         "INSERT INTO products (id, sku, name, price_cents, available)
          VALUES ($1, $2, $3, $4, $5)
          ON CONFLICT (sku) DO NOTHING
          RETURNING id, sku, name, price_cents, currency, available",
+        Uuid::now_v7(),
+        &product.sku,
+        &product.name,
+        product.price_cents,
+        product.stock
     )
-    .bind(Uuid::now_v7())
-    .bind(&product.sku)
-    .bind(&product.name)
-    .bind(product.price_cents)
-    .bind(product.stock)
     .fetch_optional(pool)
     .await
 }
 
 /// Every product, newest first.
 pub async fn list(pool: &PgPool) -> sqlx::Result<Vec<Product>> {
-    sqlx::query_as(
+    sqlx::query_as!(
+        Product,
         "SELECT id, sku, name, price_cents, currency, available FROM products
-         ORDER BY created_at DESC, id DESC",
+         ORDER BY created_at DESC, id DESC"
     )
     .fetch_all(pool)
     .await
@@ -112,22 +114,24 @@ pub async fn list(pool: &PgPool) -> sqlx::Result<Vec<Product>> {
 
 /// The product `id`.
 pub async fn find(pool: &PgPool, id: Uuid) -> sqlx::Result<Option<Product>> {
-    sqlx::query_as(
+    sqlx::query_as!(
+        Product,
         "SELECT id, sku, name, price_cents, currency, available FROM products
          WHERE id = $1",
+        id
     )
-    .bind(id)
     .fetch_optional(pool)
     .await
 }
 
 /// The products among `ids` that exist.
 pub async fn find_many(pool: &PgPool, ids: &[Uuid]) -> sqlx::Result<Vec<Product>> {
-    sqlx::query_as(
+    sqlx::query_as!(
+        Product,
         "SELECT id, sku, name, price_cents, currency, available FROM products
          WHERE id = ANY($1) ORDER BY created_at DESC, id DESC",
+        ids
     )
-    .bind(ids)
     .fetch_all(pool)
     .await
 }
@@ -148,13 +152,14 @@ pub async fn adjust_stock(
     id: Uuid,
     delta: i64,
 ) -> sqlx::Result<Result<Product, AdjustError>> {
-    let updated: Option<Product> = sqlx::query_as(
+    let updated: Option<Product> = sqlx::query_as!(
+        Product,
         "UPDATE products SET available = available + $2, updated_at = now()
          WHERE id = $1 AND available + $2 >= 0
          RETURNING id, sku, name, price_cents, currency, available",
+        id,
+        delta
     )
-    .bind(id)
-    .bind(delta)
     .fetch_optional(pool)
     .await?;
     match updated {

@@ -35,17 +35,17 @@ pub async fn reserve(
     order_id: Uuid,
     lines: &[(Uuid, i64)],
 ) -> sqlx::Result<Reserved> {
-    let (reserved, cancelled): (bool, bool) = sqlx::query_as(
-        "SELECT EXISTS (SELECT 1 FROM reservations WHERE order_id = $1),
-                EXISTS (SELECT 1 FROM cancelled_orders WHERE order_id = $1)",
+    let done = sqlx::query!(
+        r#"SELECT EXISTS (SELECT 1 FROM reservations WHERE order_id = $1) AS "reserved!",
+                  EXISTS (SELECT 1 FROM cancelled_orders WHERE order_id = $1) AS "cancelled!""#,
+        order_id
     )
-    .bind(order_id)
     .fetch_one(&mut **tx)
     .await?;
-    if reserved {
+    if done.reserved {
         return Ok(Reserved::AlreadyDone);
     }
-    if cancelled {
+    if done.cancelled {
         return Ok(Reserved::Cancelled);
     }
     let mut lines = lines.to_vec();
@@ -58,14 +58,14 @@ pub async fn reserve(
     // lines taken before the one that failed.
     let undoable = lines.len() > 1;
     if undoable {
-        sqlx::query("SAVEPOINT reserve_lines")
+        sqlx::query!("SAVEPOINT reserve_lines")
             .execute(&mut **tx)
             .await?;
     }
     for (product_id, quantity) in &lines {
         // Take the stock and record the hold in one statement: the row is locked
         // from here to commit, so this comes as late as it can.
-        let taken = sqlx::query(
+        let taken = sqlx::query!(
             "WITH taken AS (
                  UPDATE products SET available = available - $2, updated_at = now()
                  WHERE id = $1 AND available >= $2
@@ -73,17 +73,17 @@ pub async fn reserve(
              )
              INSERT INTO reservations (order_id, product_id, quantity, status)
              SELECT $3, id, $2, 'reserved' FROM taken",
+            product_id,
+            quantity,
+            order_id
         )
-        .bind(product_id)
-        .bind(quantity)
-        .bind(order_id)
         .execute(&mut **tx)
         .await?
         .rows_affected()
             == 1;
         if !taken {
             if undoable {
-                sqlx::query("ROLLBACK TO SAVEPOINT reserve_lines")
+                sqlx::query!("ROLLBACK TO SAVEPOINT reserve_lines")
                     .execute(&mut **tx)
                     .await?;
             }
@@ -91,7 +91,7 @@ pub async fn reserve(
         }
     }
     if undoable {
-        sqlx::query("RELEASE SAVEPOINT reserve_lines")
+        sqlx::query!("RELEASE SAVEPOINT reserve_lines")
             .execute(&mut **tx)
             .await?;
     }
@@ -118,8 +118,8 @@ pub async fn reserve_all(
             quantities.push(*quantity);
         }
     }
-    sqlx::query_scalar(
-        "WITH line AS (
+    sqlx::query_scalar!(
+        r#"WITH line AS (
              SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::int8[])
                  AS l(order_id, product_id, quantity)
          ),
@@ -147,11 +147,12 @@ pub async fn reserve_all(
              RETURNING 1
          )
          SELECT all_taken AND (SELECT count(*) FROM held) = cardinality($1::uuid[])
-         FROM enough",
+                AS "all_reserved!"
+         FROM enough"#,
+        &order_ids,
+        &product_ids,
+        &quantities
     )
-    .bind(&order_ids)
-    .bind(&product_ids)
-    .bind(&quantities)
     .fetch_one(&mut **tx)
     .await
 }
@@ -161,21 +162,22 @@ pub async fn reserved_or_cancelled(
     tx: &mut Transaction<'_, Postgres>,
     orders: &[Uuid],
 ) -> sqlx::Result<(HashSet<Uuid>, HashSet<Uuid>)> {
-    let rows: Vec<(Uuid, bool)> = sqlx::query_as(
-        "SELECT DISTINCT order_id, true FROM reservations WHERE order_id = ANY($1)
-         UNION ALL
-         SELECT order_id, false FROM cancelled_orders WHERE order_id = ANY($1)",
+    let rows = sqlx::query!(
+        r#"SELECT DISTINCT order_id AS "order_id!", true AS "reserved!"
+             FROM reservations WHERE order_id = ANY($1)
+           UNION ALL
+           SELECT order_id, false FROM cancelled_orders WHERE order_id = ANY($1)"#,
+        orders
     )
-    .bind(orders)
     .fetch_all(&mut **tx)
     .await?;
     let mut reserved = HashSet::new();
     let mut cancelled = HashSet::new();
-    for (order, was_reserved) in rows {
-        if was_reserved {
-            reserved.insert(order);
+    for row in rows {
+        if row.reserved {
+            reserved.insert(row.order_id);
         } else {
-            cancelled.insert(order);
+            cancelled.insert(row.order_id);
         }
     }
     Ok((reserved, cancelled))
@@ -187,7 +189,7 @@ pub async fn release(
     tx: &mut Transaction<'_, Postgres>,
     orders: &[Uuid],
 ) -> sqlx::Result<HashSet<Uuid>> {
-    let released: Vec<Uuid> = sqlx::query_scalar(
+    let released: Vec<Uuid> = sqlx::query_scalar!(
         "WITH released AS (
              UPDATE reservations SET status = 'released', updated_at = now()
              WHERE order_id = ANY($1) AND status IN ('reserved', 'committed')
@@ -200,8 +202,8 @@ pub async fn release(
              WHERE p.id = r.product_id
          )
          SELECT DISTINCT order_id FROM released",
+        orders
     )
-    .bind(orders)
     .fetch_all(&mut **tx)
     .await?;
     Ok(released.into_iter().collect())
@@ -210,11 +212,11 @@ pub async fn release(
 /// Marks the held stock of `orders` as sold (their payments succeeded), in one
 /// statement.
 pub async fn commit(tx: &mut Transaction<'_, Postgres>, orders: &[Uuid]) -> sqlx::Result<()> {
-    sqlx::query(
+    sqlx::query!(
         "UPDATE reservations SET status = 'committed', updated_at = now()
          WHERE order_id = ANY($1) AND status = 'reserved'",
+        orders
     )
-    .bind(orders)
     .execute(&mut **tx)
     .await
     .map(drop)

@@ -200,7 +200,7 @@ async fn an_order_cancelled_before_its_creation_is_handled_never_holds_stock() {
     publish(&app, streams::ORDER, types::ORDER_CREATED, &created).await;
     let pool = sqlx::PgPool::connect(app.db.url()).await.unwrap();
     let handled = eventually(Duration::from_secs(10), || async {
-        sqlx::query_scalar::<_, i64>("SELECT count(*) FROM inbox")
+        sqlx::query_scalar!(r#"SELECT count(*) AS "count!" FROM inbox"#)
             .fetch_one(&pool)
             .await
             .unwrap()
@@ -291,7 +291,7 @@ async fn orders_reserved_together_take_effect_once_though_an_event_among_them_al
     assert_eq!(app.available(&a).await, 1_000 - 40);
     assert_eq!(app.available(&b).await, 1_000 - b_taken);
     let pool = sqlx::PgPool::connect(app.db.url()).await.unwrap();
-    let lines: i64 = sqlx::query_scalar("SELECT count(*) FROM reservations")
+    let lines: i64 = sqlx::query_scalar!(r#"SELECT count(*) AS "count!" FROM reservations"#)
         .fetch_one(&pool)
         .await
         .unwrap();

@@ -12,7 +12,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
-use sqlx::{FromRow, PgPool};
+use sqlx::PgPool;
 use tokio::sync::Notify;
 use uuid::Uuid;
 
@@ -43,7 +43,6 @@ pub struct Sender {
     pub wake: Arc<Notify>,
 }
 
-#[derive(FromRow)]
 struct Due {
     id: Uuid,
     event_id: Uuid,
@@ -71,7 +70,8 @@ impl Sender {
     }
 
     async fn send_due(&self) -> anyhow::Result<usize> {
-        let due: Vec<Due> = sqlx::query_as(
+        let due: Vec<Due> = sqlx::query_as!(
+            Due,
             "UPDATE webhook_deliveries d
              SET attempts = d.attempts + 1, next_attempt_at = now() + $1
              FROM webhooks w
@@ -80,8 +80,8 @@ impl Sender {
                  WHERE status = 'pending' AND next_attempt_at <= now()
                  ORDER BY next_attempt_at LIMIT 16 FOR UPDATE SKIP LOCKED)
              RETURNING d.id, d.event_id, d.event_type, d.body, d.attempts, w.url, w.secret",
+            queue::lease(self.timeout) as _
         )
-        .bind(queue::lease(self.timeout))
         .fetch_all(&self.pool)
         .await?;
         let outcomes = futures::future::join_all(due.iter().map(|d| self.attempt(d))).await;
@@ -147,22 +147,22 @@ impl Sender {
             Outcome::Refused(error) => (None, Some(error.clone()), "failed"),
         };
         let mut tx = self.pool.begin().await?;
-        sqlx::query(
+        sqlx::query!(
             "INSERT INTO webhook_attempts (delivery_id, attempt, status_code, error)
              VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING",
+            delivery.id,
+            delivery.attempts,
+            status_code,
+            error.as_deref()
         )
-        .bind(delivery.id)
-        .bind(delivery.attempts)
-        .bind(status_code)
-        .bind(&error)
         .execute(&mut *tx)
         .await?;
-        sqlx::query(
+        sqlx::query!(
             "UPDATE webhook_deliveries SET status = $2, next_attempt_at = now() + $3 WHERE id = $1",
+            delivery.id,
+            state,
+            self.backoff.after(delivery.attempts) as _
         )
-        .bind(delivery.id)
-        .bind(state)
-        .bind(self.backoff.after(delivery.attempts))
         .execute(&mut *tx)
         .await?;
         tx.commit().await?;

@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use lettre::message::{Mailbox, MultiPart};
 use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
-use sqlx::{FromRow, PgPool};
+use sqlx::PgPool;
 use tokio::sync::Notify;
 use uuid::Uuid;
 
@@ -57,7 +57,6 @@ impl Mailer {
     }
 }
 
-#[derive(FromRow)]
 struct QueuedEmail {
     notification_id: Uuid,
     recipient: String,
@@ -83,26 +82,27 @@ pub async fn run(
 }
 
 async fn send_due(pool: &PgPool, mailer: &Mailer, backoff: &Backoff) -> anyhow::Result<usize> {
-    let due: Vec<QueuedEmail> = sqlx::query_as(
+    let due: Vec<QueuedEmail> = sqlx::query_as!(
+        QueuedEmail,
         "UPDATE emails SET attempts = attempts + 1, next_attempt_at = now() + $1
          WHERE notification_id IN (
              SELECT notification_id FROM emails
              WHERE status = 'pending' AND next_attempt_at <= now()
              ORDER BY next_attempt_at LIMIT 16 FOR UPDATE SKIP LOCKED)
          RETURNING notification_id, recipient, subject, text_body, html_body, message_id, attempts",
+        queue::lease(SEND_TIMEOUT) as _
     )
-    .bind(queue::lease(SEND_TIMEOUT))
     .fetch_all(pool)
     .await?;
     let results = futures::future::join_all(due.iter().map(|email| mailer.send(email))).await;
     for (email, result) in due.iter().zip(results) {
         match result {
             Ok(()) => {
-                sqlx::query(
+                sqlx::query!(
                     "UPDATE emails SET status = 'sent', sent_at = now(), last_error = NULL
                      WHERE notification_id = $1",
+                    email.notification_id
                 )
-                .bind(email.notification_id)
                 .execute(pool)
                 .await?;
                 tracing::info!(notification_id = %email.notification_id, attempt = email.attempts, "email sent");
@@ -110,16 +110,16 @@ async fn send_due(pool: &PgPool, mailer: &Mailer, backoff: &Backoff) -> anyhow::
             Err(error) => {
                 let error = format!("{error:#}");
                 let gave_up = backoff.exhausted(email.attempts);
-                sqlx::query(
+                sqlx::query!(
                     "UPDATE emails SET last_error = $2,
                             status = CASE WHEN $3 THEN 'failed' ELSE 'pending' END,
                             next_attempt_at = now() + $4
                      WHERE notification_id = $1",
+                    email.notification_id,
+                    &error,
+                    gave_up,
+                    backoff.after(email.attempts) as _
                 )
-                .bind(email.notification_id)
-                .bind(&error)
-                .bind(gave_up)
-                .bind(backoff.after(email.attempts))
                 .execute(pool)
                 .await?;
                 tracing::warn!(notification_id = %email.notification_id, attempt = email.attempts, gave_up, error, "email not sent");
@@ -138,21 +138,22 @@ pub fn milestones(pool: PgPool) -> service_host::Milestones {
             let Ok(order_id) = Uuid::parse_str(&key) else {
                 return Ok(Vec::new());
             };
-            let sent: Vec<(String, chrono::DateTime<chrono::Utc>)> = sqlx::query_as(
-                "SELECT n.kind, e.sent_at FROM notifications n
-                   JOIN emails e ON e.notification_id = n.id
-                  WHERE n.order_id = $1 AND e.sent_at >= $2",
+            // `sent_at >= $2` holds only where it is set.
+            let sent = sqlx::query!(
+                r#"SELECT n.kind, e.sent_at AS "sent_at!" FROM notifications n
+                     JOIN emails e ON e.notification_id = n.id
+                    WHERE n.order_id = $1 AND e.sent_at >= $2"#,
+                order_id,
+                since
             )
-            .bind(order_id)
-            .bind(since)
             .fetch_all(&pool)
             .await?;
             Ok(sent
                 .into_iter()
-                .map(|(kind, at)| contracts::ops::JourneyStep {
-                    step: format!("email.sent ({kind})"),
+                .map(|row| contracts::ops::JourneyStep {
+                    step: format!("email.sent ({})", row.kind),
                     service: crate::state::SERVICE.to_owned(),
-                    at,
+                    at: row.sent_at,
                     event_id: None,
                     traceparent: None,
                 })

@@ -2,11 +2,11 @@
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
-use sqlx::{FromRow, PgPool, Postgres, Transaction};
+use sqlx::{PgPool, Postgres, Transaction};
 use uuid::Uuid;
 
 /// A notification as the API shows it.
-#[derive(Debug, Clone, Serialize, FromRow, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
 pub struct Notification {
     pub id: Uuid,
     /// The event that caused it, e.g. `order.confirmed`.
@@ -46,7 +46,7 @@ pub async fn insert_all(
         return Ok(());
     }
     let text = |f: fn(&NewNotification) -> &str| notifications.iter().map(f).collect::<Vec<_>>();
-    sqlx::query(
+    sqlx::query!(
         "WITH given AS (
              SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::uuid[], $5::text[],
                                   $6::text[], $7::text[], $8::text[], $9::text[])
@@ -61,22 +61,20 @@ pub async fn insert_all(
          SELECT g.id, g.recipient, g.subject, g.body, g.html, g.message_id
          FROM given g JOIN stored s ON s.id = g.id
          WHERE g.recipient IS NOT NULL",
-    )
-    .bind(notifications.iter().map(|n| n.id).collect::<Vec<_>>())
-    .bind(notifications.iter().map(|n| n.user_id).collect::<Vec<_>>())
-    .bind(text(|n| &n.kind))
-    .bind(notifications.iter().map(|n| n.order_id).collect::<Vec<_>>())
-    .bind(text(|n| &n.subject))
-    .bind(text(|n| &n.text))
-    .bind(text(|n| &n.html))
-    .bind(
-        notifications
+        &notifications.iter().map(|n| n.id).collect::<Vec<_>>(),
+        &notifications.iter().map(|n| n.user_id).collect::<Vec<_>>(),
+        &text(|n| &n.kind) as &[&str],
+        &notifications.iter().map(|n| n.order_id).collect::<Vec<_>>(),
+        &text(|n| &n.subject) as &[&str],
+        &text(|n| &n.text) as &[&str],
+        &text(|n| &n.html) as &[&str],
+        &notifications
             .iter()
             .map(|n| n.recipient.as_deref())
-            .collect::<Vec<_>>(),
+            .collect::<Vec<_>>() as &[Option<&str>],
+        &text(|n| &n.message_id) as &[&str],
+        EMAIL,
     )
-    .bind(text(|n| &n.message_id))
-    .bind(EMAIL)
     .execute(&mut **tx)
     .await
     .map(drop)
@@ -84,12 +82,13 @@ pub async fn insert_all(
 
 /// The newest `limit` notifications of `user_id`.
 pub async fn list(pool: &PgPool, user_id: Uuid, limit: i64) -> sqlx::Result<Vec<Notification>> {
-    sqlx::query_as(
+    sqlx::query_as!(
+        Notification,
         "SELECT id, kind, subject, body, channel, created_at FROM notifications
          WHERE user_id = $1 ORDER BY created_at DESC, id DESC LIMIT $2",
+        user_id,
+        limit
     )
-    .bind(user_id)
-    .bind(limit)
     .fetch_all(pool)
     .await
 }

@@ -5,7 +5,7 @@ use std::collections::HashSet;
 use chrono::{DateTime, Utc};
 use event_bus::Envelope;
 use serde::Serialize;
-use sqlx::{FromRow, PgPool, Postgres, Transaction};
+use sqlx::{PgPool, Postgres, Transaction};
 use uuid::Uuid;
 
 /// The events a webhook may subscribe to.
@@ -19,7 +19,7 @@ pub const EVENTS: &[&str] = &[
 ];
 
 /// A webhook as the API shows it: never its secret.
-#[derive(Debug, Clone, Serialize, FromRow, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
 pub struct Webhook {
     pub id: Uuid,
     pub url: String,
@@ -28,7 +28,7 @@ pub struct Webhook {
 }
 
 /// One attempt of one delivery, as the deliveries log shows it.
-#[derive(Debug, Clone, Serialize, FromRow)]
+#[derive(Debug, Clone, Serialize)]
 pub struct Attempt {
     pub event_id: Uuid,
     pub event: String,
@@ -46,28 +46,31 @@ pub async fn insert(
     events: &[String],
     secret: &str,
 ) -> sqlx::Result<Webhook> {
-    sqlx::query_as(
+    sqlx::query_as!(
+        Webhook,
         "INSERT INTO webhooks (id, url, events, secret) VALUES ($1, $2, $3, $4)
          RETURNING id, url, events, active",
+        Uuid::now_v7(),
+        url,
+        events,
+        secret
     )
-    .bind(Uuid::now_v7())
-    .bind(url)
-    .bind(events)
-    .bind(secret)
     .fetch_one(pool)
     .await
 }
 
 pub async fn list(pool: &PgPool) -> sqlx::Result<Vec<Webhook>> {
-    sqlx::query_as("SELECT id, url, events, active FROM webhooks ORDER BY created_at DESC, id DESC")
-        .fetch_all(pool)
-        .await
+    sqlx::query_as!(
+        Webhook,
+        "SELECT id, url, events, active FROM webhooks ORDER BY created_at DESC, id DESC"
+    )
+    .fetch_all(pool)
+    .await
 }
 
 /// Deletes the webhook and its pending deliveries; false if there was none.
 pub async fn delete(pool: &PgPool, id: Uuid) -> sqlx::Result<bool> {
-    Ok(sqlx::query("DELETE FROM webhooks WHERE id = $1")
-        .bind(id)
+    Ok(sqlx::query!("DELETE FROM webhooks WHERE id = $1", id)
         .execute(pool)
         .await?
         .rows_affected()
@@ -75,24 +78,27 @@ pub async fn delete(pool: &PgPool, id: Uuid) -> sqlx::Result<bool> {
 }
 
 pub async fn exists(pool: &PgPool, id: Uuid) -> sqlx::Result<bool> {
-    sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM webhooks WHERE id = $1)")
-        .bind(id)
-        .fetch_one(pool)
-        .await
+    sqlx::query_scalar!(
+        r#"SELECT EXISTS (SELECT 1 FROM webhooks WHERE id = $1) AS "exists!""#,
+        id
+    )
+    .fetch_one(pool)
+    .await
 }
 
 /// Every attempt at delivering to webhook `id`, newest first.
 pub async fn attempts(pool: &PgPool, id: Uuid, limit: i64) -> sqlx::Result<Vec<Attempt>> {
-    sqlx::query_as(
+    sqlx::query_as!(
+        Attempt,
         "SELECT d.event_id, d.event_type AS event, a.attempt, a.status_code, a.error,
                 CASE WHEN a.status_code BETWEEN 200 AND 299 THEN a.attempted_at END AS delivered_at,
                 a.attempted_at
          FROM webhook_attempts a JOIN webhook_deliveries d ON d.id = a.delivery_id
          WHERE d.webhook_id = $1
          ORDER BY a.attempted_at DESC, a.attempt DESC LIMIT $2",
+        id,
+        limit
     )
-    .bind(id)
-    .bind(limit)
     .fetch_all(pool)
     .await
 }
@@ -100,10 +106,11 @@ pub async fn attempts(pool: &PgPool, id: Uuid, limit: i64) -> sqlx::Result<Vec<A
 /// The event types some active webhook is subscribed to: an event of another type that
 /// tells no user needs no transaction at all.
 pub async fn subscribed(pool: &PgPool) -> sqlx::Result<HashSet<String>> {
-    let types: Vec<String> =
-        sqlx::query_scalar("SELECT DISTINCT unnest(events) FROM webhooks WHERE active")
-            .fetch_all(pool)
-            .await?;
+    let types: Vec<String> = sqlx::query_scalar!(
+        r#"SELECT DISTINCT unnest(events) AS "event_type!" FROM webhooks WHERE active"#
+    )
+    .fetch_all(pool)
+    .await?;
     Ok(types.into_iter().collect())
 }
 
@@ -116,25 +123,21 @@ pub async fn enqueue_all(
     if events.is_empty() {
         return Ok(0);
     }
-    sqlx::query(
+    sqlx::query!(
         "INSERT INTO webhook_deliveries (id, webhook_id, event_id, event_type, body)
          SELECT gen_random_uuid(), w.id, e.event_id, e.event_type, e.body
          FROM unnest($1::uuid[], $2::text[], $3::text[]) AS e(event_id, event_type, body)
          JOIN webhooks w ON w.active AND e.event_type = ANY(w.events)
          ON CONFLICT (webhook_id, event_id) DO NOTHING",
-    )
-    .bind(events.iter().map(|(e, _)| e.id).collect::<Vec<_>>())
-    .bind(
-        events
+        &events.iter().map(|(e, _)| e.id).collect::<Vec<_>>(),
+        &events
             .iter()
             .map(|(e, _)| e.event_type.as_str())
-            .collect::<Vec<_>>(),
-    )
-    .bind(
-        events
+            .collect::<Vec<_>>() as &[&str],
+        &events
             .iter()
             .map(|(_, body)| body.as_str())
-            .collect::<Vec<_>>(),
+            .collect::<Vec<_>>() as &[&str],
     )
     .execute(&mut **tx)
     .await

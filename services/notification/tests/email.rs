@@ -64,8 +64,8 @@ async fn with_smtp_down_for_a_while_every_email_arrives_once_it_returns() {
     ];
     // Let every email fail at least twice.
     let failing = eventually(Duration::from_secs(20), || async {
-        let tried: i64 = sqlx::query_scalar(
-            "SELECT count(*) FROM emails WHERE status = 'pending' AND attempts >= 2",
+        let tried: i64 = sqlx::query_scalar!(
+            r#"SELECT count(*) AS "count!" FROM emails WHERE status = 'pending' AND attempts >= 2"#
         )
         .fetch_one(&app.pool)
         .await
@@ -196,7 +196,7 @@ async fn notifications_stored_together_take_effect_once_though_an_event_among_th
     assert_eq!(mail.len(), 30);
     let to_ada = mail.iter().filter(|m| m.to == [ada.email.as_str()]).count();
     assert_eq!(to_ada, 15);
-    let stored: i64 = sqlx::query_scalar("SELECT count(*) FROM notifications")
+    let stored: i64 = sqlx::query_scalar!(r#"SELECT count(*) AS "count!" FROM notifications"#)
         .fetch_one(&app.pool)
         .await
         .unwrap();

@@ -215,7 +215,7 @@ async fn metadata_targets_are_refused_even_with_private_targets_allowed() {
             SECRET,
         )
         .await;
-    sqlx::query("UPDATE webhooks SET url = 'http://169.254.169.254/latest/meta-data'")
+    sqlx::query!("UPDATE webhooks SET url = 'http://169.254.169.254/latest/meta-data'")
         .execute(&app.pool)
         .await
         .unwrap();

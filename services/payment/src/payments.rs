@@ -4,7 +4,7 @@ use std::collections::HashSet;
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
-use sqlx::{FromRow, PgPool, Postgres, Transaction};
+use sqlx::{PgPool, Postgres, Transaction};
 use uuid::Uuid;
 
 /// How a payment ended: stored as the text the API shows.
@@ -28,7 +28,7 @@ impl Status {
 }
 
 /// A payment as the API shows it.
-#[derive(Debug, Clone, Serialize, FromRow, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
 pub struct Payment {
     pub id: Uuid,
     pub order_id: Uuid,
@@ -74,11 +74,11 @@ impl NewPayment {
 /// not be made for. One read, outside any transaction: a cancellation it misses is
 /// seen by the transaction that records the charge.
 pub async fn paid_or_cancelled(pool: &PgPool, ids: &[Uuid]) -> sqlx::Result<HashSet<Uuid>> {
-    let settled: Vec<Uuid> = sqlx::query_scalar(
-        "SELECT order_id FROM payments WHERE order_id = ANY($1)
-         UNION SELECT order_id FROM cancelled_orders WHERE order_id = ANY($1)",
+    let settled: Vec<Uuid> = sqlx::query_scalar!(
+        r#"SELECT order_id AS "order_id!" FROM payments WHERE order_id = ANY($1)
+           UNION SELECT order_id FROM cancelled_orders WHERE order_id = ANY($1)"#,
+        ids
     )
-    .bind(ids)
     .fetch_all(pool)
     .await?;
     Ok(settled.into_iter().collect())
@@ -88,12 +88,12 @@ pub async fn paid_or_cancelled(pool: &PgPool, ids: &[Uuid]) -> sqlx::Result<Hash
 /// until `tx` ends: a charge and a cancellation of one order never interleave. The
 /// locks are taken in one order (of their keys), so two batches never deadlock.
 pub async fn lock_orders(tx: &mut Transaction<'_, Postgres>, ids: &[Uuid]) -> sqlx::Result<()> {
-    sqlx::query(
+    sqlx::query!(
         "SELECT pg_advisory_xact_lock(key)
          FROM (SELECT DISTINCT hashtextextended(id::text, 0) AS key
                FROM unnest($1::uuid[]) AS id ORDER BY key) AS keys",
+        ids
     )
-    .bind(ids)
     .execute(&mut **tx)
     .await
     .map(drop)
@@ -106,27 +106,19 @@ pub async fn recorded_for(
     tx: &mut Transaction<'_, Postgres>,
     ids: &[Uuid],
 ) -> sqlx::Result<(Vec<Payment>, HashSet<Uuid>)> {
-    #[derive(FromRow)]
-    struct Row {
-        order_id: Uuid,
-        cancelled: bool,
-        id: Option<Uuid>,
-        amount_cents: Option<i64>,
-        currency: Option<String>,
-        status: Option<Status>,
-        created_at: Option<DateTime<Utc>>,
-        user_id: Option<Uuid>,
-        provider_ref: Option<String>,
-    }
-    let rows: Vec<Row> = sqlx::query_as(
-        "SELECT o.id AS order_id, c.order_id IS NOT NULL AS cancelled, p.id, p.amount_cents,
-                p.currency, p.status, p.created_at, p.user_id, p.provider_ref
-         FROM (SELECT DISTINCT unnest($1::uuid[]) AS id) AS o
-         LEFT JOIN payments p ON p.order_id = o.id
-         LEFT JOIN cancelled_orders c ON c.order_id = o.id
-         WHERE p.id IS NOT NULL OR c.order_id IS NOT NULL",
+    // The payment's columns come from an outer join: each is there exactly when the
+    // order has a payment (they are all NOT NULL in the table).
+    let rows = sqlx::query!(
+        r#"SELECT o.id AS "order_id!", c.order_id IS NOT NULL AS "cancelled!", p.id AS "id?",
+                  p.amount_cents AS "amount_cents?", p.currency AS "currency?",
+                  p.status AS "status?: Status", p.created_at AS "created_at?",
+                  p.user_id AS "user_id?", p.provider_ref AS "provider_ref?"
+             FROM (SELECT DISTINCT unnest($1::uuid[]) AS id) AS o
+             LEFT JOIN payments p ON p.order_id = o.id
+             LEFT JOIN cancelled_orders c ON c.order_id = o.id
+            WHERE p.id IS NOT NULL OR c.order_id IS NOT NULL"#,
+        ids
     )
-    .bind(ids)
     .fetch_all(&mut **tx)
     .await?;
     let mut payments = Vec::new();
@@ -135,35 +127,19 @@ pub async fn recorded_for(
         if row.cancelled {
             cancelled.insert(row.order_id);
         }
-        // A payment's columns are all NOT NULL: present together or not at all.
-        if let (
-            Some(id),
-            Some(amount_cents),
-            Some(currency),
-            Some(status),
-            Some(created_at),
-            Some(user_id),
-            Some(provider_ref),
-        ) = (
-            row.id,
-            row.amount_cents,
-            row.currency,
-            row.status,
-            row.created_at,
-            row.user_id,
-            row.provider_ref,
-        ) {
-            payments.push(Payment {
-                id,
+        let payment = || {
+            Some(Payment {
+                id: row.id?,
                 order_id: row.order_id,
-                amount_cents,
-                currency,
-                status,
-                created_at,
-                user_id,
-                provider_ref,
-            });
-        }
+                amount_cents: row.amount_cents?,
+                currency: row.currency?,
+                status: row.status?,
+                created_at: row.created_at?,
+                user_id: row.user_id?,
+                provider_ref: row.provider_ref?,
+            })
+        };
+        payments.extend(payment());
     }
     Ok((payments, cancelled))
 }
@@ -177,32 +153,18 @@ pub async fn insert_all(
         return Ok(());
     }
     let column = |f: fn(&NewPayment) -> Uuid| payments.iter().map(|p| f(p)).collect::<Vec<_>>();
-    sqlx::query(
+    let text = |f: fn(&NewPayment) -> &str| payments.iter().map(|p| f(p)).collect::<Vec<_>>();
+    sqlx::query!(
         "INSERT INTO payments (id, order_id, user_id, amount_cents, currency, status, provider_ref)
          SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::bigint[], $5::text[],
                               $6::text[], $7::text[])",
-    )
-    .bind(column(|p| p.id))
-    .bind(column(|p| p.order_id))
-    .bind(column(|p| p.user_id))
-    .bind(payments.iter().map(|p| p.amount_cents).collect::<Vec<_>>())
-    .bind(
-        payments
-            .iter()
-            .map(|p| p.currency.as_str())
-            .collect::<Vec<_>>(),
-    )
-    .bind(
-        payments
-            .iter()
-            .map(|p| p.status.as_str())
-            .collect::<Vec<_>>(),
-    )
-    .bind(
-        payments
-            .iter()
-            .map(|p| p.provider_ref.as_str())
-            .collect::<Vec<_>>(),
+        &column(|p| p.id),
+        &column(|p| p.order_id),
+        &column(|p| p.user_id),
+        &payments.iter().map(|p| p.amount_cents).collect::<Vec<_>>(),
+        &text(|p| p.currency.as_str()) as &[&str],
+        &text(|p| p.status.as_str()) as &[&str],
+        &text(|p| p.provider_ref.as_str()) as &[&str],
     )
     .execute(&mut **tx)
     .await
@@ -214,11 +176,11 @@ pub async fn mark_refunded(tx: &mut Transaction<'_, Postgres>, ids: &[Uuid]) -> 
     if ids.is_empty() {
         return Ok(());
     }
-    sqlx::query(
+    sqlx::query!(
         "UPDATE payments SET status = 'refunded', updated_at = now()
          WHERE id = ANY($1) AND status = 'succeeded'",
+        ids
     )
-    .bind(ids)
     .execute(&mut **tx)
     .await
     .map(drop)
@@ -226,13 +188,15 @@ pub async fn mark_refunded(tx: &mut Transaction<'_, Postgres>, ids: &[Uuid]) -> 
 
 /// The newest `limit` payments: `user_id`'s, or everyone's for `None`.
 pub async fn list(pool: &PgPool, user_id: Option<Uuid>, limit: i64) -> sqlx::Result<Vec<Payment>> {
-    sqlx::query_as(
-        "SELECT id, order_id, amount_cents, currency, status, created_at, user_id, provider_ref
+    sqlx::query_as!(
+        Payment,
+        r#"SELECT id, order_id, amount_cents, currency, status AS "status: Status", created_at,
+                  user_id, provider_ref
          FROM payments WHERE $1::uuid IS NULL OR user_id = $1
-         ORDER BY created_at DESC, id DESC LIMIT $2",
+         ORDER BY created_at DESC, id DESC LIMIT $2"#,
+        user_id,
+        limit
     )
-    .bind(user_id)
-    .bind(limit)
     .fetch_all(pool)
     .await
 }

@@ -95,7 +95,7 @@ async fn an_order_cancelled_before_its_reservation_is_handled_is_never_charged()
         .await;
     // The cancellation is remembered before the reservation arrives.
     let remembered = eventually(PATIENCE, || async {
-        let n: i64 = sqlx::query_scalar("SELECT count(*) FROM cancelled_orders")
+        let n: i64 = sqlx::query_scalar!(r#"SELECT count(*) AS "count!" FROM cancelled_orders"#)
             .fetch_one(&app.pool)
             .await
             .unwrap();

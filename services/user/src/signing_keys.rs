@@ -59,8 +59,7 @@ fn thumbprint(public_key: &[u8; 32]) -> String {
 }
 
 async fn lock(tx: &mut Transaction<'_, Postgres>) -> sqlx::Result<()> {
-    sqlx::query("SELECT pg_advisory_xact_lock($1)")
-        .bind(KEY_LOCK)
+    sqlx::query!("SELECT pg_advisory_xact_lock($1)", KEY_LOCK)
         .execute(&mut **tx)
         .await
         .map(drop)
@@ -73,13 +72,15 @@ async fn insert_new(tx: &mut Transaction<'_, Postgres>) -> anyhow::Result<String
         .verifying_key()
         .to_bytes();
     let kid = thumbprint(&public);
-    sqlx::query("INSERT INTO signing_keys (kid, seed, public_key) VALUES ($1, $2, $3)")
-        .bind(&kid)
-        .bind(&seed[..])
-        .bind(&public[..])
-        .execute(&mut **tx)
-        .await
-        .context("failed to store a new signing key")?;
+    sqlx::query!(
+        "INSERT INTO signing_keys (kid, seed, public_key) VALUES ($1, $2, $3)",
+        &kid,
+        &seed[..],
+        &public[..]
+    )
+    .execute(&mut **tx)
+    .await
+    .context("failed to store a new signing key")?;
     Ok(kid)
 }
 
@@ -87,10 +88,11 @@ async fn insert_new(tx: &mut Transaction<'_, Postgres>) -> anyhow::Result<String
 pub async fn ensure_one(pool: &PgPool) -> anyhow::Result<()> {
     let mut tx = pool.begin().await?;
     lock(&mut tx).await?;
-    let live: i64 =
-        sqlx::query_scalar("SELECT count(*) FROM signing_keys WHERE retired_at IS NULL")
-            .fetch_one(&mut *tx)
-            .await?;
+    let live: i64 = sqlx::query_scalar!(
+        r#"SELECT count(*) AS "live!" FROM signing_keys WHERE retired_at IS NULL"#
+    )
+    .fetch_one(&mut *tx)
+    .await?;
     if live == 0 {
         let kid = insert_new(&mut tx).await?;
         tracing::info!(kid, "created the first signing key");
@@ -103,7 +105,7 @@ pub async fn ensure_one(pool: &PgPool) -> anyhow::Result<()> {
 pub async fn rotate(pool: &PgPool) -> anyhow::Result<String> {
     let mut tx = pool.begin().await?;
     lock(&mut tx).await?;
-    sqlx::query("UPDATE signing_keys SET retired_at = now() WHERE retired_at IS NULL")
+    sqlx::query!("UPDATE signing_keys SET retired_at = now() WHERE retired_at IS NULL")
         .execute(&mut *tx)
         .await?;
     let kid = insert_new(&mut tx).await?;
@@ -113,14 +115,16 @@ pub async fn rotate(pool: &PgPool) -> anyhow::Result<String> {
 
 /// The key that signs new tokens: the newest live one.
 pub async fn active(pool: &PgPool) -> anyhow::Result<ActiveKey> {
-    let (kid, seed): (String, Vec<u8>) = sqlx::query_as(
+    let key = sqlx::query!(
         "SELECT kid, seed FROM signing_keys WHERE retired_at IS NULL
-         ORDER BY created_at DESC LIMIT 1",
+         ORDER BY created_at DESC LIMIT 1"
     )
     .fetch_optional(pool)
     .await?
     .context("no live signing key")?;
-    let seed: [u8; 32] = seed
+    let kid = key.kid;
+    let seed: [u8; 32] = key
+        .seed
         .try_into()
         .map_err(|_| anyhow::anyhow!("signing key {kid} has a malformed seed"))?;
     let der = ed25519_dalek::SigningKey::from_bytes(&seed)
@@ -135,21 +139,21 @@ pub async fn active(pool: &PgPool) -> anyhow::Result<ActiveKey> {
 /// Every key that may still verify a live token: the live ones, and those retired less
 /// than one token lifetime (plus skew) ago.
 pub async fn jwks(pool: &PgPool, token_ttl_seconds: i64) -> anyhow::Result<Jwks> {
-    let rows: Vec<(String, Vec<u8>)> = sqlx::query_as(
+    let rows = sqlx::query!(
         "SELECT kid, public_key FROM signing_keys
          WHERE retired_at IS NULL OR retired_at > now() - make_interval(secs => $1)
          ORDER BY created_at DESC",
+        (token_ttl_seconds + SKEW_SECONDS) as f64
     )
-    .bind((token_ttl_seconds + SKEW_SECONDS) as f64)
     .fetch_all(pool)
     .await?;
     let keys = rows
         .into_iter()
-        .map(|(kid, public_key)| Jwk {
+        .map(|row| Jwk {
             kty: "OKP",
             crv: "Ed25519",
-            x: URL_SAFE_NO_PAD.encode(public_key),
-            kid,
+            x: URL_SAFE_NO_PAD.encode(row.public_key),
+            kid: row.kid,
             alg: "EdDSA",
             use_: "sig",
         })

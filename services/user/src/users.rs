@@ -37,66 +37,75 @@ pub async fn insert_if_absent(
     db: impl sqlx::PgExecutor<'_>,
     user: NewUser,
 ) -> sqlx::Result<Option<User>> {
-    sqlx::query_as::<_, User>(
+    sqlx::query_as!(
+        User,
         "INSERT INTO users (id, email, name, password_hash, roles)
          VALUES ($1, $2, $3, $4, $5)
          ON CONFLICT ((lower(email))) DO NOTHING
          RETURNING id, email, name, roles, created_at",
+        Uuid::now_v7(),
+        &user.email,
+        &user.name,
+        &user.password_hash,
+        &user.roles,
     )
-    .bind(Uuid::now_v7())
-    .bind(&user.email)
-    .bind(&user.name)
-    .bind(&user.password_hash)
-    .bind(&user.roles)
     .fetch_optional(db)
     .await
 }
 
 /// The user with this email (any case) and their password hash.
 pub async fn find_with_hash(pool: &PgPool, email: &str) -> sqlx::Result<Option<(User, String)>> {
-    #[derive(sqlx::FromRow)]
-    struct Row {
-        #[sqlx(flatten)]
-        user: User,
-        password_hash: String,
-    }
-    let row = sqlx::query_as::<_, Row>(
+    let row = sqlx::query!(
         "SELECT id, email, name, roles, created_at, password_hash
          FROM users WHERE lower(email) = lower($1)",
+        email.trim(),
     )
-    .bind(email.trim())
     .fetch_optional(pool)
     .await?;
-    Ok(row.map(|row| (row.user, row.password_hash)))
+    Ok(row.map(|row| {
+        let user = User {
+            id: row.id,
+            email: row.email,
+            name: row.name,
+            roles: row.roles,
+            created_at: row.created_at,
+        };
+        (user, row.password_hash)
+    }))
 }
 
 /// The user with this id.
 pub async fn find(pool: &PgPool, id: Uuid) -> sqlx::Result<Option<User>> {
-    sqlx::query_as::<_, User>("SELECT id, email, name, roles, created_at FROM users WHERE id = $1")
-        .bind(id)
-        .fetch_optional(pool)
-        .await
+    sqlx::query_as!(
+        User,
+        "SELECT id, email, name, roles, created_at FROM users WHERE id = $1",
+        id
+    )
+    .fetch_optional(pool)
+    .await
 }
 
 /// The users among `ids` that exist, newest first.
 pub async fn find_many(pool: &PgPool, ids: &[Uuid]) -> sqlx::Result<Vec<User>> {
-    sqlx::query_as::<_, User>(
+    sqlx::query_as!(
+        User,
         "SELECT id, email, name, roles, created_at FROM users
          WHERE id = ANY($1) ORDER BY created_at DESC, id DESC",
+        ids,
     )
-    .bind(ids)
     .fetch_all(pool)
     .await
 }
 
 /// Renames a user; `None` if there is no such user.
 pub async fn rename(pool: &PgPool, id: Uuid, name: &str) -> sqlx::Result<Option<User>> {
-    sqlx::query_as::<_, User>(
+    sqlx::query_as!(
+        User,
         "UPDATE users SET name = $2, updated_at = now() WHERE id = $1
          RETURNING id, email, name, roles, created_at",
+        id,
+        name,
     )
-    .bind(id)
-    .bind(name)
     .fetch_optional(pool)
     .await
 }

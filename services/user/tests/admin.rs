@@ -20,10 +20,13 @@ async fn replicas_started_together_create_exactly_one_admin() {
 
     let pool = sqlx::PgPool::connect(db.url()).await.unwrap();
     let admins: Vec<(String, Vec<String>)> =
-        sqlx::query_as("SELECT email, roles FROM users WHERE lower(email) = 'root@example.com'")
+        sqlx::query!("SELECT email, roles FROM users WHERE lower(email) = 'root@example.com'")
             .fetch_all(&pool)
             .await
-            .unwrap();
+            .unwrap()
+            .into_iter()
+            .map(|row| (row.email, row.roles))
+            .collect();
     assert_eq!(admins.len(), 1, "{admins:?}");
     assert_eq!(admins[0].1, ["user", "admin"]);
 
@@ -61,7 +64,7 @@ async fn an_account_registered_with_the_admin_email_is_not_promoted() {
     let _second = start(db.url(), &ADMIN).await;
     let pool = sqlx::PgPool::connect(db.url()).await.unwrap();
     let roles: Vec<Vec<String>> =
-        sqlx::query_scalar("SELECT roles FROM users WHERE lower(email) = 'root@example.com'")
+        sqlx::query_scalar!("SELECT roles FROM users WHERE lower(email) = 'root@example.com'")
             .fetch_all(&pool)
             .await
             .unwrap();

@@ -501,7 +501,7 @@ async fn a_refused_registration_publishes_nothing() {
     let second = app.register("DUP@example.com", "password1", "B").await;
     assert_eq!(second.status(), 409);
     let pool = sqlx::PgPool::connect(app.db.url()).await.unwrap();
-    let rows: i64 = sqlx::query_scalar("SELECT count(*) FROM outbox")
+    let rows: i64 = sqlx::query_scalar!(r#"SELECT count(*) AS "count!" FROM outbox"#)
         .fetch_one(&pool)
         .await
         .unwrap();

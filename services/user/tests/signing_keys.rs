@@ -133,10 +133,10 @@ async fn a_retired_key_leaves_the_jwks_once_its_tokens_have_expired() {
 
     // Retired longer ago than a token lifetime (900 s) plus the skew allowance.
     let mut connection = sqlx::PgConnection::connect(db.url()).await.unwrap();
-    sqlx::query(
+    sqlx::query!(
         "UPDATE signing_keys SET retired_at = now() - interval '961 seconds' WHERE kid = $1",
+        kid(&old_token),
     )
-    .bind(kid(&old_token))
     .execute(&mut connection)
     .await
     .unwrap();
@@ -144,10 +144,10 @@ async fn a_retired_key_leaves_the_jwks_once_its_tokens_have_expired() {
     assert_eq!(keys.keys.len(), 1);
     assert!(keys.find(&kid(&old_token)).is_none());
 
-    sqlx::query(
+    sqlx::query!(
         "UPDATE signing_keys SET retired_at = now() - interval '900 seconds' WHERE kid = $1",
+        kid(&old_token),
     )
-    .bind(kid(&old_token))
     .execute(&mut connection)
     .await
     .unwrap();

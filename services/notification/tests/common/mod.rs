@@ -211,9 +211,10 @@ impl TestApp {
                     });
                 }
             }
-            let queued: i64 = sqlx::query_scalar(
-                "SELECT (SELECT count(*) FROM emails WHERE status = 'pending')
-                      + (SELECT count(*) FROM webhook_deliveries WHERE status = 'pending')",
+            let queued: i64 = sqlx::query_scalar!(
+                r#"SELECT (SELECT count(*) FROM emails WHERE status = 'pending')
+                        + (SELECT count(*) FROM webhook_deliveries WHERE status = 'pending')
+                          AS "queued!""#
             )
             .fetch_one(&self.pool)
             .await

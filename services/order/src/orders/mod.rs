@@ -10,7 +10,7 @@ use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
-use sqlx::{FromRow, PgPool, Postgres, Transaction};
+use sqlx::{PgPool, Postgres, Transaction};
 use uuid::Uuid;
 
 /// Why an order was cancelled.
@@ -70,7 +70,6 @@ pub struct KeyUse {
     pub same_request: bool,
 }
 
-#[derive(FromRow)]
 struct OrderRow {
     id: Uuid,
     user_id: Uuid,
@@ -106,16 +105,16 @@ pub async fn find_key<'e>(
     user_id: Uuid,
     key: &IdempotencyKey,
 ) -> sqlx::Result<Option<KeyUse>> {
-    let row: Option<(Uuid, Vec<u8>)> = sqlx::query_as(
+    let row = sqlx::query!(
         "SELECT id, request_digest FROM orders WHERE user_id = $1 AND idempotency_key = $2",
+        user_id,
+        &key.key
     )
-    .bind(user_id)
-    .bind(&key.key)
     .fetch_optional(executor)
     .await?;
-    Ok(row.map(|(order_id, digest)| KeyUse {
-        order_id,
-        same_request: digest == key.digest,
+    Ok(row.map(|row| KeyUse {
+        order_id: row.id,
+        same_request: row.request_digest.as_ref() == Some(&key.digest),
     }))
 }
 
@@ -131,8 +130,9 @@ pub async fn insert(
     let id = Uuid::now_v7();
     // The order and its lines in one statement: the lines are written only when the
     // order row is.
-    let row: Option<OrderRow> = sqlx::query_as(
-        "WITH stored AS (
+    let row = sqlx::query_as!(
+        OrderRow,
+        r#"WITH stored AS (
              INSERT INTO orders (id, user_id, status, total_cents, currency, payment_method,
                                  idempotency_key, request_digest)
              VALUES ($1, $2, 'pending', $3, $4, $5, $6, $7)
@@ -145,19 +145,21 @@ pub async fn insert(
              FROM stored, unnest($8::uuid[], $9::bigint[], $10::bigint[])
                  WITH ORDINALITY AS l(product_id, quantity, unit_price_cents, n)
          )
-         SELECT * FROM stored",
-    )
-    .bind(id)
-    .bind(user_id)
-    .bind(order.total_cents)
-    .bind(&order.currency)
-    .bind(&order.payment_method)
-    .bind(key.map(|k| &k.key))
-    .bind(key.map(|k| &k.digest))
-    .bind(order.items.iter().map(|i| i.product_id).collect::<Vec<_>>())
-    .bind(order.items.iter().map(|i| i.quantity).collect::<Vec<_>>())
-    .bind(
-        order
+         SELECT id AS "id!", user_id AS "user_id!", status AS "status!: Status",
+                cancel_reason, total_cents AS "total_cents!", currency AS "currency!",
+                payment_method AS "payment_method!", created_at AS "created_at!",
+                updated_at AS "updated_at!"
+           FROM stored"#,
+        id,
+        user_id,
+        order.total_cents,
+        &order.currency,
+        &order.payment_method,
+        key.map(|k| &k.key),
+        key.map(|k| &k.digest),
+        &order.items.iter().map(|i| i.product_id).collect::<Vec<_>>(),
+        &order.items.iter().map(|i| i.quantity).collect::<Vec<_>>(),
+        &order
             .items
             .iter()
             .map(|i| i.unit_price_cents)
@@ -180,24 +182,22 @@ async fn items_of<'e>(
     executor: impl sqlx::PgExecutor<'e>,
     ids: &[Uuid],
 ) -> sqlx::Result<Vec<(Uuid, Item)>> {
-    let rows: Vec<(Uuid, Uuid, i64, i64)> = sqlx::query_as(
+    let rows = sqlx::query!(
         "SELECT order_id, product_id, quantity, unit_price_cents FROM order_items
          WHERE order_id = ANY($1) ORDER BY order_id, line",
+        ids
     )
-    .bind(ids)
     .fetch_all(executor)
     .await?;
     Ok(rows
         .into_iter()
-        .map(|(order_id, product_id, quantity, unit_price_cents)| {
-            (
-                order_id,
-                Item {
-                    product_id,
-                    quantity,
-                    unit_price_cents,
-                },
-            )
+        .map(|row| {
+            let item = Item {
+                product_id: row.product_id,
+                quantity: row.quantity,
+                unit_price_cents: row.unit_price_cents,
+            };
+            (row.order_id, item)
         })
         .collect())
 }
@@ -217,12 +217,13 @@ fn assemble(rows: Vec<OrderRow>, items: Vec<(Uuid, Item)>) -> Vec<Order> {
 
 /// The order `id`.
 pub async fn find(pool: &PgPool, id: Uuid) -> sqlx::Result<Option<Order>> {
-    let row: Option<OrderRow> = sqlx::query_as(
-        "SELECT id, user_id, status, cancel_reason, total_cents, currency, payment_method,
-                created_at, updated_at
-         FROM orders WHERE id = $1",
+    let row = sqlx::query_as!(
+        OrderRow,
+        r#"SELECT id, user_id, status AS "status: Status", cancel_reason, total_cents, currency,
+                  payment_method, created_at, updated_at
+         FROM orders WHERE id = $1"#,
+        id
     )
-    .bind(id)
     .fetch_optional(pool)
     .await?;
     let Some(row) = row else { return Ok(None) };
@@ -232,14 +233,15 @@ pub async fn find(pool: &PgPool, id: Uuid) -> sqlx::Result<Option<Order>> {
 
 /// The newest `limit` orders: `user_id`'s, or everyone's for `None`.
 pub async fn list(pool: &PgPool, user_id: Option<Uuid>, limit: i64) -> sqlx::Result<Vec<Order>> {
-    let rows: Vec<OrderRow> = sqlx::query_as(
-        "SELECT id, user_id, status, cancel_reason, total_cents, currency, payment_method,
-                created_at, updated_at
+    let rows = sqlx::query_as!(
+        OrderRow,
+        r#"SELECT id, user_id, status AS "status: Status", cancel_reason, total_cents, currency,
+                  payment_method, created_at, updated_at
          FROM orders WHERE $1::uuid IS NULL OR user_id = $1
-         ORDER BY created_at DESC, id DESC LIMIT $2",
+         ORDER BY created_at DESC, id DESC LIMIT $2"#,
+        user_id,
+        limit
     )
-    .bind(user_id)
-    .bind(limit)
     .fetch_all(pool)
     .await?;
     let ids: Vec<Uuid> = rows.iter().map(|r| r.id).collect();
@@ -248,7 +250,7 @@ pub async fn list(pool: &PgPool, user_id: Option<Uuid>, limit: i64) -> sqlx::Res
 }
 
 /// What the saga tells of an order it moved: confirmed, or cancelled with its reason.
-#[derive(Debug, Clone, FromRow)]
+#[derive(Debug, Clone)]
 pub struct Moved {
     pub id: Uuid,
     pub user_id: Uuid,
@@ -267,7 +269,8 @@ pub async fn move_pending(
 ) -> sqlx::Result<Vec<Moved>> {
     let ids: Vec<Uuid> = moves.iter().map(|(id, _)| *id).collect();
     let reasons: Vec<Option<&str>> = moves.iter().map(|(_, reason)| *reason).collect();
-    sqlx::query_as(
+    sqlx::query_as!(
+        Moved,
         "UPDATE orders o
          SET status = CASE WHEN m.reason IS NULL THEN 'confirmed' ELSE 'cancelled' END,
              cancel_reason = m.reason, updated_at = now()
@@ -276,9 +279,9 @@ pub async fn move_pending(
                ORDER BY id, n) AS m
          WHERE o.id = m.id AND o.status = 'pending'
          RETURNING o.id, o.user_id, o.total_cents, o.currency, o.cancel_reason",
+        &ids,
+        &reasons as &[Option<&str>]
     )
-    .bind(&ids)
-    .bind(&reasons)
     .fetch_all(&mut **tx)
     .await
 }
@@ -291,15 +294,16 @@ pub async fn cancel(
     reason: &str,
     from: &[Status],
 ) -> sqlx::Result<Option<Order>> {
-    let row: Option<OrderRow> = sqlx::query_as(
-        "UPDATE orders SET status = 'cancelled', cancel_reason = $2, updated_at = now()
+    let row = sqlx::query_as!(
+        OrderRow,
+        r#"UPDATE orders SET status = 'cancelled', cancel_reason = $2, updated_at = now()
          WHERE id = $1 AND status = ANY($3)
-         RETURNING id, user_id, status, cancel_reason, total_cents, currency,
-                   payment_method, created_at, updated_at",
+         RETURNING id, user_id, status AS "status: Status", cancel_reason, total_cents,
+                   currency, payment_method, created_at, updated_at"#,
+        id,
+        reason,
+        from as &[Status]
     )
-    .bind(id)
-    .bind(reason)
-    .bind(from)
     .fetch_optional(&mut **tx)
     .await?;
     with_items(tx, row).await

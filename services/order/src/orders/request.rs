@@ -7,7 +7,6 @@ use contracts::inventory::Product;
 use serde::{Deserialize, Serialize};
 use service_kit::problem::FieldError;
 use sha2::{Digest, Sha256};
-use sqlx::FromRow;
 use uuid::Uuid;
 
 /// The payment methods of the simulated card provider.
@@ -18,7 +17,7 @@ pub const MAX_LINES: usize = 50;
 pub const MAX_QUANTITY: i64 = 1000;
 
 /// One line of an order, priced when the order was taken.
-#[derive(Debug, Clone, Serialize, Deserialize, FromRow, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct Item {
     pub product_id: Uuid,
     pub quantity: i64,

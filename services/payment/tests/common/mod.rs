@@ -91,10 +91,13 @@ impl TestApp {
 
     /// The recorded payments, as `(order id, status)`.
     pub async fn payments(&self) -> Vec<(uuid::Uuid, String)> {
-        sqlx::query_as("SELECT order_id, status FROM payments ORDER BY order_id")
+        sqlx::query!("SELECT order_id, status FROM payments ORDER BY order_id")
             .fetch_all(&self.pool)
             .await
             .unwrap()
+            .into_iter()
+            .map(|row| (row.order_id, row.status))
+            .collect()
     }
 
     /// Batches that failed and fell back to one event at a time, from `/metrics`.
