@@ -7,7 +7,7 @@ use contracts::peers::{
     InventoryServiceArgs, NotificationServiceArgs, OrderServiceArgs, PaymentServiceArgs,
     UserServiceArgs,
 };
-use service_client::ClientSettings;
+use service_client::{ClientSettings, PeerConfig};
 use service_kit::config::{HttpConfig, RedisConfig, TelemetryConfig};
 
 /// The API gateway: routes /api to the services, verifies tokens, limits rates exactly
@@ -85,6 +85,18 @@ pub struct Config {
 }
 
 impl Config {
+    /// The services behind the gateway, each with its settings, named as the route
+    /// table ([`crate::routes::TABLE`]) and the console name them.
+    pub fn services(&self, settings: &ClientSettings) -> Vec<PeerConfig> {
+        vec![
+            self.user_service.peer(settings),
+            self.order_service.peer(settings),
+            self.inventory_service.peer(settings),
+            self.payment_service.peer(settings),
+            self.notification_service.peer(settings),
+        ]
+    }
+
     /// How many HTTP worker threads to run (0: none, serve on the main runtime).
     pub fn workers(&self) -> usize {
         self.http_workers.map_or_else(

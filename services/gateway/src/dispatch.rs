@@ -2,7 +2,7 @@
 //! their router, the console's static page to [`console::assets`], every other request
 //! to the proxy's handler, with the connection's peer address at hand.
 //!
-//! The gateway routes by its own table ([`crate::proxy`]), so a router in front of the
+//! The gateway routes by its own table ([`crate::routes`]), so a router in front of the
 //! handler would only add work to every request: its dispatch, a boxed route service
 //! cloned per call, and the peer address put into (and taken out of) an extensions map
 //! allocated per request. Here the peer is a field, set once per connection.

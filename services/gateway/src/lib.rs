@@ -16,14 +16,18 @@
 //!   ([`Worker`]).
 //! - [`serve`]: the HTTP/1.1 server, a service per connection, worker threads, and the
 //!   kit's middleware fused into one service ([`serve::stack`]).
+//! - [`routes`]: the route table, as data: each prefix's service by name, the
+//!   gateway's own endpoints, what is public.
 //! - [`state`]: what the handlers reach, shared and per worker; [`upstream`]: the
-//!   services and the route table's lines; [`dispatch`]: ops paths to their router,
-//!   everything else to the proxy.
+//!   services behind the gateway; [`dispatch`]: ops paths to their router, everything
+//!   else to the proxy.
 //! - [`connections`]: each worker's HTTP/1.1 connections to the services and the
 //!   exchanges on them.
 //! - [`path`]: canonical paths. [`proxy`]: the handler and header hygiene.
 //! - [`auth`]: token verification and the JWKS cache. [`ratelimit`]: the limiter.
-//! - [`dashboard`]: the aggregated view. [`console`]: the ops console and `/api/ops`.
+//! - [`endpoints`]: the gateway's own, on an axum `Router` behind the proxy's front
+//!   door: [`dashboard`], the aggregated view; [`console`], the ops console's
+//!   `/api/ops`; the OpenAPI document.
 
 pub mod auth;
 pub mod config;
@@ -31,9 +35,11 @@ pub mod connections;
 pub mod console;
 pub mod dashboard;
 pub mod dispatch;
+pub mod endpoints;
 pub mod path;
 pub mod proxy;
 pub mod ratelimit;
+pub mod routes;
 pub mod serve;
 pub mod state;
 pub mod upstream;
@@ -57,7 +63,7 @@ use crate::dashboard::Backends;
 use crate::dispatch::Dispatch;
 use crate::ratelimit::RateLimiter;
 use crate::serve::stack::StackLayer;
-use crate::upstream::{Route, Upstream};
+use crate::upstream::Upstream;
 
 pub use crate::state::{AppState, Gateway, Worker};
 
@@ -73,52 +79,35 @@ pub struct Application;
 impl Application {
     pub async fn build(config: Config) -> anyhow::Result<Server> {
         let settings = &config.client;
-        let user = config.user_service.peer(settings);
-        let inventory = config.inventory_service.peer(settings);
-        let order = config.order_service.peer(settings);
-        let payment = config.payment_service.peer(settings);
-        let notification = config.notification_service.peer(settings);
+        let peers = config.services(settings);
         // Each service's place in the list is its index in every worker's connections.
-        let peers = [&user, &order, &inventory, &payment, &notification];
         let upstreams = peers
             .iter()
             .enumerate()
             .map(|(index, peer)| Upstream::new(peer, index).map(Arc::new))
             .collect::<anyhow::Result<Vec<_>>>()?;
-        let [user_up, order_up, inventory_up, payment_up, notification_up] = &upstreams[..] else {
-            unreachable!("five peers make five upstreams");
-        };
+        let routes = routes::resolve(&upstreams)?;
         let upstream_count = upstreams.len();
-        let route = |prefix, target, upstream: &Arc<Upstream>| Route {
-            prefix,
-            target,
-            upstream: upstream.clone(),
+        let peer = |name: &str| {
+            peers
+                .iter()
+                .find(|peer| peer.name == name)
+                .cloned()
+                .with_context(|| format!("the {name} service is no peer"))
         };
-        let routes = vec![
-            route("/api/auth", "/auth", user_up),
-            route("/api/users", "/users", user_up),
-            route("/api/orders", "/orders", order_up),
-            route("/api/products", "/products", inventory_up),
-            route("/api/payments", "/payments", payment_up),
-            route("/api/notifications", "/notifications", notification_up),
-            route("/api/webhooks", "/webhooks", notification_up),
-        ];
+        let client = |name: &str| anyhow::Ok(Client::new("gateway", peer(name)?)?);
 
         let redis = config.redis.connect().await?;
         service_kit::metrics::handle();
-        let verifier = Verifier::new(
-            Client::new("gateway", user.clone())?,
-            &config.jwt_issuer,
-            &config.jwt_audience,
-        );
+        let verifier = Verifier::new(client("user")?, &config.jwt_issuer, &config.jwt_audience);
         if let Err(error) = verifier.refresh().await {
             tracing::warn!(error = format!("{error:#}"), "no JWKS yet; will retry");
         }
         let backends = Backends {
-            user: Client::new("gateway", user.clone())?,
-            order: Client::new("gateway", order.clone())?,
-            payment: Client::new("gateway", payment.clone())?,
-            notification: Client::new("gateway", notification.clone())?,
+            user: client("user")?,
+            order: client("order")?,
+            payment: client("payment")?,
+            notification: client("notification")?,
             timeout: Duration::from_millis(config.dashboard_timeout_ms),
         };
         let ready_verifier = verifier.clone();
@@ -138,9 +127,9 @@ impl Application {
                 }
             });
         let console = Console {
-            services: [user, order, inventory, payment, notification]
-                .into_iter()
-                .map(|peer| Client::new("gateway", peer).map(OpsClient::new))
+            services: peers
+                .iter()
+                .map(|peer| Client::new("gateway", peer.clone()).map(OpsClient::new))
                 .collect::<Result<_, _>>()?,
             orders: backends.order.clone(),
             readiness: readiness.clone(),
@@ -164,6 +153,7 @@ impl Application {
             },
         });
 
+        let endpoints = endpoints::router(state.clone());
         let cors = cors(&config.cors_origins)?;
         let stack = StackLayer {
             request_timeout: config.http.request_timeout(),
@@ -176,6 +166,7 @@ impl Application {
                 verifier: state.verifier.for_worker(),
                 connections: connections::Connections::new(upstream_count, state.limits),
                 limiter: state.limiter.for_worker(),
+                endpoints: endpoints.clone(),
             });
             let ops = service_kit::middleware::prepare(service_kit::ops::router(readiness.clone()));
             let cors = cors.clone();

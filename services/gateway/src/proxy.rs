@@ -17,52 +17,31 @@ use std::time::{Instant, SystemTime};
 
 use axum::body::Body;
 use axum::extract::Request;
-use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, header};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use service_client::breaker::{Outcome, Permit};
 use service_kit::Problem;
 use service_kit::otel;
 use service_kit::request_id::REQUEST_ID_HEADER;
 use service_kit::trace_context::{self, TRACEPARENT, TraceParent};
+use tower::ServiceExt;
 
 use crate::auth::{self, Identity, Invalid};
 use crate::connections::{ConnectionOptions, Connections, Failure, Head};
-use crate::console;
-use crate::dashboard;
 use crate::path;
+use crate::routes::{self, Resolved};
 use crate::serve::stack::RouteLabel;
-use crate::state::{AppState, Gateway};
+use crate::state::{AppState, Gateway, Worker};
 use crate::upstream::{Route, Upstream};
-
-/// Routes anyone may call without a token.
-const PUBLIC: &[(Method, &str)] = &[
-    (Method::POST, "/api/auth/register"),
-    (Method::POST, "/api/auth/login"),
-    (Method::GET, "/api/auth/jwks"),
-    (Method::GET, OPENAPI_PATH),
-];
 
 /// What a canonical path names.
 #[derive(Clone, Copy)]
 enum Target<'a> {
-    Route(&'a Route),
-    Dashboard,
-    Ops,
-    OpenApi,
+    Service(&'a Route),
+    /// One of the gateway's own endpoints, under this prefix.
+    Gateway(&'static str),
     Unknown,
 }
-
-/// The aggregated view's path.
-const DASHBOARD_PATH: &str = "/api/dashboard";
-
-/// The ops console's API, under this prefix.
-const OPS_PREFIX: &str = "/api/ops";
-
-/// Where the OpenAPI document of the public API is served.
-pub const OPENAPI_PATH: &str = "/api/openapi.json";
-
-/// The OpenAPI 3.1 document of the public API (API.md), kept beside the gateway.
-pub const OPENAPI: &str = include_str!("../openapi.json");
 
 /// Headers a client's request never passes on to a service: those the gateway sets
 /// itself (`Host`, `Authorization`, `X-Service-Name`, `X-Forwarded-*`, `traceparent`,
@@ -95,26 +74,12 @@ pub async fn handle(worker: AppState, peer: SocketAddr, request: Request) -> Res
     let method = request.method().clone();
     let client_ip = client_ip(state, peer.ip(), request.headers());
 
-    let target = if path == OPENAPI_PATH {
-        Target::OpenApi
-    } else if path == DASHBOARD_PATH {
-        Target::Dashboard
-    } else if path
-        .strip_prefix(OPS_PREFIX)
-        .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
-    {
-        Target::Ops
-    } else {
-        state
-            .routes
-            .iter()
-            .find(|r| {
-                path.strip_prefix(r.prefix)
-                    .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
-            })
-            .map_or(Target::Unknown, Target::Route)
+    let target = match routes::find(&state.routes, &path) {
+        Some(Resolved::Service(route)) => Target::Service(route),
+        Some(Resolved::Gateway(prefix)) => Target::Gateway(prefix),
+        None => Target::Unknown,
     };
-    let public = PUBLIC.iter().any(|(m, p)| *m == method && *p == path);
+    let public = routes::is_public(&method, &path);
     let verified = match auth::bearer(request.headers()) {
         Ok(token) => worker.verifier.verify(token).await,
         Err(missing) => Err(missing),
@@ -150,37 +115,13 @@ pub async fn handle(worker: AppState, peer: SocketAddr, request: Request) -> Res
     } else {
         match target {
             Target::Unknown => Problem::not_found("No such resource.").into_response(),
-            Target::OpenApi if method == Method::GET || method == Method::HEAD => (
-                [(
-                    header::CONTENT_TYPE,
-                    HeaderValue::from_static("application/json"),
-                )],
-                OPENAPI,
-            )
-                .into_response(),
-            Target::OpenApi => Problem::method_not_allowed("GET, HEAD"),
-            Target::Dashboard => match caller {
-                // Boxed: the dashboard's four concurrent calls make a large future, and
-                // unboxed it would size (and be copied with) every proxied request's.
-                Some(caller) if method == Method::GET => {
-                    Box::pin(dashboard::dashboard(&state.backends, &caller.caller)).await
-                }
-                Some(_) => Problem::method_not_allowed("GET"),
-                None => unauthorized(&Invalid::Missing),
-            },
-            Target::Ops => match caller {
-                Some(caller) => {
-                    Box::pin(console::api::handle(
-                        &state.console,
-                        &caller.caller,
-                        &path,
-                        request,
-                    ))
-                    .await
-                }
-                None => unauthorized(&Invalid::Missing),
-            },
-            Target::Route(route) => {
+            Target::Gateway(_) => {
+                // Boxed: the dashboard's and the console's calls make large futures,
+                // and unboxed they would size (and be copied with) every proxied
+                // request's.
+                Box::pin(own(&worker, &path, caller.as_deref(), request)).await
+            }
+            Target::Service(route) => {
                 forward(
                     &worker.connections,
                     route,
@@ -203,10 +144,8 @@ pub async fn handle(worker: AppState, peer: SocketAddr, request: Request) -> Res
     // The route for the access metrics and the span's name: the route's prefix, never
     // the raw path (a caller must not be able to mint label values).
     let label = match target {
-        Target::Route(route) => Some(route.prefix),
-        Target::Dashboard => Some(DASHBOARD_PATH),
-        Target::Ops => Some(OPS_PREFIX),
-        Target::OpenApi => Some(OPENAPI_PATH),
+        Target::Service(route) => Some(route.prefix),
+        Target::Gateway(prefix) => Some(prefix),
         Target::Unknown => None,
     };
     if let Some(label) = label {
@@ -215,7 +154,33 @@ pub async fn handle(worker: AppState, peer: SocketAddr, request: Request) -> Res
     response
 }
 
-fn unauthorized(invalid: &Invalid) -> Response {
+/// Hands `request` to the gateway's own endpoints ([`crate::endpoints`]) at its
+/// canonical `path`, with the verified caller, if any, as an extension.
+async fn own(
+    worker: &Worker,
+    path: &str,
+    caller: Option<&Identity>,
+    mut request: Request,
+) -> Response {
+    let target = match request.uri().query() {
+        Some(query) => format!("{path}?{query}"),
+        None => path.to_owned(),
+    };
+    let Ok(uri) = target.parse() else {
+        return Problem::bad_request("The request path is malformed.").into_response();
+    };
+    *request.uri_mut() = uri;
+    if let Some(identity) = caller {
+        request.extensions_mut().insert(identity.caller.clone());
+    }
+    match worker.endpoints.clone().oneshot(request).await {
+        Ok(response) => response,
+        Err(never) => match never {},
+    }
+}
+
+/// 401, with the challenge that says why.
+pub(crate) fn unauthorized(invalid: &Invalid) -> Response {
     tracing::debug!(reason = %invalid, "token refused");
     let mut response = Problem::unauthorized("A valid bearer token is required.").into_response();
     let challenge = match invalid {

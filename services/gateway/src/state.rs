@@ -9,7 +9,7 @@ use crate::connections;
 use crate::console::Console;
 use crate::dashboard::Backends;
 use crate::ratelimit::RateLimiter;
-use crate::upstream::Route;
+use crate::routes::Resolved;
 
 /// What the handler can reach, behind one `Arc`: axum clones the state for every
 /// request, and one reference count is cheaper than one per field.
@@ -26,11 +26,14 @@ pub struct Worker {
     pub connections: connections::Connections,
     /// The shared limit with this worker's own Redis connection.
     pub limiter: RateLimiter,
+    /// The gateway's own endpoints ([`crate::endpoints::router`]).
+    pub endpoints: axum::Router,
 }
 
 /// The gateway's parts every worker shares.
 pub struct Gateway {
-    pub routes: Vec<Route>,
+    /// The route table ([`crate::routes::TABLE`]) with each line's service.
+    pub routes: Vec<Resolved>,
     pub verifier: Verifier,
     pub limiter: RateLimiter,
     pub trusted_proxies: Vec<IpAddr>,

@@ -481,3 +481,35 @@ async fn browsers_from_the_configured_origins_may_call_and_read_the_limits_other
         assert!(exposed.contains(name), "{exposed}");
     }
 }
+
+#[tokio::test]
+async fn the_gateways_own_endpoints_refuse_unknown_paths_and_methods_as_problems() {
+    let gw = spawn(1, &[]).await;
+    let user = gw.mint(json!({})).await;
+    let admin = gw.mint(json!({"roles": ["user", "admin"]})).await;
+    let call = |verb: reqwest::Method, path: &str, token: &str| {
+        gw.client
+            .request(verb, gw.url(path))
+            .bearer_auth(token)
+            .send()
+    };
+    // The ops API is for admins, its unknown paths too.
+    for path in ["/api/ops/services", "/api/ops/no-such-thing", "/api/ops"] {
+        let answer = call(reqwest::Method::GET, path, &user).await.unwrap();
+        assert_problem(answer, 403).await;
+    }
+    for path in ["/api/ops/no-such-thing", "/api/ops", "/api/dashboard/more"] {
+        let answer = call(reqwest::Method::GET, path, &admin).await.unwrap();
+        assert_problem(answer, 404).await;
+    }
+    for (verb, path, allow) in [
+        (reqwest::Method::DELETE, "/api/ops/services", "GET,HEAD"),
+        (reqwest::Method::GET, "/api/ops/dead-letters/replay", "POST"),
+        (reqwest::Method::POST, "/api/dashboard", "GET,HEAD"),
+        (reqwest::Method::PUT, "/api/openapi.json", "GET,HEAD"),
+    ] {
+        let answer = call(verb.clone(), path, &admin).await.unwrap();
+        assert_eq!(answer.headers()["allow"], allow, "{verb} {path}");
+        assert_problem(answer, 405).await;
+    }
+}

@@ -9,9 +9,14 @@
 //! - `POST /api/ops/dead-letters/{replay|discard}` `{service, stream, id}`: 204, 404
 //!   when the service has no such dead letter. Audited in the gateway's log too.
 
-use axum::extract::{FromRequest, Request};
-use axum::http::{HeaderValue, Method, StatusCode, header};
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::{FromRequest, Path, Request, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
 use chrono::{DateTime, Utc};
 use contracts::ops::{Action, DeadLetterRef, JourneyStep, MinuteCount, ServiceReport};
 use futures::future::join_all;
@@ -23,30 +28,32 @@ use service_kit::json::Json;
 use uuid::Uuid;
 
 use super::Console;
+use crate::auth::Invalid;
+use crate::endpoints::{Signed, method_not_allowed, not_found};
+use crate::proxy::unauthorized;
+use crate::state::Gateway;
 
-/// Answers an `/api/ops/*` request (at the canonical `path`) from a verified `caller`.
-pub async fn handle(console: &Console, caller: &Caller, path: &str, request: Request) -> Response {
-    if !caller.is_admin() {
-        return Problem::forbidden("The ops API is for admins only.").into_response();
-    }
-    let rest = path.strip_prefix("/api/ops").unwrap_or_default();
-    let method = request.method().clone();
-    let get = method == Method::GET || method == Method::HEAD;
-    match rest.trim_start_matches('/').split('/').collect::<Vec<_>>()[..] {
-        ["services"] if get => services(console, caller).await,
-        ["throughput.svg"] if get => throughput(console, caller).await,
-        ["orders", id, "journey"] if get => journey(console, caller, id).await,
-        ["dead-letters", action] if method == Method::POST => {
-            let Some(action) = Action::named(action) else {
-                return Problem::not_found("No such action: replay or discard.").into_response();
-            };
-            act_on_dead_letter(console, caller, action, request).await
+/// The `/api/ops` routes (nested there by [`crate::endpoints::router`]), every one
+/// behind [`admins_only`], the unknown ones too.
+pub fn router() -> Router<Arc<Gateway>> {
+    Router::new()
+        .route("/services", get(services))
+        .route("/throughput.svg", get(throughput))
+        .route("/orders/{id}/journey", get(journey))
+        .route("/dead-letters/{action}", post(act_on_dead_letter))
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(middleware::from_fn(admins_only))
+}
+
+/// Lets an admin's request on; anyone else's is answered 401 or 403.
+async fn admins_only(request: Request, next: Next) -> Response {
+    match request.extensions().get::<Caller>() {
+        None => unauthorized(&Invalid::Missing),
+        Some(caller) if !caller.is_admin() => {
+            Problem::forbidden("The ops API is for admins only.").into_response()
         }
-        ["services" | "throughput.svg"] | ["orders", _, "journey"] => {
-            Problem::method_not_allowed("GET")
-        }
-        ["dead-letters", "replay" | "discard"] => Problem::method_not_allowed("POST"),
-        _ => Problem::not_found("No such resource.").into_response(),
+        Some(_) => next.run(request).await,
     }
 }
 
@@ -65,7 +72,8 @@ async fn own_report(console: &Console) -> ServiceReport {
     }
 }
 
-async fn services(console: &Console, caller: &Caller) -> Response {
+async fn services(State(gateway): State<Arc<Gateway>>, Signed(caller): Signed) -> Response {
+    let (console, caller) = (&gateway.console, &caller);
     let asked = console.services.iter().map(|ops| async move {
         let report = tokio::time::timeout(console.timeout, ops.report(caller)).await;
         match report {
@@ -106,8 +114,13 @@ struct OrderTimes {
     created_at: DateTime<Utc>,
 }
 
-async fn journey(console: &Console, caller: &Caller, id: &str) -> Response {
-    let Ok(order_id) = Uuid::parse_str(id) else {
+async fn journey(
+    State(gateway): State<Arc<Gateway>>,
+    Signed(caller): Signed,
+    Path(id): Path<String>,
+) -> Response {
+    let (console, caller) = (&gateway.console, &caller);
+    let Ok(order_id) = Uuid::parse_str(&id) else {
         return Problem::not_found("No such order.").into_response();
     };
     let order = console
@@ -176,7 +189,8 @@ async fn journey(console: &Console, caller: &Caller, id: &str) -> Response {
     .into_response()
 }
 
-async fn throughput(console: &Console, caller: &Caller) -> Response {
+async fn throughput(State(gateway): State<Arc<Gateway>>, Signed(caller): Signed) -> Response {
+    let (console, caller) = (&gateway.console, &caller);
     let now = Utc::now();
     let since = now - chrono::Duration::hours(1);
     let asked = console.services.iter().map(|ops| async move {
@@ -208,11 +222,15 @@ struct ActionBody {
 }
 
 async fn act_on_dead_letter(
-    console: &Console,
-    caller: &Caller,
-    action: Action,
+    State(gateway): State<Arc<Gateway>>,
+    Signed(caller): Signed,
+    Path(action): Path<String>,
     request: Request,
 ) -> Response {
+    let (console, caller) = (&gateway.console, &caller);
+    let Some(action) = Action::named(&action) else {
+        return Problem::not_found("No such action: replay or discard.").into_response();
+    };
     let body = match Json::<ActionBody>::from_request(request, &()).await {
         Ok(Json(body)) => body,
         Err(problem) => return problem.into_response(),
