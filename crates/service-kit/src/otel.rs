@@ -63,12 +63,12 @@ impl IdGenerator for OurIds {
 /// Starts exporting `service`'s spans to the OTLP/HTTP collector at `endpoint`
 /// (e.g. `http://jaeger:4318`; `/v1/traces` is added). Batches go out from a thread of
 /// their own every few seconds (`OTEL_BSP_SCHEDULE_DELAY`, ms).
-pub fn init(service: &'static str, endpoint: &str) -> anyhow::Result<()> {
+pub fn init(service: &'static str, endpoint: &str) -> Result<(), ExportError> {
     let exporter = opentelemetry_otlp::SpanExporter::builder()
         .with_http()
         .with_endpoint(format!("{}/v1/traces", endpoint.trim_end_matches('/')))
         .build()
-        .map_err(|e| anyhow::anyhow!("OTEL_EXPORTER_OTLP_ENDPOINT: {e}"))?;
+        .map_err(ExportError::Exporter)?;
     let provider = SdkTracerProvider::builder()
         .with_batch_exporter(exporter)
         .with_id_generator(OurIds::default())
@@ -77,7 +77,16 @@ pub fn init(service: &'static str, endpoint: &str) -> anyhow::Result<()> {
     let tracer = provider.tracer(service);
     EXPORTER
         .set(Exporter { provider, tracer })
-        .map_err(|_| anyhow::anyhow!("OTLP export was already set up"))
+        .map_err(|_| ExportError::AlreadySetUp)
+}
+
+/// Why span export could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum ExportError {
+    #[error("OTEL_EXPORTER_OTLP_ENDPOINT: no exporter could be built for it")]
+    Exporter(#[source] opentelemetry_otlp::ExporterBuildError),
+    #[error("OTLP export was already set up")]
+    AlreadySetUp,
 }
 
 /// Whether spans are being exported.

@@ -14,7 +14,6 @@ use std::io;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use anyhow::Context;
 use axum::Router;
 use axum::middleware::from_fn_with_state;
 use axum::serve::ListenerExt;
@@ -140,14 +139,14 @@ impl Server {
     pub async fn run_until(
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
-    ) -> anyhow::Result<()> {
+    ) -> Result<(), ServeError> {
         let addr = self.local_addr();
         let stop_accepting = CancellationToken::new();
         let mut serve = (self.serve)(self.listener, stop_accepting.clone());
         tracing::info!(addr = %addr, "listening");
 
         tokio::select! {
-            result = &mut serve => result.context("server failed")?,
+            result = &mut serve => result.map_err(ServeError::Serve)?,
             () = shutdown => {
                 tracing::info!(
                     timeout_s = self.shutdown_timeout.as_secs(),
@@ -157,7 +156,7 @@ impl Server {
                 self.cancel.cancel();
                 let deadline = Instant::now() + self.shutdown_timeout;
                 match tokio::time::timeout_at(deadline, &mut serve).await {
-                    Ok(result) => result.context("server failed")?,
+                    Ok(result) => result.map_err(ServeError::Serve)?,
                     Err(_) => tracing::warn!("drain timed out; dropping open connections"),
                 }
                 self.tasks.close();
@@ -185,11 +184,20 @@ impl Server {
     }
 }
 
+/// Why a server stopped other than by being asked to.
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    #[error("server failed")]
+    Serve(#[source] io::Error),
+    #[error("server task panicked")]
+    Panicked(#[source] tokio::task::JoinError),
+}
+
 /// A service running in the background of a test.
 pub struct RunningServer {
     addr: SocketAddr,
     stop: Option<oneshot::Sender<()>>,
-    handle: JoinHandle<anyhow::Result<()>>,
+    handle: JoinHandle<Result<(), ServeError>>,
 }
 
 impl RunningServer {
@@ -203,11 +211,11 @@ impl RunningServer {
     }
 
     /// Shuts down gracefully and waits until it has stopped.
-    pub async fn stop(mut self) -> anyhow::Result<()> {
+    pub async fn stop(mut self) -> Result<(), ServeError> {
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
         }
-        (&mut self.handle).await.context("server task panicked")?
+        (&mut self.handle).await.map_err(ServeError::Panicked)?
     }
 }
 

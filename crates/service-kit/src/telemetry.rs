@@ -13,10 +13,20 @@ use tracing_subscriber::{EnvFilter, Layer};
 
 use crate::config::{LogFormat, TelemetryConfig};
 
+/// Why logging (or span export) could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum TelemetryError {
+    #[error("RUST_LOG is invalid")]
+    Filter(#[source] tracing_subscriber::filter::ParseError),
+    #[error("logging was already set up")]
+    AlreadySetUp(#[source] tracing_subscriber::util::TryInitError),
+    #[error(transparent)]
+    Export(#[from] crate::otel::ExportError),
+}
+
 /// Installs the global subscriber for a service binary. Call once, first thing in `main`.
-pub fn init(service: &'static str, config: &TelemetryConfig) -> anyhow::Result<()> {
-    let filter = EnvFilter::try_new(&config.rust_log)
-        .map_err(|e| anyhow::anyhow!("RUST_LOG is invalid: {e}"))?;
+pub fn init(service: &'static str, config: &TelemetryConfig) -> Result<(), TelemetryError> {
+    let filter = EnvFilter::try_new(&config.rust_log).map_err(TelemetryError::Filter)?;
     let output = match config.log_format {
         LogFormat::Json => json::JsonLayer::stdout(service).boxed(),
         LogFormat::Pretty => tracing_subscriber::fmt::layer()
@@ -27,7 +37,7 @@ pub fn init(service: &'static str, config: &TelemetryConfig) -> anyhow::Result<(
     tracing_subscriber::registry()
         .with(output.with_filter(filter))
         .try_init()
-        .map_err(|e| anyhow::anyhow!("logging was already set up: {e}"))?;
+        .map_err(TelemetryError::AlreadySetUp)?;
     if let Some(endpoint) = config
         .otel_exporter_otlp_endpoint
         .as_deref()

@@ -31,6 +31,6 @@ fn main() -> ExitCode {
     };
     runtime.block_on(service_kit::server::main("gateway", &telemetry, async {
         let service = Application::build(config).await?;
-        service.run_until(shutdown_signal()).await
+        Ok(service.run_until(shutdown_signal()).await?)
     }))
 }

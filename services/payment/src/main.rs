@@ -12,7 +12,7 @@ async fn main() -> ExitCode {
     let telemetry = config.service.telemetry.clone();
     service_kit::server::main("payment", &telemetry, async {
         let service = Application::build(config).await?;
-        service.run_until(shutdown_signal()).await
+        Ok(service.run_until(shutdown_signal()).await?)
     })
     .await
 }

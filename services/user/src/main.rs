@@ -21,7 +21,7 @@ async fn main() -> ExitCode {
 
 async fn serve(config: user_service::config::Config) -> anyhow::Result<()> {
     let service = Application::build(config).await?;
-    service.run_until(shutdown_signal()).await
+    Ok(service.run_until(shutdown_signal()).await?)
 }
 
 async fn rotate(config: user_service::config::Config) -> anyhow::Result<()> {

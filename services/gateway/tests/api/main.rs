@@ -1,0 +1,12 @@
+//! The integration tests of this crate, one binary (each file of this directory a
+//! module of it), so cargo links one test executable for the crate, not one a file.
+#![allow(clippy::unwrap_used)] // in a test, a failed unwrap is a failed test
+
+mod common;
+mod failures;
+mod jwks;
+mod limits;
+mod openapi;
+mod routing;
+mod serve;
+mod streaming;
