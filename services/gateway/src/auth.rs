@@ -23,10 +23,12 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use http::HeaderValue;
+use axum::response::{IntoResponse, Response};
+use http::{HeaderValue, header};
 use jsonwebtoken::jwk::JwkSet;
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use serde::Deserialize;
+use service_kit::Problem;
 use service_kit::internal_auth::{Caller, Role};
 use tokio::sync::{Mutex, RwLock};
 use tokio::time::Instant;
@@ -346,6 +348,41 @@ pub fn bearer(headers: &http::HeaderMap) -> Result<&str, Invalid> {
         return Err(Invalid::Missing);
     }
     Ok(token.trim())
+}
+
+/// 401, with the challenge that says why.
+pub fn unauthorized(invalid: &Invalid) -> Response {
+    tracing::debug!(reason = %invalid, "token refused");
+    let mut response = Problem::unauthorized("A valid bearer token is required.").into_response();
+    let challenge = match invalid {
+        Invalid::Missing => "Bearer",
+        _ => "Bearer error=\"invalid_token\"",
+    };
+    response.headers_mut().insert(
+        header::WWW_AUTHENTICATE,
+        HeaderValue::from_static(challenge),
+    );
+    response
+}
+
+/// The caller the proxy's front door verified, as the gateway's own endpoints read it
+/// (an extension of the request); a request without one is answered 401.
+pub struct Signed(pub Caller);
+
+impl<S: Sync> axum::extract::FromRequestParts<S> for Signed {
+    type Rejection = Response;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        _: &S,
+    ) -> Result<Self, Response> {
+        parts
+            .extensions
+            .get::<Caller>()
+            .cloned()
+            .map(Self)
+            .ok_or_else(|| unauthorized(&Invalid::Missing))
+    }
 }
 
 #[cfg(test)]

@@ -37,6 +37,7 @@ pub mod dashboard;
 pub mod dispatch;
 pub mod endpoints;
 pub mod path;
+pub mod problems;
 pub mod proxy;
 pub mod ratelimit;
 pub mod routes;
@@ -146,7 +147,7 @@ impl Application {
             ),
             trusted_proxies: config.trusted_proxies.0.clone(),
             backends,
-            console,
+            console: Arc::new(console),
             limits: connections::Limits {
                 connect_timeout: Duration::from_millis(settings.http_client_connect_timeout_ms),
                 max_open: connections::MAX_OPEN,

@@ -26,7 +26,7 @@ use service_kit::request_id::REQUEST_ID_HEADER;
 use service_kit::trace_context::{self, TRACEPARENT, TraceParent};
 use tower::ServiceExt;
 
-use crate::auth::{self, Identity, Invalid};
+use crate::auth::{self, Identity, unauthorized};
 use crate::connections::{ConnectionOptions, Connections, Failure, Head};
 use crate::path;
 use crate::routes::{self, Resolved};
@@ -177,21 +177,6 @@ async fn own(
         Ok(response) => response,
         Err(never) => match never {},
     }
-}
-
-/// 401, with the challenge that says why.
-pub(crate) fn unauthorized(invalid: &Invalid) -> Response {
-    tracing::debug!(reason = %invalid, "token refused");
-    let mut response = Problem::unauthorized("A valid bearer token is required.").into_response();
-    let challenge = match invalid {
-        Invalid::Missing => "Bearer",
-        _ => "Bearer error=\"invalid_token\"",
-    };
-    response.headers_mut().insert(
-        header::WWW_AUTHENTICATE,
-        HeaderValue::from_static(challenge),
-    );
-    response
 }
 
 /// The client's address: the TCP peer, unless the peer is a trusted proxy, in which

@@ -39,7 +39,7 @@ pub struct Gateway {
     pub trusted_proxies: Vec<IpAddr>,
     pub backends: Backends,
     /// The ops console's clients.
-    pub console: Console,
+    pub console: Arc<Console>,
     /// How long the proxy waits for a service, and how many connections it opens.
     pub limits: connections::Limits,
 }

@@ -28,14 +28,12 @@ use service_kit::json::Json;
 use uuid::Uuid;
 
 use super::Console;
-use crate::auth::Invalid;
-use crate::endpoints::{Signed, method_not_allowed, not_found};
-use crate::proxy::unauthorized;
-use crate::state::Gateway;
+use crate::auth::{Invalid, Signed, unauthorized};
+use crate::problems::{method_not_allowed, not_found};
 
 /// The `/api/ops` routes (nested there by [`crate::endpoints::router`]), every one
 /// behind [`admins_only`], the unknown ones too.
-pub fn router() -> Router<Arc<Gateway>> {
+pub fn router(console: Arc<Console>) -> Router {
     Router::new()
         .route("/services", get(services))
         .route("/throughput.svg", get(throughput))
@@ -44,6 +42,7 @@ pub fn router() -> Router<Arc<Gateway>> {
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(middleware::from_fn(admins_only))
+        .with_state(console)
 }
 
 /// Lets an admin's request on; anyone else's is answered 401 or 403.
@@ -72,8 +71,8 @@ async fn own_report(console: &Console) -> ServiceReport {
     }
 }
 
-async fn services(State(gateway): State<Arc<Gateway>>, Signed(caller): Signed) -> Response {
-    let (console, caller) = (&gateway.console, &caller);
+async fn services(State(console): State<Arc<Console>>, Signed(caller): Signed) -> Response {
+    let (console, caller) = (&*console, &caller);
     let asked = console.services.iter().map(|ops| async move {
         let report = tokio::time::timeout(console.timeout, ops.report(caller)).await;
         match report {
@@ -115,11 +114,11 @@ struct OrderTimes {
 }
 
 async fn journey(
-    State(gateway): State<Arc<Gateway>>,
+    State(console): State<Arc<Console>>,
     Signed(caller): Signed,
     Path(id): Path<String>,
 ) -> Response {
-    let (console, caller) = (&gateway.console, &caller);
+    let (console, caller) = (&*console, &caller);
     let Ok(order_id) = Uuid::parse_str(&id) else {
         return Problem::not_found("No such order.").into_response();
     };
@@ -189,8 +188,8 @@ async fn journey(
     .into_response()
 }
 
-async fn throughput(State(gateway): State<Arc<Gateway>>, Signed(caller): Signed) -> Response {
-    let (console, caller) = (&gateway.console, &caller);
+async fn throughput(State(console): State<Arc<Console>>, Signed(caller): Signed) -> Response {
+    let (console, caller) = (&*console, &caller);
     let now = Utc::now();
     let since = now - chrono::Duration::hours(1);
     let asked = console.services.iter().map(|ops| async move {
@@ -222,12 +221,12 @@ struct ActionBody {
 }
 
 async fn act_on_dead_letter(
-    State(gateway): State<Arc<Gateway>>,
+    State(console): State<Arc<Console>>,
     Signed(caller): Signed,
     Path(action): Path<String>,
     request: Request,
 ) -> Response {
-    let (console, caller) = (&gateway.console, &caller);
+    let (console, caller) = (&*console, &caller);
     let Some(action) = Action::named(&action) else {
         return Problem::not_found("No such action: replay or discard.").into_response();
     };
