@@ -36,6 +36,70 @@ pub struct Subscription {
     pub in_key_order: bool,
 }
 
+impl Spec {
+    /// A service that publishes and consumes nothing; [`publishes`](Self::publishes) and
+    /// [`consumes`](Self::consumes) say what it does on the bus.
+    pub const fn new(
+        name: &'static str,
+        version: &'static str,
+        default_port: u16,
+        migrator: &'static Migrator,
+    ) -> Self {
+        Self {
+            name,
+            version,
+            default_port,
+            migrator,
+            publishes: &[],
+            consumes: None,
+        }
+    }
+
+    /// Its outbox publishes to these streams.
+    pub const fn publishes(self, streams: &'static [&'static str]) -> Self {
+        Self {
+            publishes: streams,
+            ..self
+        }
+    }
+
+    /// It consumes these event types from these streams, one ordering key at a time in
+    /// stream order (a saga participant).
+    pub const fn consumes(
+        self,
+        streams: &'static [&'static str],
+        event_types: &'static [&'static str],
+    ) -> Self {
+        self.subscribed(streams, event_types, true)
+    }
+
+    /// It consumes these event types from these streams as soon as a handler is free,
+    /// whatever their keys (each event stands alone).
+    pub const fn consumes_in_any_order(
+        self,
+        streams: &'static [&'static str],
+        event_types: &'static [&'static str],
+    ) -> Self {
+        self.subscribed(streams, event_types, false)
+    }
+
+    const fn subscribed(
+        self,
+        streams: &'static [&'static str],
+        event_types: &'static [&'static str],
+        in_key_order: bool,
+    ) -> Self {
+        Self {
+            consumes: Some(Subscription {
+                streams,
+                event_types,
+                in_key_order,
+            }),
+            ..self
+        }
+    }
+}
+
 /// A service's database and Redis, connected and migrated, with its event settings.
 pub struct Host {
     pub spec: &'static Spec,

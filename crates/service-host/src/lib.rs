@@ -8,18 +8,9 @@
 //! state, its saga's effect, its own background tasks) around one chain:
 //!
 //! ```text
-//! pub const SPEC: Spec = Spec {
-//!     name: "inventory",
-//!     version: env!("CARGO_PKG_VERSION"),
-//!     default_port: 8005,
-//!     migrator: &MIGRATOR,
-//!     publishes: &[streams::INVENTORY],
-//!     consumes: Some(Subscription {
-//!         streams: &[streams::ORDER, streams::PAYMENT],
-//!         event_types: saga::HANDLED,
-//!         in_key_order: true,
-//!     }),
-//! };
+//! pub const SPEC: Spec = Spec::new("inventory", env!("CARGO_PKG_VERSION"), 8005, &MIGRATOR)
+//!     .publishes(&[streams::INVENTORY])
+//!     .consumes(&[streams::ORDER, streams::PAYMENT], saga::HANDLED);
 //!
 //! let host = Host::connect(&SPEC, &config.service, &config.events).await?;
 //! let saga = saga::participant(host.stream(streams::INVENTORY));

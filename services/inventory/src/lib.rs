@@ -21,7 +21,7 @@ pub mod saga;
 pub mod state;
 
 use contracts::events::streams;
-use service_host::{Host, Spec, Subscription};
+use service_host::{Host, Spec};
 use service_kit::server::Server;
 
 use crate::config::Config;
@@ -30,44 +30,25 @@ pub use crate::state::{AppState, SERVICE};
 /// The inventory database's migrations, embedded in the binary.
 pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../../migrations/inventory");
 
-/// The port the inventory service listens on unless told otherwise.
-pub const DEFAULT_PORT: u16 = 8005;
-
-/// The inventory service: it holds stock for new orders and commits or releases it as
-/// their payments go.
-pub const SPEC: Spec = Spec {
-    name: SERVICE,
-    version: env!("CARGO_PKG_VERSION"),
-    default_port: DEFAULT_PORT,
-    migrator: &MIGRATOR,
-    publishes: &[streams::INVENTORY],
-    consumes: Some(Subscription {
-        streams: &[streams::ORDER, streams::PAYMENT],
-        event_types: saga::HANDLED,
-        in_key_order: true,
-    }),
-};
+/// The inventory service: it holds stock for new orders and commits or releases it as their
+/// payments go. It listens on 8005 unless told otherwise.
+pub const SPEC: Spec = Spec::new(SERVICE, env!("CARGO_PKG_VERSION"), 8005, &MIGRATOR)
+    .publishes(&[streams::INVENTORY])
+    .consumes(&[streams::ORDER, streams::PAYMENT], saga::HANDLED);
 
 /// Builds the inventory service.
 pub struct Application;
 
 impl Application {
-    /// Connects (waiting for the database and Redis), migrates, and starts the outbox
-    /// relay and the event consumer beside the HTTP server.
+    /// The service on its host: the products API and the saga participant that holds,
+    /// commits and releases stock.
     pub async fn build(config: Config) -> anyhow::Result<Server> {
         let host = Host::connect(&SPEC, &config.service, &config.events).await?;
         let saga = saga::participant(host.stream(streams::INVENTORY));
-        let state = AppState {
+        let routes = routes::router().with_state(AppState {
             pool: host.pool.clone(),
-        };
-        let service = host
-            .serve(
-                routes::router().with_state(state),
-                &config.inventory_service_key,
-            )
-            .consuming(saga)
-            .start()
-            .await?;
-        Ok(service)
+        });
+        let service = host.serve(routes, &config.inventory_service_key);
+        Ok(service.consuming(saga).start().await?)
     }
 }

@@ -29,7 +29,7 @@ use std::time::Duration;
 
 use contracts::events::streams;
 use contracts::users::UserClient;
-use service_host::{Host, Spec, Subscription};
+use service_host::{Host, Spec};
 use service_kit::server::Server;
 
 use crate::config::Config;
@@ -41,23 +41,11 @@ use crate::targets::TargetPolicy;
 /// The notification database's migrations, embedded in the binary.
 pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../../migrations/notification");
 
-/// The port the notification service listens on unless told otherwise.
-pub const DEFAULT_PORT: u16 = 8003;
-
-/// The notification service: it tells users and webhook subscribers about orders, in
-/// any order the events come (each notification stands alone).
-pub const SPEC: Spec = Spec {
-    name: SERVICE,
-    version: env!("CARGO_PKG_VERSION"),
-    default_port: DEFAULT_PORT,
-    migrator: &MIGRATOR,
-    publishes: &[],
-    consumes: Some(Subscription {
-        streams: &[streams::ORDER, streams::PAYMENT],
-        event_types: events::HANDLED,
-        in_key_order: false,
-    }),
-};
+/// The notification service: it tells users and webhook subscribers about orders, in any
+/// order the events come (each notification stands alone). It listens on 8003 unless told
+/// otherwise.
+pub const SPEC: Spec = Spec::new(SERVICE, env!("CARGO_PKG_VERSION"), 8003, &MIGRATOR)
+    .consumes_in_any_order(&[streams::ORDER, streams::PAYMENT], events::HANDLED);
 
 /// Builds the notification service.
 pub struct Application;

@@ -20,7 +20,7 @@ pub mod state;
 use contracts::events::streams;
 use contracts::inventory::InventoryClient;
 use contracts::users::UserClient;
-use service_host::{Host, Spec, Subscription};
+use service_host::{Host, Spec};
 use service_kit::server::Server;
 
 use crate::config::Config;
@@ -29,29 +29,18 @@ pub use crate::state::{AppState, SERVICE};
 /// The order database's migrations, embedded in the binary.
 pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../../migrations/order");
 
-/// The port the order service listens on unless told otherwise.
-pub const DEFAULT_PORT: u16 = 8004;
-
-/// The order service: it takes orders and settles each on the saga's answers.
-pub const SPEC: Spec = Spec {
-    name: SERVICE,
-    version: env!("CARGO_PKG_VERSION"),
-    default_port: DEFAULT_PORT,
-    migrator: &MIGRATOR,
-    publishes: &[streams::ORDER],
-    consumes: Some(Subscription {
-        streams: &[streams::INVENTORY, streams::PAYMENT],
-        event_types: saga::HANDLED,
-        in_key_order: true,
-    }),
-};
+/// The order service: it takes orders and settles each on the saga's answers. It listens on
+/// 8004 unless told otherwise.
+pub const SPEC: Spec = Spec::new(SERVICE, env!("CARGO_PKG_VERSION"), 8004, &MIGRATOR)
+    .publishes(&[streams::ORDER])
+    .consumes(&[streams::INVENTORY, streams::PAYMENT], saga::HANDLED);
 
 /// Builds the order service.
 pub struct Application;
 
 impl Application {
-    /// Connects (waiting for the database and Redis), migrates, and starts the outbox
-    /// relay and the event consumer beside the HTTP server.
+    /// The service on its host: the orders API (checking users and products through
+    /// their clients) and the consumer that settles each order on the saga's answers.
     pub async fn build(config: Config) -> anyhow::Result<Server> {
         let users = UserClient::new(config.user_service.client(SERVICE, &config.client)?);
         let inventory =

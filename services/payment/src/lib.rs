@@ -22,7 +22,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use contracts::events::streams;
-use service_host::{Host, Spec, Subscription};
+use service_host::{Host, Spec};
 use service_kit::server::Server;
 
 use crate::config::Config;
@@ -33,30 +33,18 @@ pub use crate::state::{AppState, SERVICE};
 /// The payment database's migrations, embedded in the binary.
 pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../../migrations/payment");
 
-/// The port the payment service listens on unless told otherwise.
-pub const DEFAULT_PORT: u16 = 8002;
-
-/// The payment service: it charges orders whose stock is held and refunds cancelled
-/// ones.
-pub const SPEC: Spec = Spec {
-    name: SERVICE,
-    version: env!("CARGO_PKG_VERSION"),
-    default_port: DEFAULT_PORT,
-    migrator: &MIGRATOR,
-    publishes: &[streams::PAYMENT],
-    consumes: Some(Subscription {
-        streams: &[streams::INVENTORY, streams::ORDER],
-        event_types: saga::HANDLED,
-        in_key_order: true,
-    }),
-};
+/// The payment service: it charges orders whose stock is held and refunds cancelled ones.
+/// It listens on 8002 unless told otherwise.
+pub const SPEC: Spec = Spec::new(SERVICE, env!("CARGO_PKG_VERSION"), 8002, &MIGRATOR)
+    .publishes(&[streams::PAYMENT])
+    .consumes(&[streams::INVENTORY, streams::ORDER], saga::HANDLED);
 
 /// Builds the payment service.
 pub struct Application;
 
 impl Application {
-    /// Connects (waiting for the database and Redis), migrates, and starts the outbox
-    /// relay and the event consumer beside the HTTP server.
+    /// The service on its host: the payments API and the saga participant that charges
+    /// through the guarded provider and refunds.
     pub async fn build(config: Config) -> anyhow::Result<Server> {
         let host = Host::connect(&SPEC, &config.service, &config.events).await?;
         let provider = GuardedProvider::new(
@@ -65,17 +53,10 @@ impl Application {
             Duration::from_millis(config.payment_provider_timeout_ms),
         );
         let saga = Saga::new(host.pool.clone(), provider, host.stream(streams::PAYMENT));
-        let state = AppState {
+        let routes = routes::router().with_state(AppState {
             pool: host.pool.clone(),
-        };
-        let service = host
-            .serve(
-                routes::router().with_state(state),
-                &config.payment_service_key,
-            )
-            .consuming(saga)
-            .start()
-            .await?;
-        Ok(service)
+        });
+        let service = host.serve(routes, &config.payment_service_key);
+        Ok(service.consuming(saga).start().await?)
     }
 }

@@ -41,18 +41,10 @@ pub use crate::state::{AppState, SERVICE};
 /// The user database's migrations, embedded in the binary.
 pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../../migrations/user");
 
-/// The port the user service listens on unless told otherwise.
-pub const DEFAULT_PORT: u16 = 8001;
-
-/// The user service: it publishes each registration and consumes nothing.
-pub const SPEC: Spec = Spec {
-    name: SERVICE,
-    version: env!("CARGO_PKG_VERSION"),
-    default_port: DEFAULT_PORT,
-    migrator: &MIGRATOR,
-    publishes: &[streams::USER],
-    consumes: None,
-};
+/// The user service: it publishes each registration and consumes nothing. It listens on
+/// 8001 unless told otherwise.
+pub const SPEC: Spec =
+    Spec::new(SERVICE, env!("CARGO_PKG_VERSION"), 8001, &MIGRATOR).publishes(&[streams::USER]);
 
 /// Builds the user service.
 pub struct Application;

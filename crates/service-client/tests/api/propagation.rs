@@ -131,13 +131,23 @@ async fn a_call_outside_any_request_starts_a_new_trace() {
 
 #[tokio::test]
 async fn a_service_kit_server_stops_working_once_the_callers_deadline_has_passed() {
+    /// Says so when the handler's future is dropped, finished or not.
+    struct OnDrop(Option<tokio::sync::oneshot::Sender<()>>);
+    impl Drop for OnDrop {
+        fn drop(&mut self) {
+            let _ = self.0.take().map(|dropped| dropped.send(()));
+        }
+    }
     let finished = Arc::new(AtomicBool::new(false));
     let flag = finished.clone();
+    let (dropped, was_dropped) = tokio::sync::oneshot::channel();
+    let dropped = Arc::new(std::sync::Mutex::new(Some(dropped)));
     let service = serve(Router::new().route(
         "/slow",
         get(move || {
-            let flag = flag.clone();
+            let (flag, guard) = (flag.clone(), OnDrop(dropped.lock().unwrap().take()));
             async move {
+                let _guard = guard;
                 tokio::time::sleep(Duration::from_millis(400)).await;
                 flag.store(true, Ordering::SeqCst);
                 "finished"
@@ -161,8 +171,12 @@ async fn a_service_kit_server_stops_working_once_the_callers_deadline_has_passed
     );
     assert!(started.elapsed() < Duration::from_millis(400));
 
-    // Past the time the handler would have needed: it was dropped, not left running.
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    // The handler's work was dropped, not left running: a handler that ran on would
+    // have finished before its future was dropped.
+    tokio::time::timeout(Duration::from_secs(5), was_dropped)
+        .await
+        .expect("the handler was never dropped")
+        .unwrap();
     assert!(
         !finished.load(Ordering::SeqCst),
         "the handler ran past the caller's deadline"

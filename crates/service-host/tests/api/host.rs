@@ -10,7 +10,7 @@ use axum::routing::post;
 use clap::Parser;
 use event_bus::{Effect, Envelope, EventsConfig, HandlerError, Publisher, Tx, Wake};
 use futures::future::BoxFuture;
-use service_host::{Host, Spec, Subscription};
+use service_host::{Host, Spec};
 use service_kit::config::{Secret, ServiceConfig};
 use service_kit::server::RunningServer;
 use sqlx::PgPool;
@@ -21,18 +21,9 @@ static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("tests/migrations");
 const KEY: &str = "test-host-service-key";
 
 /// Consumes `thing.asked` from `asks`, publishes `thing.done` to `dones`.
-const CONSUMER: Spec = Spec {
-    name: "things",
-    version: "1.2.3",
-    default_port: 0,
-    migrator: &MIGRATOR,
-    publishes: &["dones"],
-    consumes: Some(Subscription {
-        streams: &["asks"],
-        event_types: &["thing.asked"],
-        in_key_order: true,
-    }),
-};
+const CONSUMER: Spec = Spec::new("things", "1.2.3", 0, &MIGRATOR)
+    .publishes(&["dones"])
+    .consumes(&["asks"], &["thing.asked"]);
 
 /// Publishes `thing.done` from its one route, consumes nothing.
 const PUBLISHER: Spec = Spec {
