@@ -25,8 +25,7 @@ mod redis_server;
 mod smtp;
 mod stream_keys;
 pub mod streams;
-#[cfg(feature = "user-service")]
-pub mod user_service;
+mod user_service;
 mod wait;
 
 pub use database::{TestDatabase, server_url as database_server_url};
@@ -38,4 +37,5 @@ pub use redis_server::{
 };
 pub use smtp::{ReceivedMail, TestSmtp};
 pub use stream_keys::StreamKeys;
+pub use user_service::UserService;
 pub use wait::eventually;

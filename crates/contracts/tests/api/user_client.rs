@@ -4,19 +4,9 @@ use contracts::users::{NewUser, UserClient};
 use service_client::{Client, ClientSettings, PeerConfig};
 use service_kit::config::Secret;
 use service_kit::internal_auth::{Caller, Role};
-use test_support::TestDatabase;
+use test_support::{TestDatabase, UserService};
 
 const KEY: &str = "contract-test-user-key";
-
-async fn user_service(
-    db: &TestDatabase,
-    keys: &test_support::StreamKeys,
-) -> service_kit::server::RunningServer {
-    test_support::user_service::build(db, keys, KEY)
-        .await
-        .unwrap()
-        .spawn()
-}
 
 fn client(url: &str) -> UserClient {
     UserClient::new(
@@ -40,7 +30,7 @@ fn new_user(email: &str) -> NewUser {
 async fn create_get_update_and_batch_lookup_round_trip_through_the_real_service() {
     let db = TestDatabase::create().await;
     let keys = test_support::StreamKeys::new();
-    let service = user_service(&db, &keys).await;
+    let service = UserService::start(&db, &keys, KEY).await;
     let users = client(&service.url());
 
     let ada = users
@@ -94,7 +84,7 @@ async fn create_get_update_and_batch_lookup_round_trip_through_the_real_service(
 async fn a_duplicate_registration_is_a_409_the_callers_fault() {
     let db = TestDatabase::create().await;
     let keys = test_support::StreamKeys::new();
-    let service = user_service(&db, &keys).await;
+    let service = UserService::start(&db, &keys, KEY).await;
     let users = client(&service.url());
     users
         .create_user(&new_user("dup@example.com"))

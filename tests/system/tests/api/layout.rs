@@ -1,5 +1,6 @@
 //! The workspace's layout, read from its sources: no module imports another that
-//! imports it back, and no source file grows past what one reader takes in.
+//! imports it back, no shared crate depends on a service, and no source file grows
+//! past what one reader takes in.
 //!
 //! One file: reading the module tree and judging it are one check.
 //!
@@ -398,6 +399,83 @@ fn no_module_imports_one_that_imports_it_back() {
         found.is_empty(),
         "modules importing each other:\n{}",
         found.join("\n")
+    );
+}
+
+/// Every package's manifest directory and the directories of its path dependencies
+/// (those used to build it or its tests' support: dev-dependencies excluded), from
+/// `cargo metadata`.
+fn path_dependencies() -> Vec<(PathBuf, Vec<(String, PathBuf)>)> {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let output = std::process::Command::new(cargo)
+        .args([
+            "metadata",
+            "--format-version",
+            "1",
+            "--no-deps",
+            "--offline",
+        ])
+        .current_dir(workspace())
+        .output()
+        .expect("cargo metadata runs");
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let metadata: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    let packages = metadata["packages"].as_array().expect("packages");
+    packages
+        .iter()
+        .map(|package| {
+            let manifest = PathBuf::from(package["manifest_path"].as_str().unwrap());
+            let dependencies = package["dependencies"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter(|dependency| dependency["kind"] != "dev")
+                .filter_map(|dependency| {
+                    let path = dependency["path"].as_str()?;
+                    let name = dependency["name"].as_str().unwrap().to_owned();
+                    Some((name, PathBuf::from(path)))
+                })
+                .collect();
+            (manifest.parent().unwrap().to_path_buf(), dependencies)
+        })
+        .collect()
+}
+
+#[test]
+fn no_shared_crate_depends_on_a_service() {
+    let services = workspace().join("services").canonicalize().unwrap();
+    let crates = workspace().join("crates").canonicalize().unwrap();
+    let mut upward = Vec::new();
+    for (dir, dependencies) in path_dependencies() {
+        if !dir.starts_with(&crates) {
+            continue;
+        }
+        for (name, path) in dependencies {
+            if path.starts_with(&services) {
+                upward.push(format!("{} -> {name}", dir.display()));
+            }
+        }
+    }
+    assert!(
+        upward.is_empty(),
+        "a crate under crates/ depends on a service (services build on crates, not the \
+         reverse):\n{}",
+        upward.join("\n")
+    );
+    // The check reads real dependencies: the kit is found under the bus.
+    let bus = crates.join("event-bus");
+    let (_, bus_dependencies) = path_dependencies()
+        .into_iter()
+        .find(|(dir, _)| *dir == bus)
+        .expect("event-bus is a package");
+    assert!(
+        bus_dependencies
+            .iter()
+            .any(|(name, _)| name == "service-kit")
     );
 }
 

@@ -11,7 +11,7 @@ use reqwest::Client;
 use serde_json::{Value, json};
 use service_kit::server::RunningServer;
 use sqlx::PgPool;
-use test_support::{StreamKeys, TestDatabase};
+use test_support::{StreamKeys, TestDatabase, UserService};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use uuid::Uuid;
 
@@ -21,7 +21,7 @@ use wiremock::MockServer;
 /// Fields drop in order: the servers stop before the database and keys go.
 pub struct TestGateway {
     pub gateways: Vec<RunningServer>,
-    pub user_service: Option<RunningServer>,
+    pub user_service: Option<UserService>,
     pub order: MockServer,
     pub inventory: MockServer,
     pub payment: MockServer,
@@ -44,10 +44,7 @@ pub async fn spawn(replicas: usize, extra: &[&str]) -> TestGateway {
     let keys = StreamKeys::new();
     let user_db = TestDatabase::create().await;
     let redis_url = test_support::redis_url();
-    let user_service = test_support::user_service::build(&user_db, &keys, USER_KEY)
-        .await
-        .unwrap()
-        .spawn();
+    let user_service = UserService::start(&user_db, &keys, USER_KEY).await;
     let (order, inventory, payment, notification) = tokio::join!(
         MockServer::start(),
         MockServer::start(),
@@ -142,7 +139,7 @@ impl TestGateway {
     /// Stops the user service.
     pub async fn stop_user_service(&mut self) {
         if let Some(service) = self.user_service.take() {
-            service.stop().await.unwrap();
+            service.stop().await;
         }
     }
 

@@ -11,7 +11,7 @@ use reqwest::{Client, Method, RequestBuilder};
 use serde_json::{Value, json};
 use service_kit::server::RunningServer;
 use sqlx::PgPool;
-use test_support::{StreamKeys, TestDatabase, TestSmtp};
+use test_support::{StreamKeys, TestDatabase, TestSmtp, UserService};
 use uuid::Uuid;
 
 pub use test_support::keys::USER_KEY;
@@ -23,7 +23,7 @@ pub const KEY: &str = "test-notification-service-key";
 /// Fields drop in order: the services stop before their databases and streams go.
 pub struct TestApp {
     pub service: Option<RunningServer>,
-    pub user_service: RunningServer,
+    pub user_service: UserService,
     pub smtp: TestSmtp,
     pub client: Client,
     pub redis: service_kit::redis::Connection,
@@ -52,10 +52,7 @@ pub async fn spawn_app(extra: &[&str]) -> TestApp {
     let keys = StreamKeys::new();
     let (db, user_db) = tokio::join!(TestDatabase::create(), TestDatabase::create());
     let redis_url = test_support::redis_url();
-    let user_service = test_support::user_service::build(&user_db, &keys, USER_KEY)
-        .await
-        .unwrap()
-        .spawn();
+    let user_service = UserService::start(&user_db, &keys, USER_KEY).await;
     let smtp = TestSmtp::start();
     let user_url = user_service.url();
     let smtp_url = smtp.url();
@@ -140,8 +137,7 @@ impl TestApp {
 
     /// Registers a user with the user service.
     pub async fn user(&self, name: &str) -> TestUser {
-        let (id, email) =
-            test_support::user_service::register(&self.user_service.url(), USER_KEY, name).await;
+        let (id, email) = self.user_service.register(name).await;
         TestUser { id, email }
     }
 

@@ -20,7 +20,7 @@ use futures::future::BoxFuture;
 use reqwest::{Client, Method, RequestBuilder, Response};
 use serde_json::{Value, json};
 use service_kit::server::Server;
-use test_support::{StreamKeys, TestDatabase};
+use test_support::{StreamKeys, TestDatabase, UserService};
 use uuid::Uuid;
 
 pub use test_support::keys::{INVENTORY_KEY, ORDER_KEY, PAYMENT_KEY, USER_KEY};
@@ -119,7 +119,7 @@ pub struct Options {
 ///
 /// Fields drop in order: the services stop before their databases and streams go.
 pub struct System {
-    pub user: Node,
+    pub user: UserService,
     pub inventory: Node,
     pub payment: Node,
     pub order: Node,
@@ -158,10 +158,7 @@ pub async fn start_with(options: Options) -> System {
         TestDatabase::create(),
         TestDatabase::create()
     );
-    let user = Node::start(Box::pin(test_support::user_service::build(
-        &user_db, &keys, USER_KEY,
-    )))
-    .await;
+    let user = UserService::start(&user_db, &keys, USER_KEY).await;
     let inventory = start_inventory(&inventory_db, "127.0.0.1:0", &keys).await;
     let payment = start_payment(&payment_db, "127.0.0.1:0", &keys, &options.payment_args).await;
     let user_url = options.user_service_url.unwrap_or_else(|| user.url());
@@ -265,8 +262,7 @@ impl System {
 
     /// Registers a user with the user service.
     pub async fn user(&self) -> TestUser {
-        let (id, _) =
-            test_support::user_service::register(&self.user.url(), USER_KEY, "Buyer").await;
+        let (id, _) = self.user.register("Buyer").await;
         TestUser { id, roles: "user" }
     }
 
