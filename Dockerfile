@@ -1,7 +1,8 @@
 # One image per service: `docker build --build-arg SERVICE=order-service --build-arg PORT=8004 .`
-# (docker-compose.yml builds all six). The dependency layer is built from cargo-chef's
-# recipe, so it is reused until Cargo.toml or Cargo.lock change, and it is shared by
-# every service's image because SERVICE is only read after it.
+# (docker-compose.yml builds all six). The builder stage compiles every binary at once
+# and reads no build argument, so the six images share it: one `cargo build`, then
+# each runtime stage copies its own binary. The dependency layer is built from
+# cargo-chef's recipe, so it is reused until Cargo.toml or Cargo.lock change.
 
 ARG RUST_VERSION=1.95
 ARG DEBIAN_RELEASE=bookworm
@@ -20,10 +21,7 @@ RUN cargo chef cook --release --locked --recipe-path recipe.json
 COPY . .
 # No database in the build: the SQL macros compile from the offline data in .sqlx/.
 ENV SQLX_OFFLINE=true
-ARG SERVICE
-RUN test -n "${SERVICE}" || { echo "set --build-arg SERVICE=<binary>" >&2; exit 1; } \
-    && cargo build --release --locked --bin "${SERVICE}" \
-    && cp "target/release/${SERVICE}" /usr/local/bin/service
+RUN cargo build --release --locked --workspace --exclude system-tests --bins
 
 FROM debian:${DEBIAN_RELEASE}-slim AS runtime
 # curl serves the health check; ca-certificates lets SMTP and webhooks use TLS.
@@ -32,7 +30,9 @@ RUN apt-get update \
     && apt-get install -y --no-install-recommends ca-certificates curl \
     && rm -rf /var/lib/apt/lists/* \
     && useradd --system --uid 10001 --no-create-home --shell /usr/sbin/nologin switchyard
-COPY --from=builder /usr/local/bin/service /usr/local/bin/service
+ARG SERVICE
+RUN test -n "${SERVICE}" || { echo "set --build-arg SERVICE=<binary>" >&2; exit 1; }
+COPY --from=builder /src/target/release/${SERVICE} /usr/local/bin/service
 ARG PORT=8080
 ENV PORT=${PORT} LOG_FORMAT=json RUST_LOG=info
 EXPOSE ${PORT}

@@ -1,5 +1,7 @@
 //! The inventory service's settings. `inventory-service --help` lists them all.
 
+use std::path::PathBuf;
+
 use clap::Parser;
 use service_kit::config::{Secret, ServiceConfig, parse_secret};
 
@@ -17,6 +19,12 @@ pub struct Config {
 
     #[command(flatten)]
     pub events: event_bus::EventsConfig,
+
+    /// A JSON list of products (`sku`, `name`, `price_cents`, `stock`, as `POST
+    /// /products` takes them) created at start-up unless their SKU exists: the demo's
+    /// products (`deploy/demo/products.json`). Unset: none.
+    #[arg(long, env = "SEED_PRODUCTS_FILE", hide_env_values = true)]
+    pub seed_products_file: Option<PathBuf>,
 }
 
 #[cfg(test)]

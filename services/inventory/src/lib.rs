@@ -10,6 +10,7 @@
 //! - [`products`]: the product model, its validation and storage.
 //! - [`reservations`]: holding, committing and releasing stock for an order, all lines
 //!   or none, without ever overselling.
+//! - [`seed`]: the demo products created at start-up (`SEED_PRODUCTS_FILE`).
 //! - [`saga`]: what the service does on `order.created`, `payment.succeeded`,
 //!   `payment.declined` and `order.cancelled`.
 
@@ -18,6 +19,7 @@ pub mod products;
 pub mod reservations;
 pub mod routes;
 pub mod saga;
+pub mod seed;
 pub mod state;
 
 use contracts::events::streams;
@@ -43,7 +45,13 @@ impl Application {
     /// The service on its host: the products API and the saga participant that holds,
     /// commits and releases stock.
     pub async fn build(config: Config) -> anyhow::Result<Server> {
+        let seed = config.seed_products_file.as_deref().map(seed::read);
+        let seed = seed.transpose()?.unwrap_or_default();
         let host = Host::connect(&SPEC, &config.service, &config.events).await?;
+        if !seed.is_empty() {
+            let created = seed::plant(&host.pool, &seed).await?;
+            tracing::info!(created, of = seed.len(), "seed products created");
+        }
         let saga = saga::participant(host.stream(streams::INVENTORY));
         let routes = routes::router().with_state(AppState {
             pool: host.pool.clone(),

@@ -5,3 +5,4 @@
 mod common;
 mod products;
 mod saga;
+mod seed;

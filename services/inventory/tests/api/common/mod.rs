@@ -23,14 +23,36 @@ pub struct TestApp {
 }
 
 pub async fn spawn_app() -> TestApp {
+    spawn_app_with(|_| {}).await
+}
+
+/// The service with its settings changed by `configure` (typed, after the defaults).
+pub async fn spawn_app_with(configure: impl FnOnce(&mut Config)) -> TestApp {
     let _ = tracing_subscriber::fmt()
         .with_env_filter("warn")
         .with_test_writer()
         .try_init();
     let db = TestDatabase::create().await;
     let keys = StreamKeys::new();
+    let mut config = settings(&db, &keys);
+    configure(&mut config);
+    let service = Application::build(config).await.unwrap().spawn();
+    let redis = test_support::redis().await;
+    TestApp {
+        db,
+        service,
+        client: Client::new(),
+        keys,
+        redis,
+        admin: Uuid::new_v4(),
+        user: Uuid::new_v4(),
+    }
+}
+
+/// The settings of a test's service: port 0, its database, its streams, its key.
+pub fn settings(db: &TestDatabase, keys: &StreamKeys) -> Config {
     let redis_url = test_support::redis_url();
-    let config = Config::try_parse_from([
+    Config::try_parse_from([
         "inventory-service",
         "--listen-addr",
         "127.0.0.1:0",
@@ -45,21 +67,22 @@ pub async fn spawn_app() -> TestApp {
         "--event-stream-prefix",
         keys.prefix(),
     ])
-    .unwrap();
-    let service = Application::build(config).await.unwrap().spawn();
-    let redis = test_support::redis().await;
-    TestApp {
-        db,
-        service,
-        client: Client::new(),
-        keys,
-        redis,
-        admin: Uuid::new_v4(),
-        user: Uuid::new_v4(),
-    }
+    .unwrap()
 }
 
 impl TestApp {
+    /// Stops the service and starts it again on the same database and streams, as a
+    /// restart (or a new replica) would, with `configure`d settings.
+    pub async fn restart_with(&mut self, configure: impl FnOnce(&mut Config)) {
+        let mut config = settings(&self.db, &self.keys);
+        configure(&mut config);
+        let service = Application::build(config).await.unwrap().spawn();
+        std::mem::replace(&mut self.service, service)
+            .stop()
+            .await
+            .unwrap();
+    }
+
     pub fn request(&self, method: Method, path: &str, as_admin: bool) -> RequestBuilder {
         let (id, roles) = if as_admin {
             (self.admin, "user,admin")
