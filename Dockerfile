@@ -21,7 +21,7 @@ RUN cargo chef cook --release --locked --recipe-path recipe.json
 COPY . .
 # No database in the build: the SQL macros compile from the offline data in .sqlx/.
 ENV SQLX_OFFLINE=true
-RUN cargo build --release --locked --workspace --exclude system-tests --bins
+RUN cargo build --release --locked --workspace --bins
 
 FROM debian:${DEBIAN_RELEASE}-slim AS runtime
 # curl serves the health check; ca-certificates lets SMTP and webhooks use TLS.
