@@ -10,7 +10,8 @@
 # `ensure_base_images` makes sure the public images the Dockerfile and the compose file
 # name are there: pulled when a registry answers, else built as local stand-ins by
 # LOCAL_IMAGES_BUILD (a build.sh that tags them with the official names; looked for at
-# ../shared/tools/local-images/build.sh beside the checkout when unset).
+# ../shared/tools/local-images/build.sh beside the checkout, or beside the repository
+# it was cloned from, when unset).
 #
 # Each says exactly what is missing when it cannot go on, and fails.
 
@@ -96,6 +97,20 @@ missing_base_images() {
     done
 }
 
+# LOCAL_IMAGES_BUILD, else ../shared/tools/local-images/build.sh beside this checkout or
+# beside the repository it was cloned from (a clone in /tmp of a local checkout).
+find_local_images_build() {
+    local origin candidate
+    origin="$(git config --get remote.origin.url 2>/dev/null || true)"
+    for candidate in "${LOCAL_IMAGES_BUILD:-}" "$PWD/../shared/tools/local-images/build.sh" \
+        "${origin:+$origin/../shared/tools/local-images/build.sh}"; do
+        if [ -n "$candidate" ] && [ -f "$candidate" ]; then
+            printf '%s\n' "$candidate"
+            return 0
+        fi
+    done
+}
+
 ensure_base_images() {
     local missing image build
     missing="$(missing_base_images)"
@@ -105,8 +120,8 @@ ensure_base_images() {
     done
     missing="$(missing_base_images)"
     [ -z "$missing" ] && return 0
-    build="${LOCAL_IMAGES_BUILD:-$PWD/../shared/tools/local-images/build.sh}"
-    [ -x "$build" ] || [ -f "$build" ] ||
+    build="$(find_local_images_build)"
+    [ -n "$build" ] ||
         fail "these images cannot be pulled (no registry answers) and no stand-ins are at hand: $(echo "$missing" | tr '\n' ' ')(set LOCAL_IMAGES_BUILD to a build.sh that makes them)"
     command -v debootstrap >/dev/null 2>&1 || install_docker_packages ||
         fail "the local stand-in images need debootstrap (apt-get install debootstrap)"
