@@ -106,3 +106,71 @@ async fn pass_time(by: Duration) {
     tokio::time::advance(by).await;
     tokio::time::resume();
 }
+
+#[tokio::test]
+async fn client_errors_do_not_open_it() {
+    let server = MockServer::start().await;
+    Mock::given(method("GET"))
+        .respond_with(ResponseTemplate::new(404))
+        .mount(&server)
+        .await;
+    let client = breaker_client(&server.uri());
+    for _ in 0..10 {
+        client.get("/x").send().await.unwrap_err();
+    }
+    assert_eq!(client.breaker().state(), BreakerState::Closed);
+}
+
+/// The process's breakers as the ops report lists them, for `peer`.
+fn listed(peer: &str) -> Vec<service_client::PeerBreaker> {
+    service_client::breakers()
+        .into_iter()
+        .filter(|b| b.peer == peer)
+        .collect()
+}
+
+#[tokio::test]
+async fn the_ops_report_lists_each_peers_breaker_the_worst_of_its_clients_and_forgets_dropped_ones()
+{
+    const PEER: &str = "listed-peer";
+    let server = MockServer::start().await;
+    Mock::given(method("GET"))
+        .respond_with(ResponseTemplate::new(500))
+        .mount(&server)
+        .await;
+    let named = |p: &mut service_client::PeerConfig| {
+        p.name = PEER;
+        p.max_attempts = 1;
+        p.breaker.consecutive_failures = 3;
+        p.breaker.open_wait = Duration::from_secs(30);
+    };
+    let healthy = common::client_with(&server.uri(), named);
+    let failing = common::client_with(&server.uri(), named);
+    let shown = listed(PEER);
+    assert_eq!(shown.len(), 1, "one line per peer: {shown:?}");
+    assert_eq!(
+        (shown[0].state.as_str(), shown[0].next_probe_in_ms),
+        ("closed", None)
+    );
+
+    for _ in 0..3 {
+        failing.get("/x").send().await.unwrap_err();
+    }
+    let shown = listed(PEER);
+    assert_eq!(shown.len(), 1);
+    assert_eq!(shown[0].state, "open", "the worst of the peer's breakers");
+    let next_probe = shown[0].next_probe_in_ms.unwrap();
+    assert!(
+        next_probe > 0 && next_probe <= 30_000,
+        "the wait before the next probe: {next_probe}"
+    );
+
+    drop(failing);
+    let shown = listed(PEER);
+    assert_eq!(
+        shown[0].state, "closed",
+        "a dropped client's breaker is gone"
+    );
+    drop(healthy);
+    assert!(listed(PEER).is_empty());
+}
