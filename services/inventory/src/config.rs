@@ -23,7 +23,7 @@ pub struct Config {
     /// A JSON list of products (`sku`, `name`, `price_cents`, `stock`, as `POST
     /// /products` takes them) created at start-up unless their SKU exists: the demo's
     /// products (`deploy/demo/products.json`). Unset: none.
-    #[arg(long, env = "SEED_PRODUCTS_FILE", hide_env_values = true)]
+    #[arg(long, env = "SEED_PRODUCTS_FILE")]
     pub seed_products_file: Option<PathBuf>,
 }
 
