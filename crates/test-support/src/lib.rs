@@ -9,6 +9,8 @@
 //! - [`TestRedis`]: a Redis of the test's own, to stop and restart.
 //! - [`TestSmtp`]: a real SMTP server (mailin's protocol engine) to stop and restart.
 //! - [`StreamKeys`]: a unique event-stream prefix whose keys are deleted afterwards.
+//! - [`service_settings`]: a service's settings for a test (port 0, its database, the
+//!   test Redis, its streams), typed, for the test to change.
 //! - [`assert_problem`]: checks a problem+json answer.
 //! - [`ServiceProcess`]: a service binary started as a real process, its stdout captured
 //!   line by line, so tests can send it signals and read its logs; [`workspace_binary`]
@@ -22,6 +24,7 @@ pub mod keys;
 mod process;
 mod redis_cluster;
 mod redis_server;
+mod settings;
 mod smtp;
 mod stream_keys;
 pub mod streams;
@@ -35,6 +38,7 @@ pub use redis_cluster::TestRedisCluster;
 pub use redis_server::{
     TestRedis, delete_keys, delete_keys_matching, redis, redis_client, redis_url,
 };
+pub use settings::service_settings;
 pub use smtp::{ReceivedMail, TestSmtp};
 pub use stream_keys::StreamKeys;
 pub use user_service::UserService;

@@ -49,18 +49,7 @@ struct Setup {
 async fn setup() -> Setup {
     let db = TestDatabase::create().await;
     let keys = StreamKeys::new();
-    let config = Config::try_parse_from([
-        "things",
-        "--listen-addr",
-        "127.0.0.1:0",
-        "--database-url",
-        db.url(),
-        "--redis-url",
-        &test_support::redis_url(),
-        "--event-stream-prefix",
-        keys.prefix(),
-    ])
-    .unwrap();
+    let config: Config = test_support::service_settings("things", db.url(), &keys, &[]);
     Setup { db, keys, config }
 }
 

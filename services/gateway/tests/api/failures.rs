@@ -4,14 +4,14 @@
 
 use std::time::Duration;
 
-use crate::common::{RawConnection, spawn};
+use crate::common::{RawConnection, spawn, spawn_with};
 use test_support::assert_problem;
 use wiremock::matchers::{method, path};
 use wiremock::{Mock, ResponseTemplate};
 
 #[tokio::test]
 async fn a_service_answering_503_for_its_dependency_stays_reachable_on_its_other_routes() {
-    let gw = spawn(1, &[]).await;
+    let gw = spawn(1).await;
     // The order service with its inventory down: creates are refused by the service
     // itself (its own breaker), reads work.
     Mock::given(method("POST"))
@@ -67,15 +67,10 @@ async fn a_service_answering_503_for_its_dependency_stays_reachable_on_its_other
 async fn a_service_that_does_not_answer_in_time_is_a_504_and_counts_against_it() {
     // The request's time limit ends the wait; having waited past the breaker's
     // slow-call time, the call counts as the service's failure.
-    let gw = spawn(
-        1,
-        &[
-            "--request-timeout-seconds",
-            "1",
-            "--http-client-breaker-slow-call-ms",
-            "500",
-        ],
-    )
+    let gw = spawn_with(1, |config| {
+        config.http.request_timeout_seconds = 1;
+        config.client.http_client_breaker_slow_call_ms = 500;
+    })
     .await;
     Mock::given(method("GET"))
         .and(path("/orders"))
@@ -109,7 +104,10 @@ async fn a_service_that_does_not_answer_in_time_is_a_504_and_counts_against_it()
 
 #[tokio::test]
 async fn a_client_that_leaves_early_is_not_the_services_failure() {
-    let gw = spawn(1, &["--http-client-breaker-slow-call-ms", "2000"]).await;
+    let gw = spawn_with(1, |config| {
+        config.client.http_client_breaker_slow_call_ms = 2000
+    })
+    .await;
     Mock::given(method("GET"))
         .and(path("/orders"))
         .respond_with(ResponseTemplate::new(200).set_delay(Duration::from_millis(300)))
@@ -153,7 +151,7 @@ async fn post_in_two_parts(
 
 #[tokio::test]
 async fn answers_made_before_the_body_arrives_leave_the_connection_usable() {
-    let gw = spawn(1, &[]).await;
+    let gw = spawn(1).await;
     Mock::given(method("GET"))
         .and(path("/orders"))
         .respond_with(ResponseTemplate::new(500))
@@ -163,15 +161,10 @@ async fn answers_made_before_the_body_arrives_leave_the_connection_usable() {
     let bearer = format!("authorization: Bearer {token}\r\n");
     // Open the order service's breaker: from then on the gateway answers order requests
     // itself, without reading their bodies.
-    let gw_down = spawn(
-        1,
-        &[
-            "--order-service-url",
-            "http://127.0.0.1:9",
-            "--http-client-breaker-consecutive-failures",
-            "1",
-        ],
-    )
+    let gw_down = spawn_with(1, |config| {
+        config.order_service.order_service_url = "http://127.0.0.1:9".to_owned();
+        config.client.http_client_breaker_consecutive_failures = 1;
+    })
     .await;
     let (_, other_token) = gw_down.signed_in_user().await;
     let other_bearer = format!("authorization: Bearer {other_token}\r\n");
@@ -233,7 +226,7 @@ async fn answers_made_before_the_body_arrives_leave_the_connection_usable() {
 
 #[tokio::test]
 async fn a_body_the_client_waits_to_be_asked_for_goes_through_at_every_size() {
-    let gw = spawn(1, &[]).await;
+    let gw = spawn(1).await;
     // The service reads the whole body before it answers, as the order service does.
     Mock::given(method("POST"))
         .and(path("/orders"))

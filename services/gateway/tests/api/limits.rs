@@ -3,8 +3,9 @@
 
 use std::time::{Duration, Instant};
 
-use crate::common::{answer_everything, spawn};
+use crate::common::{answer_everything, spawn, spawn_with};
 use serde_json::{Value, json};
+use service_kit::config::RedisUrl;
 use test_support::{TestRedis, assert_problem};
 use wiremock::matchers::{method, path};
 use wiremock::{Mock, ResponseTemplate};
@@ -15,7 +16,7 @@ fn header(response: &reqwest::Response, name: &str) -> String {
 
 #[tokio::test]
 async fn one_user_racing_over_two_gateway_processes_gets_exactly_the_limit() {
-    let gw = spawn(1, &[]).await;
+    let gw = spawn(1).await;
     answer_everything(&gw.order).await;
     let (_, token) = gw.signed_in_user().await;
     let (_, other) = gw.signed_in_user().await;
@@ -70,7 +71,7 @@ async fn one_user_racing_over_two_gateway_processes_gets_exactly_the_limit() {
 
 #[tokio::test]
 async fn without_a_token_the_client_ip_counts_and_a_spoofed_forwarded_for_changes_nothing() {
-    let gw = spawn(1, &["--rate-limit-per-minute", "5"]).await;
+    let gw = spawn_with(1, |config| config.rate_limit_per_minute = 5).await;
     for i in 0..5 {
         let response = gw
             .client
@@ -93,7 +94,7 @@ async fn without_a_token_the_client_ip_counts_and_a_spoofed_forwarded_for_change
 
 #[tokio::test]
 async fn refused_and_unknown_requests_count_against_the_client_ip_and_say_so() {
-    let gw = spawn(1, &["--rate-limit-per-minute", "4"]).await;
+    let gw = spawn_with(1, |config| config.rate_limit_per_minute = 4).await;
     let mut seen = Vec::new();
     for (path, token) in [
         ("/api/orders", Some("not-a-token")),
@@ -123,7 +124,11 @@ async fn refused_and_unknown_requests_count_against_the_client_ip_and_say_so() {
 async fn with_redis_down_each_gateway_still_limits_and_serves() {
     let mut redis = TestRedis::start().await;
     let url = redis.url();
-    let gw = spawn(1, &["--redis-url", &url, "--rate-limit-per-minute", "3"]).await;
+    let gw = spawn_with(1, |config| {
+        config.redis.redis_url = RedisUrl(url.clone());
+        config.rate_limit_per_minute = 3;
+    })
+    .await;
     answer_everything(&gw.order).await;
     let (_, token) = gw.signed_in_user().await;
     redis.stop().await;
@@ -137,7 +142,7 @@ async fn with_redis_down_each_gateway_still_limits_and_serves() {
 
 #[tokio::test]
 async fn the_dashboard_degrades_per_backend_and_fails_only_when_all_do() {
-    let mut gw = spawn(1, &["--dashboard-timeout-ms", "400"]).await;
+    let mut gw = spawn_with(1, |config| config.dashboard_timeout_ms = 400).await;
     let (id, token) = gw.signed_in_user().await;
     let orders = json!({"data": [
         {"id": "o1", "status": "confirmed", "total_cents": 1200},

@@ -38,7 +38,7 @@ const API: &[(&str, &str)] = &[
 
 #[tokio::test]
 async fn the_document_is_served_without_a_token_and_names_every_route() {
-    let gw = common::spawn(1, &[]).await;
+    let gw = common::spawn(1).await;
     let response = gw
         .client
         .get(gw.url("/api/openapi.json"))

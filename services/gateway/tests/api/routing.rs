@@ -4,7 +4,7 @@
 
 use crate::common;
 
-use crate::common::{ORDER_KEY, answer_everything, claims, raw_status, spawn};
+use crate::common::{ORDER_KEY, answer_everything, claims, raw_status, spawn, spawn_with};
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use serde_json::json;
 use test_support::assert_problem;
@@ -13,7 +13,7 @@ use wiremock::{Mock, ResponseTemplate};
 
 #[tokio::test]
 async fn every_prefix_reaches_its_service_and_nothing_else_does() {
-    let gw = spawn(1, &[]).await;
+    let gw = spawn(1).await;
     let (id, token) = gw.signed_in_user().await;
     for server in [&gw.order, &gw.inventory, &gw.payment, &gw.notification] {
         answer_everything(server).await;
@@ -71,7 +71,7 @@ async fn every_prefix_reaches_its_service_and_nothing_else_does() {
 
 #[tokio::test]
 async fn dot_segments_and_encoded_separators_never_reach_a_route_they_do_not_name() {
-    let gw = spawn(1, &[]).await;
+    let gw = spawn(1).await;
     let (_, token) = gw.signed_in_user().await;
     answer_everything(&gw.order).await;
     let base = gw.gateways[0].url();
@@ -114,7 +114,7 @@ async fn dot_segments_and_encoded_separators_never_reach_a_route_they_do_not_nam
 
 #[tokio::test]
 async fn bad_tokens_get_401_with_a_challenge_and_a_token_from_another_library_passes() {
-    let gw = spawn(1, &[]).await;
+    let gw = spawn(1).await;
     answer_everything(&gw.order).await;
     let (kid, der) = gw.signing_key().await;
     let now = std::time::SystemTime::now()
@@ -210,7 +210,7 @@ async fn bad_tokens_get_401_with_a_challenge_and_a_token_from_another_library_pa
 
 #[tokio::test]
 async fn services_see_the_gateways_identity_headers_never_the_clients() {
-    let gw = spawn(1, &[]).await;
+    let gw = spawn(1).await;
     let (id, token) = gw.signed_in_user().await;
     Mock::given(method("GET"))
         .and(path("/orders"))
@@ -261,7 +261,7 @@ async fn services_see_the_gateways_identity_headers_never_the_clients() {
 
 #[tokio::test]
 async fn a_services_connection_headers_never_reach_the_client() {
-    let gw = spawn(1, &[]).await;
+    let gw = spawn(1).await;
     let (_, token) = gw.signed_in_user().await;
     Mock::given(method("GET"))
         .and(path("/orders"))
@@ -289,7 +289,7 @@ async fn a_services_connection_headers_never_reach_the_client() {
 
 #[tokio::test]
 async fn proxied_requests_are_counted_by_route_prefix_never_by_raw_path() {
-    let gw = spawn(1, &[]).await;
+    let gw = spawn(1).await;
     let (_, token) = gw.signed_in_user().await;
     answer_everything(&gw.order).await;
     let raw = "/api/orders/f00dcafe-metrics-label";
@@ -328,15 +328,10 @@ async fn upstream_failures_are_problems_and_an_open_breaker_answers_503_without_
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         format!("http://{}", listener.local_addr().unwrap())
     };
-    let gw = spawn(
-        1,
-        &[
-            "--order-service-url",
-            &hang_up,
-            "--inventory-service-url",
-            &closed,
-        ],
-    )
+    let gw = spawn_with(1, |config| {
+        config.order_service.order_service_url = hang_up.clone();
+        config.inventory_service.inventory_service_url = closed.clone();
+    })
     .await;
     let (_, token) = gw.signed_in_user().await;
     let bearer = format!("Bearer {token}");
@@ -368,7 +363,7 @@ async fn upstream_failures_are_problems_and_an_open_breaker_answers_503_without_
 
 #[tokio::test]
 async fn a_body_over_one_mebibyte_is_413_and_never_counts_against_the_service() {
-    let gw = spawn(1, &[]).await;
+    let gw = spawn(1).await;
     Mock::given(method("POST"))
         .and(path("/orders"))
         .respond_with(ResponseTemplate::new(201))
@@ -414,13 +409,9 @@ async fn a_body_over_one_mebibyte_is_413_and_never_counts_against_the_service() 
 
 #[tokio::test]
 async fn browsers_from_the_configured_origins_may_call_and_read_the_limits_others_may_not() {
-    let gw = spawn(
-        1,
-        &[
-            "--cors-origins",
-            "https://app.example, http://localhost:3000",
-        ],
-    )
+    let gw = spawn_with(1, |config| {
+        config.cors_origins = "https://app.example, http://localhost:3000".to_owned();
+    })
     .await;
     let preflight = |origin: &'static str| {
         gw.client
@@ -483,7 +474,7 @@ async fn browsers_from_the_configured_origins_may_call_and_read_the_limits_other
 
 #[tokio::test]
 async fn the_gateways_own_endpoints_refuse_unknown_paths_and_methods_as_problems() {
-    let gw = spawn(1, &[]).await;
+    let gw = spawn(1).await;
     let user = gw.mint(json!({})).await;
     let admin = gw.mint(json!({"roles": ["user", "admin"]})).await;
     let call = |verb: reqwest::Method, path: &str, token: &str| {

@@ -10,7 +10,7 @@ use serde_json::Value;
 
 #[tokio::test]
 async fn a_confirmed_order_sends_one_email_to_its_user_even_when_the_event_comes_twice() {
-    let app = spawn_app(&[]).await;
+    let app = spawn_app().await;
     let ada = app.user("Ada <script>").await;
     let event = app.confirm_order(&ada).await;
     // Redelivered: the same event (same id) once more.
@@ -53,7 +53,7 @@ async fn a_confirmed_order_sends_one_email_to_its_user_even_when_the_event_comes
 
 #[tokio::test]
 async fn with_smtp_down_for_a_while_every_email_arrives_once_it_returns() {
-    let mut app = spawn_app(&[]).await;
+    let mut app = spawn_app().await;
     let ada = app.user("Ada").await;
     app.smtp.stop();
     let events = [
@@ -94,7 +94,7 @@ async fn with_smtp_down_for_a_while_every_email_arrives_once_it_returns() {
 
 #[tokio::test]
 async fn users_see_only_their_own_notifications() {
-    let app = spawn_app(&[]).await;
+    let app = spawn_app().await;
     let (ada, bob) = (app.user("Ada").await, app.user("Bob").await);
     app.confirm_order(&ada).await;
     app.cancel_order(&ada, "out_of_stock").await;
@@ -126,7 +126,7 @@ async fn notifications_stored_together_take_effect_once_though_an_event_among_th
     use wiremock::matchers::method;
     use wiremock::{Mock, MockServer, ResponseTemplate};
 
-    let app = spawn_app(&[]).await;
+    let app = spawn_app().await;
     let receiver = MockServer::start().await;
     Mock::given(method("POST"))
         .respond_with(ResponseTemplate::new(200))

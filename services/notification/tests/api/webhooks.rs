@@ -5,7 +5,7 @@ use crate::common;
 
 use std::time::Duration;
 
-use crate::common::{eventually, spawn_app};
+use crate::common::{eventually, spawn_app, spawn_app_with};
 use hmac::{Hmac, Mac};
 use reqwest::Method;
 use serde_json::{Value, json};
@@ -28,7 +28,7 @@ fn hmac_hex(secret: &str, message: &[u8]) -> String {
 
 #[tokio::test]
 async fn a_receiver_gets_signed_deliveries_and_failures_are_retried_and_logged() {
-    let app = spawn_app(&[]).await;
+    let app = spawn_app().await;
     let receiver = MockServer::start().await;
     Mock::given(method("POST"))
         .and(path("/hook"))
@@ -110,7 +110,7 @@ async fn a_receiver_gets_signed_deliveries_and_failures_are_retried_and_logged()
 
 #[tokio::test]
 async fn a_restart_in_the_middle_of_the_retries_still_delivers() {
-    let mut app = spawn_app(&["--delivery-backoff-base-ms", "500"]).await;
+    let mut app = spawn_app_with(|config| config.delivery_backoff_base_ms = 500).await;
     let receiver = MockServer::start().await;
     Mock::given(method("POST"))
         .respond_with(ResponseTemplate::new(503))
@@ -160,7 +160,7 @@ async fn assert_refused(app: &common::TestApp, urls: &[&str]) {
 
 #[tokio::test]
 async fn internal_targets_are_refused_by_default() {
-    let app = spawn_app(&["--webhook-allow-private", "false"]).await;
+    let app = spawn_app_with(|config| config.webhook_allow_private = false).await;
     assert_refused(
         &app,
         &[
@@ -187,7 +187,7 @@ async fn internal_targets_are_refused_by_default() {
 #[tokio::test]
 async fn metadata_targets_are_refused_even_with_private_targets_allowed() {
     // The harness allows private targets (its receivers listen on loopback).
-    let app = spawn_app(&["--webhook-allow-private", "true"]).await;
+    let app = spawn_app_with(|config| config.webhook_allow_private = true).await;
     assert_refused(
         &app,
         &[
@@ -242,7 +242,7 @@ async fn metadata_targets_are_refused_even_with_private_targets_allowed() {
 
 #[tokio::test]
 async fn webhooks_are_for_admins_and_never_show_their_secret() {
-    let app = spawn_app(&[]).await;
+    let app = spawn_app().await;
     let user = uuid::Uuid::new_v4();
     let forbidden = app
         .request(Method::POST, "/webhooks", user, "user")
@@ -330,7 +330,7 @@ async fn webhooks_are_for_admins_and_never_show_their_secret() {
 async fn with_polls_ten_minutes_apart_the_email_and_the_delivery_go_out_as_their_event_commits() {
     // Idle workers look for due work only every ten minutes: what they send within the
     // test's patience, they were woken for by the commit that queued it.
-    let app = spawn_app(&["--delivery-poll-ms", "600000"]).await;
+    let app = spawn_app_with(|config| config.delivery_poll_ms = 600_000).await;
     let receiver = MockServer::start().await;
     Mock::given(method("POST"))
         .and(path("/hook"))

@@ -142,16 +142,12 @@ async fn with_a_card_provider_failing_a_third_of_its_calls_every_order_still_set
         // calls) open it in about one run in three, and a failed probe doubles its
         // wait (5, 10, 20, 40 s), which is the breaker's behaviour (tested with the
         // payment service's provider), not the retries this test is about.
-        payment_args: vec![
-            "--payment-provider-failure-rate",
-            "0.33",
-            "--event-max-deliveries",
-            "30",
-            "--http-client-breaker-failure-rate",
-            "1",
-            "--http-client-breaker-consecutive-failures",
-            "1000",
-        ],
+        payment: |config| {
+            config.payment_provider_failure_rate = 0.33;
+            config.events.event_max_deliveries = 30;
+            config.client.http_client_breaker_failure_rate = 1.0;
+            config.client.http_client_breaker_consecutive_failures = 1000;
+        },
         ..Options::default()
     })
     .await;

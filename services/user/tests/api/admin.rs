@@ -3,19 +3,20 @@
 use crate::common;
 
 use crate::common::start;
+use service_kit::config::Secret;
 use test_support::TestDatabase;
+use user_service::config::Config;
 
-const ADMIN: [&str; 4] = [
-    "--admin-email",
-    "root@example.com",
-    "--admin-password",
-    "admin-password",
-];
+/// The settings of a deployment with a first admin.
+fn with_admin(config: &mut Config) {
+    config.admin_email = Some("root@example.com".to_owned());
+    config.admin_password = Some(Secret::new("admin-password"));
+}
 
 #[tokio::test]
 async fn replicas_started_together_create_exactly_one_admin() {
     let db = TestDatabase::create().await;
-    let replicas = futures::future::join_all((0..4).map(|_| start(db.url(), &ADMIN))).await;
+    let replicas = futures::future::join_all((0..4).map(|_| start(db.url(), with_admin))).await;
 
     let pool = sqlx::PgPool::connect(db.url()).await.unwrap();
     let admins: Vec<(String, Vec<String>)> =
@@ -49,7 +50,7 @@ async fn replicas_started_together_create_exactly_one_admin() {
 #[tokio::test]
 async fn an_account_registered_with_the_admin_email_is_not_promoted() {
     let db = TestDatabase::create().await;
-    let first = start(db.url(), &[]).await;
+    let first = start(db.url(), |_| {}).await;
     let response = reqwest::Client::new()
         .post(format!("{}/auth/register", first.url()))
         .bearer_auth(common::SERVICE_KEY)
@@ -60,7 +61,7 @@ async fn an_account_registered_with_the_admin_email_is_not_promoted() {
     assert_eq!(response.status(), 201);
     first.stop().await.unwrap();
 
-    let _second = start(db.url(), &ADMIN).await;
+    let _second = start(db.url(), with_admin).await;
     let pool = sqlx::PgPool::connect(db.url()).await.unwrap();
     let roles: Vec<Vec<String>> =
         sqlx::query_scalar!("SELECT roles FROM users WHERE lower(email) = 'root@example.com'")

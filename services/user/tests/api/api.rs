@@ -47,14 +47,11 @@ async fn a_registered_user_logs_in_and_the_token_verifies_against_the_jwks_with_
 
 #[tokio::test]
 async fn the_token_lifetime_issuer_and_audience_follow_the_configuration() {
-    let app = common::spawn_app_with(&[
-        "--jwt-ttl-seconds",
-        "120",
-        "--jwt-issuer",
-        "other-issuer",
-        "--jwt-audience",
-        "other-audience",
-    ])
+    let app = common::spawn_app_with(|config| {
+        config.jwt_ttl_seconds = 120;
+        config.jwt_issuer = "other-issuer".to_owned();
+        config.jwt_audience = "other-audience".to_owned();
+    })
     .await;
     let user = app.new_user().await;
     let token = app.token(&user.email, &user.password).await;

@@ -57,11 +57,11 @@ fn kid(token: &str) -> String {
 #[tokio::test]
 async fn tokens_stay_valid_across_a_restart() {
     let db = TestDatabase::create().await;
-    let first = start(db.url(), &[]).await;
+    let first = start(db.url(), |_| {}).await;
     let token = register_and_login(&first.url(), "restart@example.com").await;
     first.stop().await.unwrap();
 
-    let second = start(db.url(), &[]).await;
+    let second = start(db.url(), |_| {}).await;
     verify(&token, &jwks(&second.url()).await).expect("the old token verifies after a restart");
     let new_token = login(&second.url(), "restart@example.com").await;
     assert_eq!(
@@ -74,7 +74,7 @@ async fn tokens_stay_valid_across_a_restart() {
 #[tokio::test]
 async fn replicas_started_together_on_one_database_share_one_key() {
     let db = TestDatabase::create().await;
-    let (a, b) = tokio::join!(start(db.url(), &[]), start(db.url(), &[]));
+    let (a, b) = tokio::join!(start(db.url(), |_| {}), start(db.url(), |_| {}));
     let token = register_and_login(&a.url(), "replica@example.com").await;
     verify(&token, &jwks(&b.url()).await)
         .expect("a token from one replica verifies with the other's JWKS");
@@ -86,7 +86,7 @@ async fn replicas_started_together_on_one_database_share_one_key() {
 #[tokio::test]
 async fn after_rotation_old_tokens_verify_and_new_tokens_carry_the_new_kid() {
     let db = TestDatabase::create().await;
-    let service = start(db.url(), &[]).await;
+    let service = start(db.url(), |_| {}).await;
     let old_token = register_and_login(&service.url(), "rotate@example.com").await;
 
     let output = tokio::process::Command::new(env!("CARGO_BIN_EXE_user-service"))
@@ -125,7 +125,7 @@ async fn after_rotation_old_tokens_verify_and_new_tokens_carry_the_new_kid() {
 #[tokio::test]
 async fn a_retired_key_leaves_the_jwks_once_its_tokens_have_expired() {
     let db = TestDatabase::create().await;
-    let service = start(db.url(), &[]).await;
+    let service = start(db.url(), |_| {}).await;
     let old_token = register_and_login(&service.url(), "expire@example.com").await;
     let pool = sqlx::PgPool::connect(db.url()).await.unwrap();
     user_service::signing_keys::rotate(&pool).await.unwrap();

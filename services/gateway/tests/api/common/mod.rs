@@ -6,6 +6,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use clap::Parser;
 use ed25519_dalek::pkcs8::EncodePrivateKey;
+use gateway::config::Config;
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use reqwest::Client;
 use serde_json::{Value, json};
@@ -28,15 +29,21 @@ pub struct TestGateway {
     pub notification: MockServer,
     pub client: Client,
     pub user_pool: PgPool,
-    /// The settings the in-process gateways were started with, for gateway processes.
-    pub args: Vec<String>,
+    /// The default test settings (before a test's changes), for gateway processes.
+    args: Vec<String>,
     /// Held until the test ends: dropping them drops the database and the keys.
     _user_db: TestDatabase,
     _keys: StreamKeys,
 }
 
-/// Starts `replicas` gateways sharing one rate-limit prefix, with `extra` settings.
-pub async fn spawn(replicas: usize, extra: &[&str]) -> TestGateway {
+/// Starts `replicas` gateways sharing one rate-limit prefix.
+pub async fn spawn(replicas: usize) -> TestGateway {
+    spawn_with(replicas, |_| {}).await
+}
+
+/// Starts `replicas` gateways with their settings changed by `configure` (typed, after
+/// the defaults).
+pub async fn spawn_with(replicas: usize, configure: impl Fn(&mut Config)) -> TestGateway {
     let _ = tracing_subscriber::fmt()
         .with_env_filter("warn")
         .with_test_writer()
@@ -76,15 +83,12 @@ pub async fn spawn(replicas: usize, extra: &[&str]) -> TestGateway {
     ];
     let mut args = vec!["gateway".to_owned()];
     for (flag, value) in defaults {
-        if !extra.contains(&flag) {
-            args.extend([flag.to_owned(), value.to_owned()]);
-        }
+        args.extend([flag.to_owned(), value.to_owned()]);
     }
-    args.extend(extra.iter().map(|s| (*s).to_owned()));
     let mut gateways = Vec::new();
     for _ in 0..replicas {
-        let config = gateway::config::Config::try_parse_from(&args).unwrap();
-
+        let mut config = Config::try_parse_from(&args).expect("valid test settings");
+        configure(&mut config);
         gateways.push(gateway::Application::build(config).await.unwrap().spawn());
     }
     let user_pool = PgPool::connect(user_db.url()).await.unwrap();
@@ -117,7 +121,8 @@ impl TestGateway {
         request.send().await.unwrap()
     }
 
-    /// Starts the gateway binary as a process with this gateway's settings.
+    /// Starts the gateway binary as a process with the default test settings (sharing
+    /// the in-process gateways' peers and rate-limit prefix).
     pub async fn process(&self) -> (test_support::ServiceProcess, String) {
         let env: std::collections::HashMap<String, String> = self.args[1..]
             .chunks(2)

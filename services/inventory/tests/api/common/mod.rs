@@ -1,13 +1,12 @@
 //! The inventory service under test: in-process on port 0 with a fresh database and
 //! event streams of its own, talked to over real HTTP as the gateway would.
 
-use clap::Parser;
 use inventory_service::Application;
 use inventory_service::config::Config;
 use reqwest::{Client, Method, RequestBuilder};
 use serde_json::{Value, json};
 use service_kit::server::RunningServer;
-use test_support::{StreamKeys, TestDatabase};
+use test_support::{StreamKeys, TestDatabase, service_settings};
 use uuid::Uuid;
 
 pub const KEY: &str = "test-inventory-service-key";
@@ -51,23 +50,17 @@ pub async fn spawn_app_with(configure: impl FnOnce(&mut Config)) -> TestApp {
 
 /// The settings of a test's service: port 0, its database, its streams, its key.
 pub fn settings(db: &TestDatabase, keys: &StreamKeys) -> Config {
-    let redis_url = test_support::redis_url();
-    Config::try_parse_from([
+    service_settings(
         "inventory-service",
-        "--listen-addr",
-        "127.0.0.1:0",
-        "--database-url",
         db.url(),
-        "--database-max-connections",
-        "8",
-        "--redis-url",
-        &redis_url,
-        "--inventory-service-key",
-        KEY,
-        "--event-stream-prefix",
-        keys.prefix(),
-    ])
-    .unwrap()
+        keys,
+        &[
+            "--inventory-service-key",
+            KEY,
+            "--database-max-connections",
+            "8",
+        ],
+    )
 }
 
 impl TestApp {

@@ -4,14 +4,14 @@
 
 use std::time::Duration;
 
-use clap::Parser;
 use contracts::events::{OrderCancelled, OrderConfirmed, streams, types};
 use event_bus::{Envelope, Publisher};
+use notification_service::config::Config;
 use reqwest::{Client, Method, RequestBuilder};
 use serde_json::{Value, json};
 use service_kit::server::RunningServer;
 use sqlx::PgPool;
-use test_support::{StreamKeys, TestDatabase, TestSmtp, UserService};
+use test_support::{StreamKeys, TestDatabase, TestSmtp, UserService, service_settings};
 use uuid::Uuid;
 
 pub use test_support::keys::USER_KEY;
@@ -28,7 +28,7 @@ pub struct TestApp {
     pub client: Client,
     pub redis: service_kit::redis::Connection,
     pub pool: PgPool,
-    args: Vec<String>,
+    config: Config,
     /// Held until the test ends: dropping one drops its database.
     _db: TestDatabase,
     _user_db: TestDatabase,
@@ -43,43 +43,24 @@ pub struct TestUser {
 }
 
 /// Starts the service with webhook targets on loopback allowed (the test receivers
-/// listen there) unless `extra` says otherwise.
-pub async fn spawn_app(extra: &[&str]) -> TestApp {
+/// listen there), short delivery backoff and a 50 ms poll.
+pub async fn spawn_app() -> TestApp {
+    spawn_app_with(|_| {}).await
+}
+
+/// The service with its settings changed by `configure` (typed, after the defaults).
+pub async fn spawn_app_with(configure: impl FnOnce(&mut Config)) -> TestApp {
     let _ = tracing_subscriber::fmt()
         .with_env_filter("warn")
         .with_test_writer()
         .try_init();
     let keys = StreamKeys::new();
     let (db, user_db) = tokio::join!(TestDatabase::create(), TestDatabase::create());
-    let redis_url = test_support::redis_url();
     let user_service = UserService::start(&user_db, &keys, USER_KEY).await;
     let smtp = TestSmtp::start();
-    let user_url = user_service.url();
-    let smtp_url = smtp.url();
-    let defaults = [
-        ("--listen-addr", "127.0.0.1:0"),
-        ("--database-url", db.url()),
-        ("--redis-url", &redis_url),
-        ("--notification-service-key", KEY),
-        ("--user-service-url", &user_url),
-        ("--user-service-key", USER_KEY),
-        ("--smtp-url", &smtp_url),
-        ("--event-stream-prefix", keys.prefix()),
-        ("--webhook-allow-private", "true"),
-        ("--webhook-timeout-ms", "2000"),
-        ("--delivery-backoff-base-ms", "200"),
-        ("--delivery-backoff-max-ms", "1000"),
-        ("--delivery-poll-ms", "50"),
-    ];
-    // `extra` overrides the defaults.
-    let mut args = vec!["notification-service".to_owned()];
-    for (flag, value) in defaults {
-        if !extra.contains(&flag) {
-            args.extend([flag.to_owned(), value.to_owned()]);
-        }
-    }
-    args.extend(extra.iter().map(|s| (*s).to_owned()));
-    let service = start(&args).await;
+    let mut config = settings(&db, &keys, &user_service, &smtp);
+    configure(&mut config);
+    let service = start(config.clone()).await;
     let redis = test_support::redis().await;
     let pool = PgPool::connect(db.url()).await.unwrap();
     TestApp {
@@ -89,15 +70,43 @@ pub async fn spawn_app(extra: &[&str]) -> TestApp {
         client: Client::new(),
         redis,
         pool,
-        args,
+        config,
         _db: db,
         _user_db: user_db,
         keys,
     }
 }
 
-async fn start(args: &[String]) -> RunningServer {
-    let config = notification_service::config::Config::try_parse_from(args).unwrap();
+/// The settings of a test's service: port 0, its database, streams, peers and SMTP.
+fn settings(db: &TestDatabase, keys: &StreamKeys, users: &UserService, smtp: &TestSmtp) -> Config {
+    service_settings(
+        "notification-service",
+        db.url(),
+        keys,
+        &[
+            "--notification-service-key",
+            KEY,
+            "--user-service-url",
+            &users.url(),
+            "--user-service-key",
+            USER_KEY,
+            "--smtp-url",
+            &smtp.url(),
+            "--webhook-allow-private",
+            "true",
+            "--webhook-timeout-ms",
+            "2000",
+            "--delivery-backoff-base-ms",
+            "200",
+            "--delivery-backoff-max-ms",
+            "1000",
+            "--delivery-poll-ms",
+            "50",
+        ],
+    )
+}
+
+async fn start(config: Config) -> RunningServer {
     notification_service::Application::build(config)
         .await
         .unwrap()
@@ -112,7 +121,7 @@ impl TestApp {
     /// Stops the service and starts it again on the same database.
     pub async fn restart(&mut self) {
         self.service.take().unwrap().stop().await.unwrap();
-        self.service = Some(start(&self.args).await);
+        self.service = Some(start(self.config.clone()).await);
     }
 
     /// A request on behalf of `user_id` (with `roles`).

@@ -15,7 +15,6 @@ use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use clap::Parser;
 use futures::future::BoxFuture;
 use reqwest::{Client, Method, RequestBuilder, Response};
 use serde_json::{Value, json};
@@ -75,44 +74,46 @@ impl Drop for Node {
     }
 }
 
-/// The settings every service shares in a test; events are retried after 2 s.
-fn common_args(name: &str, db: &TestDatabase, listen: &str, keys: &StreamKeys) -> Vec<String> {
-    [
-        name,
-        "--listen-addr",
-        listen,
-        "--database-url",
-        db.url(),
+/// The settings of `binary` in the saga: events are retried after 2 s.
+fn settings<C: clap::Parser>(
+    binary: &str,
+    db: &TestDatabase,
+    keys: &StreamKeys,
+    more: &[&str],
+) -> C {
+    let saga = [
         "--database-max-connections",
         "6",
-        "--redis-url",
-        &test_support::redis_url(),
-        "--event-stream-prefix",
-        keys.prefix(),
         "--event-retry-after-ms",
         "2000",
         "--event-handler-timeout-ms",
         "1500",
         "--event-consumer-concurrency",
         "8",
-    ]
-    .iter()
-    .map(|s| (*s).to_owned())
-    .collect()
+    ];
+    let more: Vec<&str> = saga.iter().chain(more).copied().collect();
+    test_support::service_settings(binary, db.url(), keys, &more)
 }
 
-fn with(mut args: Vec<String>, extra: &[&str]) -> Vec<String> {
-    args.extend(extra.iter().map(|s| (*s).to_owned()));
-    args
-}
+/// Any free port, for a service's first start (a restart keeps the port it had).
+const ANY_PORT: SocketAddr =
+    SocketAddr::new(std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST), 0);
 
-/// Which peer URLs the order service is given.
-#[derive(Default)]
+/// How a test's system differs from the default one.
 pub struct Options {
     /// Point the order service at this user service URL instead of the real one.
     pub user_service_url: Option<String>,
-    /// More settings for the payment service.
-    pub payment_args: Vec<&'static str>,
+    /// Changes to the payment service's settings, kept when it restarts.
+    pub payment: fn(&mut payment_service::config::Config),
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Self {
+            user_service_url: None,
+            payment: |_| {},
+        }
+    }
 }
 
 /// The four services.
@@ -122,6 +123,7 @@ pub struct System {
     pub user: UserService,
     pub inventory: Node,
     pub payment: Node,
+    payment_settings: fn(&mut payment_service::config::Config),
     pub order: Node,
     pub client: Client,
     /// An admin, as the gateway would name one (reads do not check users with the
@@ -159,11 +161,13 @@ pub async fn start_with(options: Options) -> System {
         TestDatabase::create()
     );
     let user = UserService::start(&user_db, &keys, USER_KEY).await;
-    let inventory = start_inventory(&inventory_db, "127.0.0.1:0", &keys).await;
-    let payment = start_payment(&payment_db, "127.0.0.1:0", &keys, &options.payment_args).await;
+    let inventory = start_inventory(&inventory_db, ANY_PORT, &keys).await;
+    let payment = start_payment(&payment_db, ANY_PORT, &keys, options.payment).await;
     let user_url = options.user_service_url.unwrap_or_else(|| user.url());
-    let order_args = with(
-        common_args("order-service", &order_db, "127.0.0.1:0", &keys),
+    let order: order_service::config::Config = settings(
+        "order-service",
+        &order_db,
+        &keys,
         &[
             "--order-service-key",
             ORDER_KEY,
@@ -177,11 +181,7 @@ pub async fn start_with(options: Options) -> System {
             INVENTORY_KEY,
         ],
     );
-    let order = Node::start(Box::pin(async move {
-        let config = order_service::config::Config::try_parse_from(order_args)?;
-        order_service::Application::build(config).await
-    }))
-    .await;
+    let order = Node::start(Box::pin(order_service::Application::build(order))).await;
     System {
         keys,
         _user_db: user_db,
@@ -191,6 +191,7 @@ pub async fn start_with(options: Options) -> System {
         user,
         inventory,
         payment,
+        payment_settings: options.payment,
         order,
         client: Client::new(),
         admin: TestUser {
@@ -200,44 +201,46 @@ pub async fn start_with(options: Options) -> System {
     }
 }
 
-async fn start_inventory(db: &TestDatabase, listen: &str, keys: &StreamKeys) -> Node {
-    let args = with(
-        common_args("inventory-service", db, listen, keys),
+async fn start_inventory(db: &TestDatabase, listen: SocketAddr, keys: &StreamKeys) -> Node {
+    let mut config: inventory_service::config::Config = settings(
+        "inventory-service",
+        db,
+        keys,
         &["--inventory-service-key", INVENTORY_KEY],
     );
-    Node::start(Box::pin(async move {
-        let config = inventory_service::config::Config::try_parse_from(args)?;
-        inventory_service::Application::build(config).await
-    }))
-    .await
+    config.service.http.listen_addr = Some(listen);
+    Node::start(Box::pin(inventory_service::Application::build(config))).await
 }
 
-async fn start_payment(db: &TestDatabase, listen: &str, keys: &StreamKeys, extra: &[&str]) -> Node {
-    let args = with(
-        with(
-            common_args("payment-service", db, listen, keys),
-            &["--payment-service-key", PAYMENT_KEY],
-        ),
-        extra,
+async fn start_payment(
+    db: &TestDatabase,
+    listen: SocketAddr,
+    keys: &StreamKeys,
+    configure: fn(&mut payment_service::config::Config),
+) -> Node {
+    let mut config: payment_service::config::Config = settings(
+        "payment-service",
+        db,
+        keys,
+        &["--payment-service-key", PAYMENT_KEY],
     );
-    Node::start(Box::pin(async move {
-        let config = payment_service::config::Config::try_parse_from(args)?;
-        payment_service::Application::build(config).await
-    }))
-    .await
+    config.service.http.listen_addr = Some(listen);
+    configure(&mut config);
+    Node::start(Box::pin(payment_service::Application::build(config))).await
 }
 
 impl System {
     /// Starts the (killed) payment service again on its database and port.
     pub async fn restart_payment(&mut self) {
-        let listen = self.payment.addr.to_string();
-        self.payment = start_payment(&self.payment_db, &listen, &self.keys, &[]).await;
+        let listen = self.payment.addr;
+        self.payment =
+            start_payment(&self.payment_db, listen, &self.keys, self.payment_settings).await;
     }
 
     /// Starts the (killed) inventory service again on its database and port.
     pub async fn restart_inventory(&mut self) {
-        let listen = self.inventory.addr.to_string();
-        self.inventory = start_inventory(&self.inventory_db, &listen, &self.keys).await;
+        let listen = self.inventory.addr;
+        self.inventory = start_inventory(&self.inventory_db, listen, &self.keys).await;
     }
 
     fn call(

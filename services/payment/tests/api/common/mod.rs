@@ -1,13 +1,12 @@
 //! The payment service under test: in-process on port 0 with a fresh database and event
 //! streams of its own; events are published to it and read back from its stream.
 
-use clap::Parser;
 use event_bus::{Envelope, Publisher};
 use payment_service::Application;
 use payment_service::config::Config;
 use serde_json::Value;
 use service_kit::server::RunningServer;
-use test_support::{StreamKeys, TestDatabase};
+use test_support::{StreamKeys, TestDatabase, service_settings};
 
 pub const KEY: &str = "test-payment-service-key";
 
@@ -27,21 +26,12 @@ pub async fn spawn_app() -> TestApp {
         .try_init();
     let db = TestDatabase::create().await;
     let keys = StreamKeys::new();
-    let redis_url = test_support::redis_url();
-    let config = Config::try_parse_from([
+    let config: Config = service_settings(
         "payment-service",
-        "--listen-addr",
-        "127.0.0.1:0",
-        "--database-url",
         db.url(),
-        "--redis-url",
-        &redis_url,
-        "--payment-service-key",
-        KEY,
-        "--event-stream-prefix",
-        keys.prefix(),
-    ])
-    .unwrap();
+        &keys,
+        &["--payment-service-key", KEY],
+    );
     let service = Application::build(config).await.unwrap().spawn();
     let redis = test_support::redis().await;
     let pool = sqlx::PgPool::connect(db.url()).await.unwrap();

@@ -1,38 +1,15 @@
 //! The user service under test: in-process on port 0 with a fresh database, talked to
 //! over real HTTP with the service key, as the gateway would.
 
-use clap::Parser;
 use reqwest::{Client, Response};
 use serde_json::{Value, json};
 use service_kit::server::RunningServer;
-use test_support::TestDatabase;
+use test_support::{TestDatabase, service_settings};
 use user_service::Application;
-use user_service::config::Cli;
+use user_service::config::{Cli, Config};
 use uuid::Uuid;
 
 pub const SERVICE_KEY: &str = "test-user-service-key";
-
-/// The settings a test app runs with, plus `extra` arguments.
-pub fn args(database_url: &str, extra: &[&str]) -> Vec<String> {
-    let mut args: Vec<String> = [
-        "user-service",
-        "--listen-addr",
-        "127.0.0.1:0",
-        "--database-url",
-        database_url,
-        "--database-max-connections",
-        "4",
-        "--redis-url",
-        &test_support::redis_url(),
-        "--user-service-key",
-        SERVICE_KEY,
-    ]
-    .iter()
-    .map(|s| (*s).to_owned())
-    .collect();
-    args.extend(extra.iter().map(|s| (*s).to_owned()));
-    args
-}
 
 /// A user service started by [`start`], with event streams of its own.
 pub struct TestService {
@@ -50,13 +27,23 @@ impl TestService {
     }
 }
 
-/// Starts a user service on `database_url`.
-pub async fn start(database_url: &str, extra: &[&str]) -> TestService {
+/// Starts a user service on `database_url`, its settings changed by `configure`.
+pub async fn start(database_url: &str, configure: impl FnOnce(&mut Config)) -> TestService {
     let keys = test_support::StreamKeys::new();
-    let mut extra = extra.to_vec();
-    extra.extend_from_slice(&["--event-stream-prefix", keys.prefix()]);
-    let cli = Cli::try_parse_from(args(database_url, &extra)).expect("valid test settings");
-    let service = Application::build(cli.config)
+    let cli: Cli = service_settings(
+        "user-service",
+        database_url,
+        &keys,
+        &[
+            "--user-service-key",
+            SERVICE_KEY,
+            "--database-max-connections",
+            "4",
+        ],
+    );
+    let mut config = cli.config;
+    configure(&mut config);
+    let service = Application::build(config)
         .await
         .expect("the user service starts")
         .spawn();
@@ -73,12 +60,13 @@ pub struct TestApp {
 }
 
 pub async fn spawn_app() -> TestApp {
-    spawn_app_with(&[]).await
+    spawn_app_with(|_| {}).await
 }
 
-pub async fn spawn_app_with(extra: &[&str]) -> TestApp {
+/// The service on a fresh database with its settings changed by `configure`.
+pub async fn spawn_app_with(configure: impl FnOnce(&mut Config)) -> TestApp {
     let db = TestDatabase::create().await;
-    let service = start(db.url(), extra).await;
+    let service = start(db.url(), configure).await;
     let prefix = service.keys.prefix().to_owned();
     TestApp {
         db,
