@@ -123,6 +123,9 @@ async fn healthz() -> Json<Value> {
 
 async fn readyz(State(readiness): State<Readiness>) -> Response {
     let failing = readiness.failing().await;
+    // What the last probe found, for alerting: 1 ready, 0 not (the kubelet and compose's
+    // health check probe every few seconds, so the gauge stays current).
+    metrics::gauge!("service_ready").set(if failing.is_empty() { 1.0 } else { 0.0 });
     if failing.is_empty() {
         Json(json!({ "status": "ready" })).into_response()
     } else {

@@ -73,6 +73,7 @@ async fn apply(tx: &mut Tx, events: &[Envelope], emitter: &Emitter) -> Result<()
         .or_retry(|| format!("moving {} orders", moves.len()))?;
     for order in moved {
         let cause = causes[&order.id];
+        settled(&order);
         match order.cancel_reason {
             None => {
                 let confirmed = OrderConfirmed {
@@ -98,6 +99,22 @@ async fn apply(tx: &mut Tx, events: &[Envelope], emitter: &Emitter) -> Result<()
         }
     }
     Ok(())
+}
+
+/// Records how long `order` took from its creation to where it settled, the saga's
+/// end-to-end time (`orders_settled_seconds`, by outcome), which its alert holds to a
+/// target. Recorded as the move is made: a transaction that then rolls back and is
+/// retried records its orders again, which only ever adds a late sample.
+fn settled(order: &orders::Moved) {
+    let outcome = if order.cancel_reason.is_none() {
+        "confirmed"
+    } else {
+        "cancelled"
+    };
+    let took = (chrono::Utc::now() - order.created_at)
+        .to_std()
+        .unwrap_or_default();
+    metrics::histogram!("orders_settled_seconds", "outcome" => outcome).record(took.as_secs_f64());
 }
 
 /// The service's saga, emitting onto `stream` (this service's stream).

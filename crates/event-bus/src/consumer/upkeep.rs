@@ -1,7 +1,8 @@
 //! What a consumer does on a timer, off the path of new entries: reclaiming, dead
 //! letters, metrics and tidying the group.
 //!
-//! Every `reclaim_interval`, for each stream: exports the group's pending count and lag,
+//! Every `reclaim_interval`, for each stream: exports the group's pending count, its lag
+//! and the age of its oldest pending entry,
 //! removes consumers idle for long with nothing pending (their processes are gone),
 //! and claims entries idle longer than `min_idle` (`XAUTOCLAIM`: this consumer's
 //! failures and what dead consumers left). A claimed entry delivered more than
@@ -9,9 +10,11 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::time::Duration;
 
 use redis::Value;
 use redis::streams::{StreamAutoClaimReply, StreamId};
+use service_kit::redis::Connection;
 use tokio_util::sync::CancellationToken;
 
 use super::dead::dead_letter;
@@ -99,6 +102,8 @@ async fn observe_and_tidy(shared: &Shared, stream: &str) -> redis::RedisResult<(
             metrics::gauge!("events_lag", &labels).set(lag as f64);
         }
     }
+    let oldest = oldest_pending_age(&redis, stream, &config.group).await?;
+    metrics::gauge!("events_oldest_pending_age_seconds", &labels).set(oldest.as_secs_f64());
     let consumers: Vec<HashMap<String, Value>> = redis::cmd("XINFO")
         .arg("CONSUMERS")
         .arg(stream)
@@ -125,6 +130,35 @@ async fn observe_and_tidy(shared: &Shared, stream: &str) -> redis::RedisResult<(
         }
     }
     Ok(())
+}
+
+/// How long ago the oldest entry the group has not acknowledged was added to `stream`
+/// (its id's time, from `XPENDING`'s summary); zero when nothing is pending. An entry
+/// that stays pending while others pass is stuck: redelivered, failing, or held by a
+/// consumer that died.
+async fn oldest_pending_age(
+    redis: &Connection,
+    stream: &str,
+    group: &str,
+) -> redis::RedisResult<Duration> {
+    let mut redis = redis.clone();
+    let summary: redis::streams::StreamPendingReply = redis::cmd("XPENDING")
+        .arg(stream)
+        .arg(group)
+        .query_async(&mut redis)
+        .await?;
+    let redis::streams::StreamPendingReply::Data(data) = summary else {
+        return Ok(Duration::ZERO);
+    };
+    let added_ms = data
+        .start_id
+        .split_once('-')
+        .and_then(|(ms, _)| ms.parse::<u64>().ok())
+        .unwrap_or(0);
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |now| now.as_millis() as u64);
+    Ok(Duration::from_millis(now_ms.saturating_sub(added_ms)))
 }
 
 /// How many times each of `entries` has been delivered, from `XPENDING`.

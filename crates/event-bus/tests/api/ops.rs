@@ -207,3 +207,76 @@ async fn the_outbox_reports_its_backlog_the_events_of_a_key_and_its_events_per_m
             .all(|c| c.stream == bus.stream && c.event_type == "test.happened")
     );
 }
+
+/// The value of the series `name{labels}` in Prometheus text, if it is there.
+fn series(text: &str, name: &str, labels: &str) -> Option<f64> {
+    let prefix = format!("{name}{{{labels}}} ");
+    text.lines()
+        .find_map(|line| line.strip_prefix(prefix.as_str()))
+        .and_then(|value| value.trim().parse().ok())
+}
+
+#[tokio::test]
+async fn an_entry_that_keeps_failing_shows_as_the_oldest_pending_age_until_it_is_handled() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::time::Duration;
+
+    let metrics = service_kit::metrics::handle();
+    let bus = bus().await;
+    let mut config = common::config("stuck", &bus.stream);
+    config.max_deliveries = 1_000;
+    let labels = format!(r#"group="stuck",stream="{}""#, bus.stream);
+    event_bus::Publisher::new(bus.redis.clone(), 10_000)
+        .publish_batch(&bus.stream, &[envelope(1)])
+        .await
+        .unwrap();
+    let healed = Arc::new(AtomicBool::new(false));
+    let cancel = tokio_util::sync::CancellationToken::new();
+    let consumer = event_bus::Consumer::new(bus.client(), config, {
+        let healed = healed.clone();
+        move |_event: event_bus::Envelope| {
+            let healed = healed.load(Ordering::SeqCst);
+            async move {
+                if healed {
+                    Ok(())
+                } else {
+                    Err(event_bus::HandlerError::Retry(anyhow::anyhow!("failing")))
+                }
+            }
+        }
+    });
+    let task = tokio::spawn(consumer.run(cancel.clone()));
+
+    let age = || {
+        series(
+            &metrics.render(),
+            "events_oldest_pending_age_seconds",
+            &labels,
+        )
+    };
+    let stuck = common::eventually(Duration::from_secs(10), || async {
+        age().is_some_and(|seconds| seconds >= 1.0)
+    })
+    .await;
+    assert!(
+        stuck,
+        "no age of a second for the failing entry: {:?}",
+        age()
+    );
+    assert_eq!(
+        series(&metrics.render(), "events_pending", &labels),
+        Some(1.0)
+    );
+
+    healed.store(true, Ordering::SeqCst);
+    let handled =
+        common::eventually(Duration::from_secs(10), || async { age() == Some(0.0) }).await;
+    assert!(
+        handled,
+        "the age stayed {:?} once the entry was handled",
+        age()
+    );
+    cancel.cancel();
+    task.await.unwrap();
+}

@@ -257,6 +257,7 @@ pub struct Moved {
     pub total_cents: i64,
     pub currency: String,
     pub cancel_reason: Option<String>,
+    pub created_at: DateTime<Utc>,
 }
 
 /// Moves each order of `moves` that is `pending` to `confirmed` (a reason of `None`)
@@ -278,7 +279,7 @@ pub async fn move_pending(
                FROM unnest($1::uuid[], $2::text[]) WITH ORDINALITY AS m(id, reason, n)
                ORDER BY id, n) AS m
          WHERE o.id = m.id AND o.status = 'pending'
-         RETURNING o.id, o.user_id, o.total_cents, o.currency, o.cancel_reason",
+         RETURNING o.id, o.user_id, o.total_cents, o.currency, o.cancel_reason, o.created_at",
         &ids,
         &reasons as &[Option<&str>]
     )

@@ -4,15 +4,22 @@ use crate::common::{assert_problem, spawn_app};
 use reqwest::Method;
 
 #[tokio::test]
-async fn readyz_is_ok_then_503_naming_postgres_once_the_database_is_gone() {
+async fn readyz_is_ok_then_503_naming_postgres_once_the_database_is_gone_and_the_gauge_follows() {
     let app = spawn_app().await;
+    let scrape = || async {
+        let text = app.client.get(app.url("/metrics")).send().await.unwrap();
+        text.text().await.unwrap()
+    };
     let ready = app.client.get(app.url("/readyz")).send().await.unwrap();
     assert_eq!(ready.status(), 200);
+    assert_eq!(series(&scrape().await, "service_ready"), 1.0);
 
     app.db.drop_now().await;
     let not_ready = app.client.get(app.url("/readyz")).send().await.unwrap();
     let problem = assert_problem(not_ready, 503).await;
     assert_eq!(problem["failing"], serde_json::json!(["postgres"]));
+    let text = scrape().await;
+    assert!(text.contains("service_ready 0"), "{text}");
 
     let alive = app.client.get(app.url("/healthz")).send().await.unwrap();
     assert_eq!(alive.status(), 200);
