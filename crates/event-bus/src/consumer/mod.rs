@@ -135,6 +135,7 @@ impl Consumer {
         if !shared.create_groups_patiently(&cancel).await {
             return;
         }
+        tracing::info!(%group, consumer = %shared.config.consumer, "consumer started");
         // The parts run as tasks of their own; should this future be dropped (its task
         // aborted) rather than cancelled, they stop where they are, as a process that
         // died would, and leave what they held pending.
