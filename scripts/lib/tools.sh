@@ -23,3 +23,21 @@ venv() {
     fi
     printf '%s/bin' "$dir"
 }
+
+# npm_tool NAME PACKAGE@VERSION...: installs npm packages into the folder NAME (Node.js
+# and npm from the system) unless it is ready already, and prints that folder.
+npm_tool() {
+    local dir="$tools/$1"
+    shift
+    command -v node >/dev/null 2>&1 && command -v npm >/dev/null 2>&1 \
+        || fail "node and npm are missing: install Node.js 18+ (Debian: nodejs npm) for $*"
+    if [ ! -f "$dir/.ready" ]; then
+        say "installing $* into $dir"
+        rm -rf "$dir"
+        mkdir -p "$dir"
+        npm install --prefix "$dir" --silent --no-audit --no-fund "$@" >&2 \
+            || fail "could not install $* from the npm registry"
+        touch "$dir/.ready"
+    fi
+    printf '%s' "$dir"
+}

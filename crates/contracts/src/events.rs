@@ -1,5 +1,6 @@
 //! Event payloads of the order saga, and the streams they travel on.
 
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
@@ -26,7 +27,7 @@ pub mod types {
 }
 
 /// One line of an order.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct OrderLine {
     pub product_id: Uuid,
     pub quantity: i64,
@@ -34,7 +35,7 @@ pub struct OrderLine {
 }
 
 /// `order.created`: an order was accepted and waits for stock and payment.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct OrderCreated {
     pub order_id: Uuid,
     pub user_id: Uuid,
@@ -45,7 +46,7 @@ pub struct OrderCreated {
 }
 
 /// `inventory.reserved`: every line's stock is held for the order.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct InventoryReserved {
     pub order_id: Uuid,
     pub user_id: Uuid,
@@ -55,7 +56,7 @@ pub struct InventoryReserved {
 }
 
 /// `inventory.rejected`: some line could not be reserved; nothing is held.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct InventoryRejected {
     pub order_id: Uuid,
     /// `out_of_stock`.
@@ -63,20 +64,20 @@ pub struct InventoryRejected {
 }
 
 /// `inventory.released`: the order's held stock is available again.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct InventoryReleased {
     pub order_id: Uuid,
 }
 
 /// Events that name only the order they are about (`payment.declined`,
 /// `order.cancelled`, ...): the fields every saga step reads.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct OrderRef {
     pub order_id: Uuid,
 }
 
 /// `user.registered`: a new account exists.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct UserRegistered {
     pub user_id: Uuid,
     pub email: String,
@@ -84,7 +85,7 @@ pub struct UserRegistered {
 }
 
 /// `order.confirmed`: the order's stock is held and its payment captured.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct OrderConfirmed {
     pub order_id: Uuid,
     pub user_id: Uuid,
@@ -93,7 +94,7 @@ pub struct OrderConfirmed {
 }
 
 /// `order.cancelled`: the order will not be fulfilled; whatever it holds is given back.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct OrderCancelled {
     pub order_id: Uuid,
     pub user_id: Uuid,
@@ -105,7 +106,7 @@ pub struct OrderCancelled {
 
 /// `payment.succeeded`, `payment.declined`, `payment.refunded`: what became of an
 /// order's payment.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct PaymentOutcome {
     pub order_id: Uuid,
     pub payment_id: Uuid,

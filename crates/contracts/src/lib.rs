@@ -9,11 +9,13 @@
 //!
 //! - [`users`]: the user service's [`users::User`] and [`users::UserClient`].
 //! - [`events`]: the saga's event payloads and stream names.
+//! - [`asyncapi`]: the AsyncAPI 3 document of every stream and event, made from them.
 //! - [`inventory`]: the inventory service's [`inventory::Product`] and
 //!   [`inventory::InventoryClient`].
 //! - [`ops`]: the ops API every service serves under `/ops`, and its client.
 //! - [`peers`]: where a service finds each peer (`<NAME>_SERVICE_URL` / `_KEY`).
 
+pub mod asyncapi;
 pub mod events;
 pub mod inventory;
 pub mod ops;

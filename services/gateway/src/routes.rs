@@ -56,6 +56,7 @@ pub const TABLE: &[Line] = &[
     gateway(DASHBOARD_PATH),
     gateway(OPS_PREFIX),
     gateway(OPENAPI_PATH),
+    gateway(ASYNCAPI_PATH),
 ];
 
 /// The routes anyone may call without a token.
@@ -64,6 +65,7 @@ pub const PUBLIC: &[(Method, &str)] = &[
     (Method::POST, "/api/auth/login"),
     (Method::GET, "/api/auth/jwks"),
     (Method::GET, OPENAPI_PATH),
+    (Method::GET, ASYNCAPI_PATH),
 ];
 
 /// The aggregated view's path.
@@ -74,6 +76,9 @@ pub const OPS_PREFIX: &str = "/api/ops";
 
 /// Where the OpenAPI document of the public API is served.
 pub const OPENAPI_PATH: &str = "/api/openapi.json";
+
+/// Where the AsyncAPI document of the events is served.
+pub const ASYNCAPI_PATH: &str = "/api/asyncapi.json";
 
 /// A line of the table with its service found.
 pub enum Resolved {

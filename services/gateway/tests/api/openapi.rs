@@ -69,3 +69,24 @@ async fn the_document_is_served_without_a_token_and_names_every_route() {
         assert!(doc["components"]["schemas"].get(name).is_some(), "{name}");
     }
 }
+
+#[tokio::test]
+async fn the_asyncapi_document_is_served_without_a_token_and_is_the_one_in_docs() {
+    let gw = common::spawn(1).await;
+    let response = gw
+        .client
+        .get(gw.url("/api/asyncapi.json"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.headers()["content-type"], "application/json");
+    let served: Value = response.json().await.unwrap();
+    let copy: Value = serde_json::from_str(include_str!("../../../../docs/asyncapi.json")).unwrap();
+    assert_eq!(served, copy);
+    assert_eq!(served["asyncapi"], "3.1.0");
+    assert_eq!(
+        served["components"]["messages"].as_object().unwrap().len(),
+        10
+    );
+}

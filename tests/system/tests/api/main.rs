@@ -2,6 +2,7 @@
 //! module of it), so cargo links one test executable for the crate, not one a file.
 #![allow(clippy::unwrap_used)] // in a test, a failed unwrap is a failed test
 
+mod asyncapi;
 mod console;
 mod failover;
 mod layout;

@@ -1,0 +1,73 @@
+//! What a saga run puts on the streams, held to the AsyncAPI document: every event on
+//! every stream validates against its message's schema, so the document cannot drift
+//! from what the services publish.
+
+use std::collections::BTreeSet;
+
+use contracts::events::{streams, types};
+use system_tests::System;
+
+#[tokio::test]
+async fn every_event_a_saga_run_puts_on_the_streams_validates_against_the_asyncapi_document() {
+    let system = System::start(&[]).await;
+    let admin = system.admin().await;
+    let ada = system.user("Ada").await;
+    let mug = system.product(&admin, 1_250, 5).await;
+    // Confirmed, declined (stock released), and out of stock.
+    for (quantity, card) in [(1, "tok_visa"), (1, "tok_declined"), (50, "tok_visa")] {
+        let order = system.order(&ada, &mug, quantity, card).await;
+        system
+            .settled(&ada.token, order["id"].as_str().unwrap())
+            .await;
+    }
+
+    let document = contracts::asyncapi::document();
+    let messages = &document["components"]["messages"];
+    let mut seen = BTreeSet::new();
+    for stream in [
+        streams::USER,
+        streams::ORDER,
+        streams::INVENTORY,
+        streams::PAYMENT,
+    ] {
+        let key = format!("{}{stream}", system.redis_prefix());
+        for envelope in test_support::streams::envelopes(&key).await {
+            let event_type = envelope["type"].as_str().unwrap().to_owned();
+            let schema = &messages[&event_type]["payload"];
+            assert!(
+                schema.is_object(),
+                "{event_type} on {stream} is not in the document"
+            );
+            let validator = jsonschema::options()
+                .should_validate_formats(true)
+                .build(schema)
+                .unwrap();
+            let errors: Vec<String> = validator
+                .iter_errors(&envelope)
+                .map(|error| format!("{}: {error}", error.instance_path()))
+                .collect();
+            assert!(
+                errors.is_empty(),
+                "{event_type} on {stream}: {errors:?}\n{envelope:#}"
+            );
+            seen.insert(event_type);
+        }
+    }
+    let expected: BTreeSet<String> = [
+        types::USER_REGISTERED,
+        types::ORDER_CREATED,
+        types::ORDER_CONFIRMED,
+        types::ORDER_CANCELLED,
+        types::INVENTORY_RESERVED,
+        types::INVENTORY_REJECTED,
+        types::INVENTORY_RELEASED,
+        types::PAYMENT_SUCCEEDED,
+        types::PAYMENT_DECLINED,
+    ]
+    .map(str::to_owned)
+    .into();
+    assert_eq!(
+        seen, expected,
+        "the run put every one of these on the streams"
+    );
+}
