@@ -1,6 +1,7 @@
 //! A service's settings in a test, parsed the way its binary parses them.
 
-use crate::StreamKeys;
+use crate::redis_server::redis_url;
+use crate::stream_keys::StreamKeys;
 
 /// The settings of `binary` as a test runs it: port 0, the database at `database_url`,
 /// the test Redis and event streams under `keys`, then `more` (its own key, and
@@ -13,7 +14,7 @@ pub fn service_settings<C: clap::Parser>(
     keys: &StreamKeys,
     more: &[&str],
 ) -> C {
-    let redis_url = crate::redis_url();
+    let redis_url = redis_url();
     let shared = [
         binary,
         "--listen-addr",
