@@ -107,23 +107,27 @@ fn channels() -> [(&'static str, &'static str, &'static str, Vec<Event>); 4] {
     ]
 }
 
-/// A stream entry's JSON: the envelope every event travels in, with `payload` as its
-/// `data` and `event_type` as its `type`.
+/// A stream entry's JSON: the envelope every event travels in, a CloudEvents 1.0 event
+/// in the structured JSON format, with `payload` as its `data` and `event_type` as its
+/// `type`. `version`, `correlationid`, `causationid`, `traceparent` and `partitionkey`
+/// are CloudEvents extension attributes.
 fn envelope(event_type: &str, payload: Value) -> Value {
     json!({
         "type": "object",
-        "required": ["id", "type", "version", "source", "occurred_at", "data"],
+        "required": ["specversion", "id", "source", "type", "time", "datacontenttype", "version", "data"],
         "additionalProperties": false,
         "properties": {
+            "specversion": {"const": "1.0", "description": "The CloudEvents version."},
             "id": {"type": "string", "format": "uuid", "description": "Unique per event; consumers deduplicate by it."},
+            "source": {"type": "string", "format": "uri-reference", "description": "The producing service."},
             "type": {"const": event_type},
+            "time": {"type": "string", "format": "date-time", "description": "When the producer made the event."},
+            "datacontenttype": {"const": "application/json"},
             "version": {"type": "integer", "minimum": 1, "description": "The payload's schema version."},
-            "source": {"type": "string", "description": "The producing service."},
-            "occurred_at": {"type": "string", "format": "date-time"},
-            "correlation_id": {"type": ["string", "null"], "description": "The request or saga the event belongs to."},
-            "causation_id": {"type": ["string", "null"], "format": "uuid", "description": "The event that caused this one."},
-            "traceparent": {"type": "string", "description": "W3C trace context of the span that published it."},
-            "key": {"type": "string", "description": "The entity whose events stay in order (the order id); picks the partition."},
+            "correlationid": {"type": "string", "description": "The request or saga the event belongs to."},
+            "causationid": {"type": "string", "format": "uuid", "description": "The event that caused this one."},
+            "traceparent": {"type": "string", "description": "W3C trace context of the span that published it (CloudEvents distributed tracing extension)."},
+            "partitionkey": {"type": "string", "description": "The entity whose events stay in order (the order id); picks the partition (CloudEvents partitioning extension)."},
             "data": payload,
         },
     })
@@ -164,7 +168,8 @@ pub fn document() -> Value {
                 "title": format!("The {producer} service's events"),
                 "description": format!(
                     "A Redis stream written by the {producer} service through its outbox; \
-                     each entry's `envelope` field holds one event as JSON. With \
+                     each entry's `envelope` field holds one event as a CloudEvents 1.0 \
+                     event in the structured JSON format. With \
                      EVENT_PARTITIONS above 1 the stream is that many keys (`{{{address}:0}}`, ...)."
                 ),
                 "servers": [{"$ref": "#/servers/redis"}],
@@ -187,7 +192,8 @@ pub fn document() -> Value {
             "title": "Switchyard events",
             "version": version,
             "description": "The order saga's events on Redis Streams: what each service \
-                            publishes, in the envelope every event travels in.",
+                            publishes, each a CloudEvents 1.0 event in the structured JSON \
+                            format.",
         },
         "defaultContentType": "application/json",
         "servers": {

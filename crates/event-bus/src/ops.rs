@@ -139,7 +139,8 @@ pub async fn published_with_key(
 ) -> sqlx::Result<Vec<Published>> {
     let rows = sqlx::query!(
         r#"SELECT id, stream, envelope AS "envelope: Json<Envelope>", published_at FROM outbox
-              WHERE (published_at >= $2 OR published_at IS NULL) AND envelope->>'key' = $1
+              WHERE (published_at >= $2 OR published_at IS NULL)
+                AND COALESCE(envelope->>'partitionkey', envelope->>'key') = $1
               ORDER BY seq"#,
         key,
         since,

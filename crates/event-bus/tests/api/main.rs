@@ -9,3 +9,4 @@ mod ops;
 mod outbox;
 mod partitions;
 mod redis_outage;
+mod upgrade;

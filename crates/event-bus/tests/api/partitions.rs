@@ -50,7 +50,7 @@ async fn a_partitioned_streams_events_keep_to_their_keys_partition_in_order_and_
         assert!(!envelopes.is_empty(), "{partition} holds no event");
         total += envelopes.len();
         for envelope in envelopes {
-            let key = envelope["key"].as_str().unwrap().to_owned();
+            let key = envelope["partitionkey"].as_str().unwrap().to_owned();
             let previous = partition_of.insert(key.clone(), partition.clone());
             assert!(
                 previous.is_none_or(|p| p == *partition),

@@ -187,7 +187,7 @@ async fn a_consuming_service_applies_each_event_once_and_publishes_its_answers()
     for done in dones(&setup).await {
         assert_eq!(done["type"], "thing.done");
         assert!(
-            done["key"].as_str().unwrap().starts_with("thing-"),
+            done["partitionkey"].as_str().unwrap().starts_with("thing-"),
             "{done}"
         );
     }

@@ -485,7 +485,7 @@ async fn a_registration_publishes_user_registered_through_the_outbox() {
     let event = &events[0];
     assert_eq!(event["type"], "user.registered");
     assert_eq!(event["source"], "user");
-    assert_eq!(event["correlation_id"], "register-7");
+    assert_eq!(event["correlationid"], "register-7");
     assert_eq!(event["data"]["user_id"], user["id"]);
     assert_eq!(event["data"]["email"], "events@example.com");
 }

@@ -23,7 +23,7 @@
 //!    system runs a second (its sweeps and polls, in every figure above).
 //!
 //! Every time is read off the events themselves, straight from Redis (so measuring adds
-//! no load to the services): an envelope's `occurred_at` is when its producer wrote it
+//! no load to the services): an envelope's `time` is when its producer wrote it
 //! to the outbox (just before committing), its stream entry id is when Redis appended
 //! it. So for each event, *publish* is outbox write → on the stream (commit, relay,
 //! `XADD`), and for each consumer, *handle* is the cause on the stream → its effect's
@@ -81,7 +81,7 @@ fn options() -> Options {
 /// One event of an order, as seen on its stream.
 #[derive(Clone, Copy)]
 struct Seen {
-    /// The envelope's `occurred_at`: written to the outbox.
+    /// The envelope's `time`: written to the outbox.
     written: SystemTime,
     /// The entry id's time: appended to the stream.
     appended: SystemTime,
@@ -142,7 +142,7 @@ async fn watch_one(key: String, journeys: Journeys) {
                 let (Some(kind), Some(order), Some(written)) = (
                     envelope["type"].as_str(),
                     envelope["data"]["order_id"].as_str(),
-                    envelope["occurred_at"].as_str(),
+                    envelope["time"].as_str(),
                 ) else {
                     continue;
                 };

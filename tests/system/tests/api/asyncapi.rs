@@ -1,14 +1,20 @@
-//! What a saga run puts on the streams, held to the AsyncAPI document: every event on
-//! every stream validates against its message's schema, so the document cannot drift
-//! from what the services publish.
+//! What a saga run puts on the streams, held to the AsyncAPI document and to
+//! CloudEvents: every event on every stream validates against its message's schema, so
+//! the document cannot drift from what the services publish, and the CloudEvents
+//! project's SDK reads every entry as a CloudEvent.
 
 use std::collections::BTreeSet;
+use std::time::Duration;
+
+use cloudevents::AttributesReader;
 
 use contracts::events::{streams, types};
+use serde_json::json;
 use system_tests::System;
 
 #[tokio::test]
-async fn every_event_a_saga_run_puts_on_the_streams_validates_against_the_asyncapi_document() {
+async fn every_event_a_saga_run_puts_on_the_streams_is_a_cloudevent_valid_against_the_asyncapi_document()
+ {
     let system = System::start(&[]).await;
     let admin = system.admin().await;
     let ada = system.user("Ada").await;
@@ -20,6 +26,23 @@ async fn every_event_a_saga_run_puts_on_the_streams_validates_against_the_asynca
             .settled(&ada.token, order["id"].as_str().unwrap())
             .await;
     }
+    // Confirmed, then cancelled by its owner: refunded and released.
+    let order = system.order(&ada, &mug, 1, "tok_visa").await;
+    let id = order["id"].as_str().unwrap();
+    system.settled(&ada.token, id).await;
+    let cancel = system
+        .post(&format!("/orders/{id}/cancel"), &ada.token, json!({}))
+        .await;
+    assert_eq!(cancel.status(), 202);
+    let payments = format!("{}{}", system.redis_prefix(), streams::PAYMENT);
+    let refunded = test_support::eventually(Duration::from_secs(20), || async {
+        test_support::streams::envelopes(&payments)
+            .await
+            .iter()
+            .any(|event| event["type"] == types::PAYMENT_REFUNDED)
+    })
+    .await;
+    assert!(refunded, "the cancelled order's payment was refunded");
 
     let document = contracts::asyncapi::document();
     let messages = &document["components"]["messages"];
@@ -50,6 +73,16 @@ async fn every_event_a_saga_run_puts_on_the_streams_validates_against_the_asynca
                 errors.is_empty(),
                 "{event_type} on {stream}: {errors:?}\n{envelope:#}"
             );
+            let event: cloudevents::Event = serde_json::from_value(envelope.clone())
+                .unwrap_or_else(|error| panic!("not a CloudEvent: {error}\n{envelope:#}"));
+            assert_eq!(event.id(), envelope["id"].as_str().unwrap());
+            assert_eq!(event.ty(), event_type);
+            assert_eq!(
+                event.source().as_str(),
+                stream.trim_start_matches("events:")
+            );
+            assert!(event.time().is_some(), "{event}");
+            assert!(event.extension("traceparent").is_some(), "{event}");
             seen.insert(event_type);
         }
     }
@@ -63,6 +96,7 @@ async fn every_event_a_saga_run_puts_on_the_streams_validates_against_the_asynca
         types::INVENTORY_RELEASED,
         types::PAYMENT_SUCCEEDED,
         types::PAYMENT_DECLINED,
+        types::PAYMENT_REFUNDED,
     ]
     .map(str::to_owned)
     .into();
