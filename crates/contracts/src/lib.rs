@@ -10,6 +10,8 @@
 //! - [`users`]: the user service's [`users::User`] and [`users::UserClient`].
 //! - [`events`]: the saga's event payloads and stream names.
 //! - [`asyncapi`]: the AsyncAPI 3 document of every stream and event, made from them.
+//! - [`reads`]: consumer-driven contracts: what each consumer reads of each event and
+//!   each peer's answer, and the checks consumers and producers run against them.
 //! - [`inventory`]: the inventory service's [`inventory::Product`] and
 //!   [`inventory::InventoryClient`].
 //! - [`ops`]: the ops API every service serves under `/ops`, and its client.
@@ -20,6 +22,7 @@ pub mod events;
 pub mod inventory;
 pub mod ops;
 mod peer;
+pub mod reads;
 pub mod users;
 
 use service_client::{Error, ErrorKind};

@@ -175,6 +175,17 @@ impl Envelope {
     }
 }
 
+/// A consumer's decoding `step` as `contracts::reads::check_consumer` calls it: fed an
+/// envelope of each event type it reads holding `data`, `Err` with why it refused it.
+pub fn decoding<T>(
+    step: impl Fn(&Envelope) -> Result<T, crate::error::HandlerError>,
+) -> impl Fn(&str, serde_json::Value) -> Result<(), String> {
+    move |event_type, data| {
+        let event = Envelope::new(event_type, "contract", &data).map_err(|e| e.to_string())?;
+        step(&event).map(drop).map_err(|error| error.to_string())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

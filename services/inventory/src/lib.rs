@@ -4,6 +4,7 @@
 //! # Layout
 //!
 //! - [`config`]: every setting, from the environment.
+//! - [`contract`]: what it reads of each event it consumes (and peer answer it decodes).
 //! - [`Application`]: wires the database, Redis, the outbox relay, the event consumer and
 //!   the routes into a [`service_kit::server::Server`].
 //! - [`routes`]: one module per endpoint; the gateway maps `/api/products/*` onto them.
@@ -15,6 +16,7 @@
 //!   `payment.declined` and `order.cancelled`.
 
 pub mod config;
+pub mod contract;
 pub mod products;
 pub mod reservations;
 pub mod routes;

@@ -41,13 +41,13 @@ pub fn participant(stream: event_bus::Stream) -> impl Effect {
 }
 
 /// What one event asks.
-enum Step {
+pub(crate) enum Step {
     Reserve(OrderCreated),
     Commit(Uuid),
     Release { order_id: Uuid, cancelled: bool },
 }
 
-fn step(event: &Envelope) -> Result<Option<Step>, HandlerError> {
+pub(crate) fn step(event: &Envelope) -> Result<Option<Step>, HandlerError> {
     let order_id = |event: &Envelope| {
         event
             .decode::<OrderRef>()

@@ -50,7 +50,7 @@ pub struct Wakes {
 }
 
 /// What `event` tells its user, if anything.
-fn message(event: &Envelope) -> Result<Option<Message>, HandlerError> {
+pub(crate) fn message(event: &Envelope) -> Result<Option<Message>, HandlerError> {
     Ok(match event.event_type.as_str() {
         types::ORDER_CONFIRMED => Some(Message::confirmed(
             &event.decode().map_err(HandlerError::poison)?,
@@ -173,7 +173,7 @@ impl Effect for Notifier {
 }
 
 /// What an order event tells its user.
-struct Message {
+pub(crate) struct Message {
     user_id: Uuid,
     order_id: Uuid,
     subject: String,

@@ -5,6 +5,7 @@
 //! # Layout
 //!
 //! - [`config`]: every setting, from the environment.
+//! - [`contract`]: what it reads of each event it consumes (and peer answer it decodes).
 //! - [`Application`]: wires the database, Redis, the event consumer and the two
 //!   delivery workers into a [`service_kit::server::Server`].
 //! - [`routes`]: `/notifications` and `/webhooks`.
@@ -15,6 +16,7 @@
 //! - [`targets`]: which webhook URLs may be called (no internal addresses).
 
 pub mod config;
+pub mod contract;
 pub mod delivery;
 pub mod email;
 pub mod events;

@@ -4,6 +4,7 @@
 //! # Layout
 //!
 //! - [`config`]: every setting, from the environment.
+//! - [`contract`]: what it reads of each event it consumes (and peer answer it decodes).
 //! - [`Application`]: wires the database, Redis, the peers' clients, the outbox relay
 //!   and the event consumer into a [`service_kit::server::Server`].
 //! - [`routes`]: one module per endpoint; the gateway maps `/api/orders/*` onto them.
@@ -12,6 +13,7 @@
 //!   `payment.declined`.
 
 pub mod config;
+pub mod contract;
 pub mod orders;
 pub mod routes;
 pub mod saga;

@@ -42,7 +42,9 @@ pub fn cancelled(order: &Order) -> OrderCancelled {
 
 /// What `event` asks of its order: confirm it (`None`) or cancel it with a reason;
 /// `Err` for an event of no move.
-fn wanted(event: &Envelope) -> Result<Option<(Uuid, Option<&'static str>)>, HandlerError> {
+pub(crate) fn wanted(
+    event: &Envelope,
+) -> Result<Option<(Uuid, Option<&'static str>)>, HandlerError> {
     let reason = match event.event_type.as_str() {
         types::PAYMENT_SUCCEEDED => None,
         types::INVENTORY_REJECTED => Some(reasons::OUT_OF_STOCK),

@@ -4,6 +4,7 @@
 //! # Layout
 //!
 //! - [`config`]: every setting, from the environment.
+//! - [`contract`]: what it reads of each event it consumes (and peer answer it decodes).
 //! - [`Application`]: wires the database, Redis, the card provider, the outbox relay
 //!   and the event consumer into a [`service_kit::server::Server`].
 //! - [`routes`]: `GET /payments`.
@@ -12,6 +13,7 @@
 //! - [`saga`]: what the service does on `inventory.reserved` and `order.cancelled`.
 
 pub mod config;
+pub mod contract;
 pub mod payments;
 pub mod provider;
 pub mod routes;

@@ -51,12 +51,12 @@ pub struct Saga {
 }
 
 /// What an event asks of this service.
-enum Step {
+pub(crate) enum Step {
     Charge(InventoryReserved),
     Cancel(Uuid),
 }
 
-fn step(event: &Envelope) -> Result<Option<Step>, HandlerError> {
+pub(crate) fn step(event: &Envelope) -> Result<Option<Step>, HandlerError> {
     Ok(match event.event_type.as_str() {
         types::INVENTORY_RESERVED => {
             Some(Step::Charge(event.decode().map_err(HandlerError::poison)?))

@@ -1,7 +1,8 @@
 //! What a saga run puts on the streams, held to the AsyncAPI document and to
 //! CloudEvents: every event on every stream validates against its message's schema, so
 //! the document cannot drift from what the services publish, and the CloudEvents
-//! project's SDK reads every entry as a CloudEvent.
+//! project's SDK reads every entry as a CloudEvent, and each holds every field a
+//! consumer declares it reads of its type.
 
 use std::collections::BTreeSet;
 use std::time::Duration;
@@ -9,11 +10,12 @@ use std::time::Duration;
 use cloudevents::AttributesReader;
 
 use contracts::events::{streams, types};
+use contracts::reads::Reads;
 use serde_json::json;
 use system_tests::System;
 
 #[tokio::test]
-async fn every_event_a_saga_run_puts_on_the_streams_is_a_cloudevent_valid_against_the_asyncapi_document()
+async fn every_event_a_saga_run_puts_on_the_streams_is_a_cloudevent_valid_against_the_asyncapi_document_and_the_pacts()
  {
     let system = System::start(&[]).await;
     let admin = system.admin().await;
@@ -45,6 +47,22 @@ async fn every_event_a_saga_run_puts_on_the_streams_is_a_cloudevent_valid_agains
     assert!(refunded, "the cancelled order's payment was refunded");
 
     let document = contracts::asyncapi::document();
+    // What each consumer reads of each event type (its pact).
+    let declared: Vec<(String, String, String)> = crate::contracts::pacts()
+        .into_iter()
+        .flat_map(|pact| {
+            pact.reads.into_iter().filter_map(move |reads| match reads {
+                Reads::Event { event, fields } => Some(
+                    fields
+                        .into_iter()
+                        .map(|field| (pact.consumer.clone(), event.clone(), field))
+                        .collect::<Vec<_>>(),
+                ),
+                Reads::Answer { .. } => None,
+            })
+        })
+        .flatten()
+        .collect();
     let messages = &document["components"]["messages"];
     let mut seen = BTreeSet::new();
     for stream in [
@@ -83,6 +101,12 @@ async fn every_event_a_saga_run_puts_on_the_streams_is_a_cloudevent_valid_agains
             );
             assert!(event.time().is_some(), "{event}");
             assert!(event.extension("traceparent").is_some(), "{event}");
+            for (consumer, _, field) in declared.iter().filter(|(_, e, _)| *e == event_type) {
+                assert!(
+                    !contracts::reads::absent_from(&envelope["data"], field),
+                    "{consumer} reads {field} of {event_type}, which lacks it: {envelope:#}"
+                );
+            }
             seen.insert(event_type);
         }
     }

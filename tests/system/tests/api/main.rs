@@ -4,6 +4,7 @@
 
 mod asyncapi;
 mod console;
+mod contracts;
 mod failover;
 mod layout;
 mod openapi;
