@@ -10,8 +10,9 @@
 //! - [`users`]: the user service's [`users::User`] and [`users::UserClient`].
 //! - [`events`]: the saga's event payloads and stream names.
 //! - [`asyncapi`]: the AsyncAPI 3 document of every stream and event, made from them.
-//! - [`reads`]: consumer-driven contracts: what each consumer reads of each event and
-//!   each peer's answer, and the checks consumers and producers run against them.
+//! - `reads`: consumer-driven contracts: what each consumer reads of each event and
+//!   each peer's answer, and the checks consumers and producers run against them; for
+//!   tests only, behind the `contract-tests` feature.
 //! - [`inventory`]: the inventory service's [`inventory::Product`] and
 //!   [`inventory::InventoryClient`].
 //! - [`ops`]: the ops API every service serves under `/ops`, and its client.
@@ -22,6 +23,7 @@ pub mod events;
 pub mod inventory;
 pub mod ops;
 mod peer;
+#[cfg(any(test, feature = "contract-tests"))]
 pub mod reads;
 pub mod users;
 

@@ -177,6 +177,8 @@ impl Envelope {
 
 /// A consumer's decoding `step` as `contracts::reads::check_consumer` calls it: fed an
 /// envelope of each event type it reads holding `data`, `Err` with why it refused it.
+/// For tests, behind the `contract-tests` feature.
+#[cfg(feature = "contract-tests")]
 pub fn decoding<T>(
     step: impl Fn(&Envelope) -> Result<T, crate::error::HandlerError>,
 ) -> impl Fn(&str, serde_json::Value) -> Result<(), String> {

@@ -4,7 +4,8 @@
 //! # Layout
 //!
 //! - [`config`]: every setting, from the environment.
-//! - [`contract`]: what it reads of each event it consumes (and peer answer it decodes).
+//! - `contract` (its tests): what it reads of each event it consumes and of each peer
+//!   answer it decodes, checked against the pact file.
 //! - [`Application`]: wires the database, Redis, the outbox relay, the event consumer and
 //!   the routes into a [`service_kit::server::Server`].
 //! - [`routes`]: one module per endpoint; the gateway maps `/api/products/*` onto them.
@@ -16,7 +17,8 @@
 //!   `payment.declined` and `order.cancelled`.
 
 pub mod config;
-pub mod contract;
+#[cfg(test)]
+mod contract;
 pub mod products;
 pub mod reservations;
 pub mod routes;

@@ -5,7 +5,8 @@
 //! # Layout
 //!
 //! - [`config`]: every setting, from the environment.
-//! - [`contract`]: what it reads of each event it consumes (and peer answer it decodes).
+//! - `contract` (its tests): what it reads of each event it consumes and of each peer
+//!   answer it decodes, checked against the pact file.
 //! - [`Application`]: wires the database, Redis, the event consumer and the two
 //!   delivery workers into a [`service_kit::server::Server`].
 //! - [`routes`]: `/notifications` and `/webhooks`.
@@ -16,7 +17,8 @@
 //! - [`targets`]: which webhook URLs may be called (no internal addresses).
 
 pub mod config;
-pub mod contract;
+#[cfg(test)]
+mod contract;
 pub mod delivery;
 pub mod email;
 pub mod events;

@@ -4,7 +4,8 @@
 //! # Layout
 //!
 //! - [`config`]: every setting, from the environment.
-//! - [`contract`]: what it reads of each event it consumes (and peer answer it decodes).
+//! - `contract` (its tests): what it reads of each event it consumes and of each peer
+//!   answer it decodes, checked against the pact file.
 //! - [`Application`]: wires the database, Redis, the peers' clients, the outbox relay
 //!   and the event consumer into a [`service_kit::server::Server`].
 //! - [`routes`]: one module per endpoint; the gateway maps `/api/orders/*` onto them.
@@ -13,7 +14,8 @@
 //!   `payment.declined`.
 
 pub mod config;
-pub mod contract;
+#[cfg(test)]
+mod contract;
 pub mod orders;
 pub mod routes;
 pub mod saga;

@@ -4,7 +4,8 @@
 //! # Layout
 //!
 //! - [`config`]: every setting, from the environment.
-//! - [`contract`]: what it reads of each event it consumes (and peer answer it decodes).
+//! - `contract` (its tests): what it reads of each event it consumes and of each peer
+//!   answer it decodes, checked against the pact file.
 //! - [`Application`]: wires the database, Redis, the card provider, the outbox relay
 //!   and the event consumer into a [`service_kit::server::Server`].
 //! - [`routes`]: `GET /payments`.
@@ -13,7 +14,8 @@
 //! - [`saga`]: what the service does on `inventory.reserved` and `order.cancelled`.
 
 pub mod config;
-pub mod contract;
+#[cfg(test)]
+mod contract;
 pub mod payments;
 pub mod provider;
 pub mod routes;

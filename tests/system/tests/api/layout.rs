@@ -406,24 +406,14 @@ fn no_module_imports_one_that_imports_it_back() {
 /// (those used to build it or its tests' support: dev-dependencies excluded), from
 /// `cargo metadata`.
 fn path_dependencies() -> Vec<(PathBuf, Vec<(String, PathBuf)>)> {
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let output = std::process::Command::new(cargo)
-        .args([
-            "metadata",
-            "--format-version",
-            "1",
-            "--no-deps",
-            "--offline",
-        ])
-        .current_dir(workspace())
-        .output()
-        .expect("cargo metadata runs");
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let metadata: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    let output = cargo(&[
+        "metadata",
+        "--format-version",
+        "1",
+        "--no-deps",
+        "--offline",
+    ]);
+    let metadata: serde_json::Value = serde_json::from_slice(&output).unwrap();
     let packages = metadata["packages"].as_array().expect("packages");
     packages
         .iter()
@@ -443,6 +433,55 @@ fn path_dependencies() -> Vec<(PathBuf, Vec<(String, PathBuf)>)> {
             (manifest.parent().unwrap().to_path_buf(), dependencies)
         })
         .collect()
+}
+
+/// What `cargo tree` prints of the workspace's resolved packages and features, over
+/// the dependency `edges` it names.
+fn resolved(edges: &str) -> String {
+    let args = [
+        "tree",
+        "--workspace",
+        "--offline",
+        "--prefix",
+        "none",
+        "--edges",
+    ];
+    String::from_utf8(cargo(&[&args[..], &[edges]].concat())).unwrap()
+}
+
+/// The standard output of cargo run with `args` in the workspace; it must succeed.
+fn cargo(args: &[&str]) -> Vec<u8> {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let output = std::process::Command::new(cargo)
+        .args(args)
+        .current_dir(workspace())
+        .output()
+        .expect("cargo runs");
+    assert!(
+        output.status.success(),
+        "cargo {}: {}",
+        args.join(" "),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    output.stdout
+}
+
+#[test]
+fn no_service_binary_links_the_contract_checks() {
+    // `contracts::reads` and `event_bus::envelope::decoding` are test code: only
+    // dev-dependencies turn their `contract-tests` features on, so the images'
+    // `--workspace --bins` build resolves without them.
+    let feature = "feature \"contract-tests\"";
+    let built = resolved("normal,build,features");
+    let on: Vec<&str> = built.lines().filter(|l| l.contains(feature)).collect();
+    assert!(
+        on.is_empty(),
+        "a dependency the binaries build with turns the contract checks on (`cargo tree \
+         -e features -i contracts` says which):\n{}",
+        on.join("\n")
+    );
+    // The check reads real features: with the tests' dependencies, they are on.
+    assert!(resolved("normal,build,dev,features").contains(feature));
 }
 
 #[test]
