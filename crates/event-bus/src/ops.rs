@@ -2,8 +2,9 @@
 //! with each stream, what its outbox still holds, which events it published about one
 //! key (an order's journey), and how many it published per minute.
 //!
-//! Read-only and cheap: a handful of `XINFO`/`XPENDING` per stream, and queries the
-//! outbox's indexes answer (`published_at`, and the unpublished rows).
+//! Read-only and cheap: a handful of `XINFO`/`XPENDING` per stream in three round
+//! trips (the consumer's upkeep exports its gauges from the same report), and queries
+//! the outbox's indexes answer (`published_at`, and the unpublished rows).
 
 use std::collections::HashMap;
 
@@ -49,18 +50,19 @@ pub async fn stream_report(
     if !exists {
         return Ok(report);
     }
-    let info: HashMap<String, Value> = redis::cmd("XINFO")
+    // Two round trips: the stream and its groups, then (the group known to exist, or
+    // Redis refuses both) its pending entries and consumers.
+    let (info, groups): (HashMap<String, Value>, Vec<HashMap<String, Value>>) = redis::pipe()
+        .cmd("XINFO")
         .arg("STREAM")
+        .arg(stream)
+        .cmd("XINFO")
+        .arg("GROUPS")
         .arg(stream)
         .query_async(&mut redis)
         .await?;
     report.length = count(info.get("length"));
     report.entries_added = count(info.get("entries-added"));
-    let groups: Vec<HashMap<String, Value>> = redis::cmd("XINFO")
-        .arg("GROUPS")
-        .arg(stream)
-        .query_async(&mut redis)
-        .await?;
     let Some(info) = groups
         .into_iter()
         .find(|info| reply::text(info.get("name")) == group)
@@ -69,21 +71,19 @@ pub async fn stream_report(
     };
     report.pending = count(info.get("pending"));
     report.lag = reply::integer(info.get("lag")).and_then(|n| u64::try_from(n).ok());
-    if report.pending > 0 {
-        // The summary form: [count, smallest id, greatest id, per consumer].
-        let summary: (u64, Option<String>, Option<String>, Value) = redis::cmd("XPENDING")
-            .arg(stream)
-            .arg(group)
-            .query_async(&mut redis)
-            .await?;
-        report.oldest_pending_age_ms = summary.1.as_deref().and_then(age_ms);
-    }
-    let consumers: Vec<HashMap<String, Value>> = redis::cmd("XINFO")
+    // XPENDING's summary form: [count, smallest id, greatest id, per consumer].
+    type Summary = (u64, Option<String>, Option<String>, Value);
+    let (summary, consumers): (Summary, Vec<HashMap<String, Value>>) = redis::pipe()
+        .cmd("XPENDING")
+        .arg(stream)
+        .arg(group)
+        .cmd("XINFO")
         .arg("CONSUMERS")
         .arg(stream)
         .arg(group)
         .query_async(&mut redis)
         .await?;
+    report.oldest_pending_age_ms = summary.1.as_deref().and_then(age_ms);
     report.consumers = consumers
         .iter()
         .map(|info| ConsumerReport {

@@ -56,7 +56,6 @@ use shared::Shared;
 
 pub use crate::error::HandlerError;
 pub use config::ConsumerConfig;
-pub use shared::group_info;
 
 /// A consumer-group worker.
 ///

@@ -5,14 +5,12 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::Duration;
 
-use redis::Value;
 use service_kit::redis::{Client, Connection};
 use tokio::sync::OnceCell;
 use tokio_util::sync::CancellationToken;
 
 use super::config::ConsumerConfig;
 use super::handler::Handling;
-use crate::reply;
 
 /// What every part of a consumer uses.
 pub(super) struct Shared {
@@ -127,26 +125,4 @@ impl Backoff {
             () = tokio::time::sleep(wait) => true,
         }
     }
-}
-
-/// Pending entries and lag of `group` on `stream` (`XINFO GROUPS`), for metrics and
-/// tests.
-pub async fn group_info(
-    redis: &Connection,
-    stream: &str,
-    group: &str,
-) -> redis::RedisResult<Option<(u64, Option<u64>)>> {
-    let mut redis = redis.clone();
-    let groups: Vec<HashMap<String, Value>> = redis::cmd("XINFO")
-        .arg("GROUPS")
-        .arg(stream)
-        .query_async(&mut redis)
-        .await?;
-    Ok(groups.into_iter().find_map(|info| {
-        (reply::text(info.get("name")) == group).then(|| {
-            let pending = reply::integer(info.get("pending")).and_then(|n| u64::try_from(n).ok());
-            let lag = reply::integer(info.get("lag")).and_then(|n| u64::try_from(n).ok());
-            (pending.unwrap_or(0), lag)
-        })
-    }))
 }

@@ -12,16 +12,13 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use redis::Value;
 use redis::streams::{StreamAutoClaimReply, StreamId};
-use service_kit::redis::Connection;
 use tokio_util::sync::CancellationToken;
 
 use super::dead::dead_letter;
 use super::entry::to_entry;
 use super::lanes::{Lanes, Work};
-use super::shared::{Shared, group_info};
-use crate::reply::{integer, text};
+use super::shared::Shared;
 
 /// Runs every `reclaim_interval` until `cancel`.
 pub(super) async fn run(shared: Arc<Shared>, lanes: Lanes, cancel: CancellationToken) {
@@ -87,78 +84,40 @@ async fn reclaim(shared: &Shared, lanes: &Lanes, stream: &str) -> redis::RedisRe
     Ok(())
 }
 
-/// Exports the group's pending count and lag on `stream`, and removes consumers of
-/// the group that have been idle for long with nothing pending.
+/// Exports the group's pending count, lag and oldest pending entry's age on `stream`
+/// (from the ops report, the figures an operator reads), and removes consumers of the
+/// group that have been idle for long with nothing pending.
 async fn observe_and_tidy(shared: &Shared, stream: &str) -> redis::RedisResult<()> {
     let config = &shared.config;
     let mut redis = shared.commands().await?;
+    let report = crate::ops::stream_report(&redis, stream, &config.group).await?;
     let labels = [
         ("group", config.group.clone()),
         ("stream", stream.to_owned()),
     ];
-    if let Some((pending, lag)) = group_info(&redis, stream, &config.group).await? {
-        metrics::gauge!("events_pending", &labels).set(pending as f64);
-        if let Some(lag) = lag {
-            metrics::gauge!("events_lag", &labels).set(lag as f64);
-        }
+    metrics::gauge!("events_pending", &labels).set(report.pending as f64);
+    if let Some(lag) = report.lag {
+        metrics::gauge!("events_lag", &labels).set(lag as f64);
     }
-    let oldest = oldest_pending_age(&redis, stream, &config.group).await?;
+    // An entry that stays pending while others pass is stuck: redelivered, failing, or
+    // held by a consumer that died. Zero when nothing is pending.
+    let oldest = Duration::from_millis(report.oldest_pending_age_ms.unwrap_or(0));
     metrics::gauge!("events_oldest_pending_age_seconds", &labels).set(oldest.as_secs_f64());
-    let consumers: Vec<HashMap<String, Value>> = redis::cmd("XINFO")
-        .arg("CONSUMERS")
-        .arg(stream)
-        .arg(&config.group)
-        .query_async(&mut redis)
-        .await?;
-    let threshold = config.forget_idle_consumers_after.as_millis() as i64;
-    for consumer in consumers {
-        let name = text(consumer.get("name"));
-        let pending = integer(consumer.get("pending"));
-        let idle = integer(consumer.get("idle"));
-        if name != config.consumer
-            && pending == Some(0)
-            && idle.is_some_and(|idle| idle > threshold)
+    let threshold = config.forget_idle_consumers_after.as_millis() as u64;
+    for consumer in report.consumers {
+        if consumer.name != config.consumer && consumer.pending == 0 && consumer.idle_ms > threshold
         {
             redis::cmd("XGROUP")
                 .arg("DELCONSUMER")
                 .arg(stream)
                 .arg(&config.group)
-                .arg(&name)
+                .arg(&consumer.name)
                 .query_async::<i64>(&mut redis)
                 .await?;
-            tracing::info!(group = %config.group, consumer = %name, "removed an idle consumer");
+            tracing::info!(group = %config.group, consumer = %consumer.name, "removed an idle consumer");
         }
     }
     Ok(())
-}
-
-/// How long ago the oldest entry the group has not acknowledged was added to `stream`
-/// (its id's time, from `XPENDING`'s summary); zero when nothing is pending. An entry
-/// that stays pending while others pass is stuck: redelivered, failing, or held by a
-/// consumer that died.
-async fn oldest_pending_age(
-    redis: &Connection,
-    stream: &str,
-    group: &str,
-) -> redis::RedisResult<Duration> {
-    let mut redis = redis.clone();
-    let summary: redis::streams::StreamPendingReply = redis::cmd("XPENDING")
-        .arg(stream)
-        .arg(group)
-        .query_async(&mut redis)
-        .await?;
-    let redis::streams::StreamPendingReply::Data(data) = summary else {
-        return Ok(Duration::ZERO);
-    };
-    let added_ms = data
-        .start_id
-        .split_once('-')
-        .and_then(|(ms, _)| ms.parse::<u64>().ok())
-        .unwrap_or(0);
-    let now_ms = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |now| now.as_millis() as u64);
-    Ok(Duration::from_millis(now_ms.saturating_sub(added_ms)))
 }
 
 /// How many times each of `entries` has been delivered, from `XPENDING`.

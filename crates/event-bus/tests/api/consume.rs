@@ -7,10 +7,17 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use crate::common::{bus, config, effect, effects, envelope, eventually};
-use event_bus::consumer::group_info;
+use crate::common::{Bus, bus, config, effect, effects, envelope, eventually};
+use event_bus::ops::stream_report;
 use event_bus::{Consumer, Publisher};
 use tokio_util::sync::CancellationToken;
+
+/// Whether `group` has every entry of the bus's stream handled: none pending, none
+/// left to give it.
+async fn drained(bus: &Bus, group: &str) -> bool {
+    let report = stream_report(&bus.redis, &bus.stream, group).await.unwrap();
+    report.pending == 0 && report.lag == Some(0)
+}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ten_thousand_events_are_applied_exactly_once_by_each_of_two_groups() {
@@ -77,11 +84,10 @@ async fn ten_thousand_events_are_applied_exactly_once_by_each_of_two_groups() {
         "{counted} handlers completed"
     );
     assert_eq!(
-        group_info(&bus.redis, &bus.stream, "alpha")
+        stream_report(&bus.redis, &bus.stream, "alpha")
             .await
             .unwrap()
-            .unwrap()
-            .0,
+            .pending,
         0,
         "entries left pending"
     );
@@ -104,10 +110,7 @@ async fn the_same_envelope_published_three_times_takes_effect_once() {
     );
     let task = tokio::spawn(consumer.run(cancel.clone()));
     let drained = eventually(Duration::from_secs(10), || async {
-        group_info(&bus.redis, &bus.stream, "once")
-            .await
-            .unwrap()
-            .is_some_and(|(pending, lag)| pending == 0 && lag == Some(0))
+        drained(&bus, "once").await
     })
     .await;
     cancel.cancel();
@@ -133,10 +136,11 @@ async fn a_consumer_that_died_holding_entries_has_them_reclaimed_by_another() {
     let doomed_task = tokio::spawn(doomed.run(doomed_cancel.clone()));
     assert!(
         eventually(Duration::from_secs(5), || async {
-            group_info(&bus.redis, &bus.stream, "reclaim")
+            stream_report(&bus.redis, &bus.stream, "reclaim")
                 .await
                 .unwrap()
-                .is_some_and(|(pending, _)| pending == 20)
+                .pending
+                == 20
         })
         .await
     );
@@ -160,11 +164,10 @@ async fn a_consumer_that_died_holding_entries_has_them_reclaimed_by_another() {
     assert!(done, "{:?}", effects(&bus.pool, "reclaim").await);
     assert_eq!(effects(&bus.pool, "reclaim").await, (20, 20));
     assert_eq!(
-        group_info(&bus.redis, &bus.stream, "reclaim")
+        stream_report(&bus.redis, &bus.stream, "reclaim")
             .await
             .unwrap()
-            .unwrap()
-            .0,
+            .pending,
         0
     );
 }
@@ -205,11 +208,10 @@ async fn shutdown_lets_handlers_in_flight_finish_and_acknowledges_them() {
         "shutdown cut handlers short"
     );
     assert_eq!(
-        group_info(&bus.redis, &bus.stream, "drain")
+        stream_report(&bus.redis, &bus.stream, "drain")
             .await
             .unwrap()
-            .unwrap()
-            .0,
+            .pending,
         0,
         "finished work was not acknowledged"
     );
@@ -235,10 +237,7 @@ async fn unknown_event_types_are_acknowledged_without_reaching_the_handler() {
     });
     let task = tokio::spawn(consumer.run(cancel.clone()));
     let drained = eventually(Duration::from_secs(5), || async {
-        group_info(&bus.redis, &bus.stream, "picky")
-            .await
-            .unwrap()
-            .is_some_and(|(pending, lag)| pending == 0 && lag == Some(0))
+        drained(&bus, "picky").await
     })
     .await;
     cancel.cancel();
@@ -481,11 +480,7 @@ async fn batched_effects_apply_once_and_a_failing_event_never_fails_its_neighbou
             .query_async(&mut redis)
             .await
             .unwrap();
-        dead_letters == 30
-            && group_info(&bus.redis, &bus.stream, "batched")
-                .await
-                .unwrap()
-                .is_some_and(|(pending, lag)| pending == 0 && lag == Some(0))
+        dead_letters == 30 && drained(&bus, "batched").await
     })
     .await;
     tokio::time::sleep(Duration::from_millis(300)).await;
