@@ -29,11 +29,25 @@ pub(crate) struct Staged {
 /// A transaction and the events it causes: they are published if and only if it
 /// commits. Queries run on it as on the transaction it derefs to; commit it with
 /// [`Wake::commit`].
-#[derive(Debug)]
 pub struct Tx {
     tx: Transaction<'static, Postgres>,
     staged: Vec<Staged>,
     wakes: Vec<Arc<Notify>>,
+    after_commit: Vec<AfterCommit>,
+}
+
+/// What a transaction does once it has committed, and only then.
+type AfterCommit = Box<dyn FnOnce() + Send + Sync>;
+
+impl std::fmt::Debug for Tx {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Tx")
+            .field("tx", &self.tx)
+            .field("staged", &self.staged)
+            .field("wakes", &self.wakes)
+            .field("after_commit", &self.after_commit.len())
+            .finish()
+    }
 }
 
 impl Deref for Tx {
@@ -55,6 +69,7 @@ impl From<Transaction<'static, Postgres>> for Tx {
             tx,
             staged: Vec::new(),
             wakes: Vec::new(),
+            after_commit: Vec::new(),
         }
     }
 }
@@ -85,6 +100,13 @@ impl Tx {
         }
     }
 
+    /// Runs `action` once this transaction has committed: what must count only work
+    /// that took effect (a metric of it, say). Never if it rolls back, fails to commit
+    /// or is dropped, so a batch retried after a rollback does it once, for the retry.
+    pub fn after_commit(&mut self, action: impl FnOnce() + Send + Sync + 'static) {
+        self.after_commit.push(Box::new(action));
+    }
+
     /// How many events this transaction publishes so far.
     pub fn events(&self) -> usize {
         self.staged.len()
@@ -105,6 +127,9 @@ impl Tx {
         self.tx.commit().await?;
         for worker in &self.wakes {
             worker.notify_one();
+        }
+        for action in self.after_commit {
+            action();
         }
         Ok(self.staged)
     }

@@ -75,7 +75,7 @@ async fn apply(tx: &mut Tx, events: &[Envelope], emitter: &Emitter) -> Result<()
         .or_retry(|| format!("moving {} orders", moves.len()))?;
     for order in moved {
         let cause = causes[&order.id];
-        settled(&order);
+        tx.after_commit(settled(&order));
         match order.cancel_reason {
             None => {
                 let confirmed = OrderConfirmed {
@@ -105,18 +105,22 @@ async fn apply(tx: &mut Tx, events: &[Envelope], emitter: &Emitter) -> Result<()
 
 /// Records how long `order` took from its creation to where it settled, the saga's
 /// end-to-end time (`orders_settled_seconds`, by outcome), which its alert holds to a
-/// target. Recorded as the move is made: a transaction that then rolls back and is
-/// retried records its orders again, which only ever adds a late sample.
-fn settled(order: &orders::Moved) {
+/// target: run once the move has committed, so an order is recorded once however often
+/// its batch was tried.
+fn settled(order: &orders::Moved) -> impl FnOnce() + Send + Sync + 'static {
     let outcome = if order.cancel_reason.is_none() {
         "confirmed"
     } else {
         "cancelled"
     };
-    let took = (chrono::Utc::now() - order.created_at)
-        .to_std()
-        .unwrap_or_default();
-    metrics::histogram!("orders_settled_seconds", "outcome" => outcome).record(took.as_secs_f64());
+    let created_at = order.created_at;
+    move || {
+        let took = (chrono::Utc::now() - created_at)
+            .to_std()
+            .unwrap_or_default();
+        metrics::histogram!("orders_settled_seconds", "outcome" => outcome)
+            .record(took.as_secs_f64());
+    }
 }
 
 /// The service's saga, emitting onto `stream` (this service's stream).

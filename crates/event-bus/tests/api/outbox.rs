@@ -1,5 +1,7 @@
 //! The outbox: events committed with state are published; rolled back ones never are.
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use crate::common::{bus, envelope, eventually};
@@ -35,6 +37,44 @@ async fn a_committed_event_is_published_and_a_rolled_back_one_never_is() {
     assert_eq!(relay.publish_pending().await.unwrap(), Pass::Published(1));
     assert_eq!(relay.publish_pending().await.unwrap(), Pass::Published(0));
     assert_eq!(stream_len(&bus.redis, &bus.stream).await, 1);
+}
+
+#[tokio::test]
+async fn what_a_transaction_does_after_commit_it_does_once_committed_and_never_otherwise() {
+    let bus = bus().await;
+    let ran = Arc::new(AtomicUsize::new(0));
+    let counting = || {
+        let ran = Arc::clone(&ran);
+        move || {
+            ran.fetch_add(1, Ordering::SeqCst);
+        }
+    };
+
+    let mut tx = event_bus::Tx::begin(&bus.pool).await.unwrap();
+    tx.after_commit(counting());
+    tx.enqueue(&bus.single(), &envelope(1)).unwrap();
+    assert_eq!(ran.load(Ordering::SeqCst), 0, "ran before the commit");
+    tx.commit().await.unwrap();
+    assert_eq!(ran.load(Ordering::SeqCst), 1, "the committed one ran once");
+
+    let mut tx = event_bus::Tx::begin(&bus.pool).await.unwrap();
+    tx.after_commit(counting());
+    tx.rollback().await.unwrap();
+    let mut tx = event_bus::Tx::begin(&bus.pool).await.unwrap();
+    tx.after_commit(counting());
+    drop(tx);
+    // The commit fails: the same event twice is two outbox rows of one id.
+    let mut tx = event_bus::Tx::begin(&bus.pool).await.unwrap();
+    tx.after_commit(counting());
+    let event = envelope(2);
+    tx.enqueue(&bus.single(), &event).unwrap();
+    tx.enqueue(&bus.single(), &event).unwrap();
+    assert!(tx.commit().await.is_err(), "two rows of one id committed");
+    assert_eq!(
+        ran.load(Ordering::SeqCst),
+        1,
+        "a rolled back, dropped or failed transaction ran its action"
+    );
 }
 
 #[tokio::test]

@@ -285,4 +285,22 @@ async fn orders_moved_together_take_effect_once_though_an_event_among_them_alway
         "an order was confirmed twice or not at all"
     );
     assert_eq!(of(types::ORDER_CANCELLED), 5);
+    // The saga's end-to-end time is recorded once per order, as its move commits: the
+    // event delivered twice and the batch split around the broken ones add nothing.
+    let metrics =
+        test_support::http::text(system.client.get(format!("{}/metrics", system.order.url())))
+            .await;
+    let settled = |outcome: &str| -> f64 {
+        let label = format!("outcome=\"{outcome}\"");
+        metrics
+            .lines()
+            .filter(|l| l.starts_with("orders_settled_seconds_count") && l.contains(&label))
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+            .sum()
+    };
+    assert_eq!(
+        (settled("confirmed"), settled("cancelled")),
+        (20.0, 5.0),
+        "orders_settled_seconds counted an order twice or not at all\n{metrics}"
+    );
 }
