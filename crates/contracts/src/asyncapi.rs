@@ -107,6 +107,58 @@ fn channels() -> [(&'static str, &'static str, &'static str, Vec<Event>); 4] {
     ]
 }
 
+/// Every consumer: the service whose group (named as the service) reads the streams,
+/// and every event type it handles, as its `HANDLED` says; its contract test
+/// (`reads::check_consumer`) holds the two equal.
+const RECEIVERS: [(&str, &[&str]); 4] = [
+    (
+        "inventory",
+        &[
+            types::ORDER_CREATED,
+            types::ORDER_CANCELLED,
+            types::PAYMENT_SUCCEEDED,
+            types::PAYMENT_DECLINED,
+        ],
+    ),
+    (
+        "payment",
+        &[types::INVENTORY_RESERVED, types::ORDER_CANCELLED],
+    ),
+    (
+        "order",
+        &[
+            types::INVENTORY_REJECTED,
+            types::PAYMENT_SUCCEEDED,
+            types::PAYMENT_DECLINED,
+        ],
+    ),
+    (
+        "notification",
+        &[
+            types::ORDER_CREATED,
+            types::ORDER_CONFIRMED,
+            types::ORDER_CANCELLED,
+            types::PAYMENT_SUCCEEDED,
+            types::PAYMENT_DECLINED,
+            types::PAYMENT_REFUNDED,
+        ],
+    ),
+];
+
+/// The event types `consumer`'s receive operations in `document` name.
+pub fn received_by<'a>(document: &'a Value, consumer: &str) -> Vec<&'a str> {
+    let prefix = format!("{consumer}.receives.");
+    let Some(operations) = document["operations"].as_object() else {
+        return Vec::new();
+    };
+    operations
+        .iter()
+        .filter(|(name, operation)| name.starts_with(&prefix) && operation["action"] == "receive")
+        .flat_map(|(_, operation)| operation["messages"].as_array().into_iter().flatten())
+        .filter_map(|message| message["$ref"].as_str()?.rsplit('/').next())
+        .collect()
+}
+
 /// A stream entry's JSON: the envelope every event travels in, a CloudEvents 1.0 event
 /// in the structured JSON format, with `payload` as its `data` and `event_type` as its
 /// `type`. `version`, `correlationid`, `causationid`, `traceparent` and `partitionkey`
@@ -140,9 +192,32 @@ pub fn document() -> Value {
         .with(|settings| settings.inline_subschemas = true)
         .into_generator();
     let (mut channel_map, mut operations, mut messages) = (Map::new(), Map::new(), Map::new());
+    let mut receives: Map<String, Value> = Map::new();
     for (name, address, producer, events) in channels() {
         let mut on_channel = Map::new();
         let mut sent = Vec::new();
+        for (consumer, handled) in RECEIVERS {
+            let read: Vec<Value> = events
+                .iter()
+                .filter(|event| handled.contains(&event.name))
+                .map(|event| json!({"$ref": format!("#/channels/{name}/messages/{}", event.name)}))
+                .collect();
+            if !read.is_empty() {
+                receives.insert(
+                    format!("{consumer}.receives.{name}"),
+                    json!({
+                        "action": "receive",
+                        "title": format!("The {consumer} service reads the {producer} service's events"),
+                        "description": format!(
+                            "As consumer group `{consumer}`: every replica of the service \
+                             shares it, so each entry is handled by one of them."
+                        ),
+                        "channel": {"$ref": format!("#/channels/{name}")},
+                        "messages": read,
+                    }),
+                );
+            }
+        }
         for event in events {
             let payload = (event.payload)(&mut generator);
             messages.insert(
@@ -186,14 +261,15 @@ pub fn document() -> Value {
             }),
         );
     }
+    operations.extend(receives);
     json!({
         "asyncapi": "3.1.0",
         "info": {
             "title": "Switchyard events",
             "version": version,
             "description": "The order saga's events on Redis Streams: what each service \
-                            publishes, each a CloudEvents 1.0 event in the structured JSON \
-                            format.",
+                            publishes and what each consumer reads, each a CloudEvents 1.0 \
+                            event in the structured JSON format.",
         },
         "defaultContentType": "application/json",
         "servers": {

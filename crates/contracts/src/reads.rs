@@ -258,6 +258,8 @@ pub fn no_answers(schema: &str, _: Value) -> Result<(), String> {
 }
 
 /// A consumer's side of its contract, for its own tests. Checks that:
+/// - the AsyncAPI document's receive operations for it name exactly the event types it
+///   handles;
 /// - every event type it handles has a declaration;
 /// - `decode_event(type, data)` and `decode_answer(schema, answer)`, the consumer's real
 ///   decoding steps, accept a message holding only the declared fields;
@@ -278,6 +280,15 @@ pub fn check_consumer(
         .and_then(|text| serde_json::from_str(&text).ok())
         .expect("the OpenAPI document");
     let pact_file = format!("{PACTS_DIR}/{consumer}.json");
+    let mut received = crate::asyncapi::received_by(&asyncapi, consumer);
+    let mut expected = handled.to_vec();
+    received.sort_unstable();
+    expected.sort_unstable();
+    assert_eq!(
+        received, expected,
+        "the AsyncAPI document's receive operations for {consumer} (asyncapi::RECEIVERS) \
+         are not the events it handles"
+    );
     for event_type in handled {
         assert!(
             reads
